@@ -1,0 +1,522 @@
+"""Three inference paths for one ODE problem, timed the same way (used by ``nadfit bench``).
+
+A problem is an :class:`OdeProblem`: an RHS ``rhs(t, y, theta, xp)`` written against an array
+namespace (``jax.numpy``, ``numpy`` or ``pytensor.tensor``; build the result with
+``xp.stack([...])``), a fixed ``y0``, observation times, observed log-values (NaN = missing),
+log-normal priors for each kinetic parameter and a log-normal prior for the log-scale noise
+``sigma``. The likelihood is ``observed_log ~ Normal(log y[t, observed_states], sigma)``, i.e. a
+log-normal likelihood on the original scale.
+
+Paths (each ``run_*`` returns the same keys, see :data:`RESULT_KEYS`):
+
+1. :func:`run_pm_ode` — ``pm.ode.DifferentialEquation`` (scipy odeint + forward sensitivities),
+   PyMC's own NUTS driven draw by draw so a wall-time cap can stop it; total time is then
+   extrapolated from the iterations completed (``extrapolated=True``).
+2. :func:`run_production_like` — diffrax via ``pytensor.wrap_jax`` in PyMC, nutpie JAX backend.
+3. :func:`run_numpyro_diffrax` — pure numpyro model with the same diffrax solve, numpyro NUTS
+   (``chain_method`` "vectorized" or "sequential"; "parallel" fails with diffrax under jax 0.12).
+
+``peak_mem_mb`` is the increase of the process's peak RSS (``resource.getrusage`` maxrss)
+during the run: it is a lower bound when an earlier run in the same process already peaked higher.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RESULT_KEYS = (
+    "path", "compile_s", "sample_s", "total_s", "min_ess_bulk", "ess_per_s", "max_rhat",
+    "divergences", "peak_mem_mb", "draws_done", "extrapolated",
+)
+
+
+@dataclass
+class OdeProblem:
+    """A generic ODE fitting problem (see module docstring)."""
+
+    name: str
+    rhs: Callable[[Any, Any, Any, Any], Any]
+    y0: np.ndarray
+    times: np.ndarray
+    observed_log: np.ndarray  # (n_times, n_observed_states); NaN = missing
+    observed_states: Sequence[int]
+    param_names: Sequence[str]
+    prior_log_mu: Sequence[float]
+    prior_log_sd: Sequence[float]
+    sigma_prior: tuple[float, float] = (np.log(0.1), 1.0)  # LogNormal(mu, sd) of noise sd
+    t0: float = 0.0
+    solver_kwargs: dict[str, Any] = field(default_factory=dict)  # for fitting.ode_jax
+
+    def __post_init__(self) -> None:
+        self.y0 = np.asarray(self.y0, dtype=float)
+        self.times = np.asarray(self.times, dtype=float)
+        obs = np.asarray(self.observed_log, dtype=float)
+        if obs.ndim == 1:
+            obs = obs[:, None]
+        self.observed_log = obs
+        self.observed_states = tuple(int(i) for i in self.observed_states)
+        if obs.shape != (self.times.size, len(self.observed_states)):
+            raise ValueError(
+                f"observed_log has shape {obs.shape}, expected "
+                f"({self.times.size}, {len(self.observed_states)})"
+            )
+        n = len(self.param_names)
+        if not (len(self.prior_log_mu) == len(self.prior_log_sd) == n):
+            raise ValueError("one prior (mu, sd) per parameter is needed")
+
+    @property
+    def obs_index(self) -> np.ndarray:
+        """Flat indices (row-major into ``observed_log``) of the non-missing observations."""
+        return np.flatnonzero(np.isfinite(self.observed_log.ravel()))
+
+    @property
+    def obs_flat(self) -> np.ndarray:
+        return self.observed_log.ravel()[self.obs_index]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _diag_from_arrays(samples: dict[str, np.ndarray]) -> tuple[float | None, float | None]:
+    """(min bulk ESS, max rank r-hat) over all variables of ``{name: (chain, draw)}`` arrays."""
+    import arviz as az
+
+    if not samples or min(a.shape[1] for a in samples.values()) < 4:
+        return None, None
+    dt = az.from_dict({"posterior": samples})
+    ess = az.ess(dt, method="bulk")
+    rhat = az.rhat(dt)
+    names = list(samples)
+    min_ess = float(min(float(ess[n]) for n in names))
+    rh = [float(rhat[n]) for n in names]
+    max_rhat = float(np.nanmax(rh)) if np.any(np.isfinite(rh)) else None
+    return min_ess, max_rhat
+
+
+def _result(path: str, *, compile_s, sample_s, total_s, min_ess, max_rhat, divergences,
+            peak_mem_mb, draws_done, extrapolated, **extra) -> dict[str, Any]:
+    ess_per_s = None if (min_ess is None or not total_s) else min_ess / total_s
+    out = {
+        "path": path,
+        "compile_s": float(compile_s),
+        "sample_s": float(sample_s),
+        "total_s": float(total_s),
+        "min_ess_bulk": None if min_ess is None else float(min_ess),
+        "ess_per_s": None if ess_per_s is None else float(ess_per_s),
+        "max_rhat": None if max_rhat is None else float(max_rhat),
+        "divergences": int(divergences),
+        "peak_mem_mb": float(peak_mem_mb),
+        "draws_done": int(draws_done),
+        "extrapolated": bool(extrapolated),
+    }
+    out.update(extra)
+    return out
+
+
+def _param_samples_from_tree(dt, names: Sequence[str]) -> dict[str, np.ndarray]:
+    post = dt["posterior"]
+    return {n: np.asarray(post[n]) for n in names}
+
+
+# --------------------------------------------------------------------------------------------
+# PyMC models
+# --------------------------------------------------------------------------------------------
+
+
+def _pm_priors(problem: OdeProblem):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    params = [
+        pm.LogNormal(n, mu=float(m), sigma=float(s))
+        for n, m, s in zip(problem.param_names, problem.prior_log_mu, problem.prior_log_sd, strict=True)
+    ]
+    sigma = pm.LogNormal("sigma", mu=float(problem.sigma_prior[0]), sigma=float(problem.sigma_prior[1]))
+    return pt.stack(params), sigma
+
+
+def _pm_likelihood(problem: OdeProblem, ys, sigma) -> None:
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    pred = ys[:, list(problem.observed_states)]
+    mu = pt.log(pt.maximum(pred, 1e-300)).flatten()[problem.obs_index]
+    pm.Normal("obs_log", mu=mu, sigma=sigma, observed=problem.obs_flat)
+
+
+def build_pm_ode_model(problem: OdeProblem):
+    """PyMC model using ``pm.ode.DifferentialEquation`` (pytensor RHS)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n_states = problem.y0.size
+    n_theta = len(problem.param_names)
+    ode = pm.ode.DifferentialEquation(
+        func=lambda y, t, p: problem.rhs(t, y, p, pt),
+        times=problem.times,
+        n_states=n_states,
+        n_theta=n_theta,
+        t0=problem.t0,
+    )
+    with pm.Model() as model:
+        theta, sigma = _pm_priors(problem)
+        ys = ode(y0=list(map(float, problem.y0)), theta=[theta[i] for i in range(n_theta)])
+        _pm_likelihood(problem, ys, sigma)
+    return model
+
+
+def build_jax_pm_model(problem: OdeProblem):
+    """PyMC model with the diffrax solve wrapped by ``pytensor.wrap_jax``."""
+    import pymc as pm
+
+    from fitting.ode_jax import failure_logp, ode_solve_pt
+
+    with pm.Model() as model:
+        theta, sigma = _pm_priors(problem)
+        ys, ok = ode_solve_pt(problem.rhs, problem.times, problem.y0, theta, t0=problem.t0,
+                              **problem.solver_kwargs)
+        pm.Potential("ode_ok", failure_logp(ok))
+        _pm_likelihood(problem, ys, sigma)
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# path 1: pm.ode + PyMC NUTS with a wall-time cap
+# --------------------------------------------------------------------------------------------
+
+
+def run_pm_ode(
+    problem: OdeProblem,
+    *,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 500,
+    seed: int = 1,
+    max_seconds: float = 900.0,
+    target_accept: float = 0.8,
+) -> dict[str, Any]:
+    """``pm.ode`` + PyMC NUTS, chains run one after another, stopped after ``max_seconds``.
+
+    NUTS is initialised as ``pm.sample`` does (``pm.init_nuts(init="jitter+adapt_diag")``) and
+    stepped draw by draw. If the cap is hit, ``total_s`` is extrapolated as
+    ``compile_s + elapsed / iterations_done * chains * (tune + draws)`` and ``extrapolated`` is
+    True; ESS / r-hat are then computed from the post-warm-up draws completed (None if fewer than
+    4 per chain), and ``ess_per_s`` uses the *extrapolated* total so it is comparable.
+    """
+    import pymc as pm
+
+    rss0 = _maxrss_mb()
+    t_start = time.perf_counter()
+    model = build_pm_ode_model(problem)
+    with model:
+        init_points, step = pm.init_nuts(
+            init="jitter+adapt_diag", chains=chains, random_seed=seed, progressbar=False,
+            tune=tune, target_accept=target_accept,
+        )
+        # value variables -> constrained values (compile_fn on the RVs themselves would draw
+        # fresh random values instead)
+        uvv = {v.name: v for v in model.unobserved_value_vars}
+        to_constrained = model.compile_fn(
+            [uvv[n] for n in list(problem.param_names) + ["sigma"]], inputs=model.value_vars,
+            point_fn=True, on_unused_input="ignore",
+        )
+    compile_s = time.perf_counter() - t_start
+
+    names = list(problem.param_names) + ["sigma"]
+    rngs = np.random.default_rng(seed).spawn(chains)
+    initial_state = step.sampling_state
+    per_chain: list[list[np.ndarray]] = []
+    divergences = 0
+    iters_done = 0
+    stopped = False
+    t_s0 = time.perf_counter()
+    for c in range(chains):
+        step.sampling_state = initial_state
+        step.setup_chain(rngs[c], tune, draws)
+        step.tune = bool(tune)
+        if hasattr(step, "reset_tuning"):
+            step.reset_tuning()
+        point = init_points[c]
+        kept: list[np.ndarray] = []
+        for i in range(tune + draws):
+            if i == 0 and hasattr(step, "iter_count"):
+                step.iter_count = 0
+            if i == tune:
+                step.stop_tuning()
+            point, stats = step.step(point)
+            iters_done += 1
+            if i >= tune:
+                kept.append(np.array([float(v) for v in to_constrained(point)]))
+                divergences += int(bool(stats[0].get("diverging", False)))
+            if time.perf_counter() - t_s0 > max_seconds:
+                stopped = not (c == chains - 1 and i == tune + draws - 1)
+                break
+        per_chain.append(kept)
+        if stopped:
+            break
+    sample_s = time.perf_counter() - t_s0
+
+    total_iters = chains * (tune + draws)
+    if stopped:
+        sample_total = sample_s / max(iters_done, 1) * total_iters
+    else:
+        sample_total = sample_s
+    total_s = compile_s + sample_total
+
+    # ESS from the complete chains' kept draws, truncated to a common length
+    lens = [len(k) for k in per_chain if len(k) > 0]
+    min_ess = max_rhat = None
+    draws_done = sum(len(k) for k in per_chain)
+    if lens:
+        n = min(lens)
+        arr = np.stack([np.asarray(k[:n]) for k in per_chain if len(k) >= n])  # (chain, draw, p)
+        samples = {nm: arr[:, :, j] for j, nm in enumerate(names)}
+        min_ess, max_rhat = _diag_from_arrays(samples)
+    return _result(
+        "pm_ode",
+        compile_s=compile_s,
+        sample_s=sample_s,
+        total_s=total_s,
+        min_ess=min_ess,
+        max_rhat=max_rhat,
+        divergences=divergences,
+        peak_mem_mb=_maxrss_mb() - rss0,
+        draws_done=draws_done,
+        extrapolated=stopped,
+        iterations_done=iters_done,
+        iterations_planned=total_iters,
+        note=(
+            f"stopped at the {max_seconds:g} s cap after {iters_done} of {total_iters} NUTS "
+            "iterations (incl. warm-up); total_s extrapolated linearly, ESS from draws done"
+            if stopped else "ran to completion"
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# path 2: diffrax + wrap_jax + nutpie (JAX backend)
+# --------------------------------------------------------------------------------------------
+
+
+def run_production_like(
+    problem: OdeProblem,
+    *,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 500,
+    seed: int = 1,
+    cores: int = 2,
+    target_accept: float = 0.8,
+) -> dict[str, Any]:
+    """PyMC model with the diffrax solve via ``pytensor.wrap_jax``, sampled by nutpie (JAX)."""
+    import nutpie
+
+    rss0 = _maxrss_mb()
+    t0 = time.perf_counter()
+    model = build_jax_pm_model(problem)
+    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
+    compile_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    dt = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, cores=min(cores, chains), seed=seed,
+        progress_bar=False, target_accept=target_accept,
+    )
+    sample_s = time.perf_counter() - t1
+    names = list(problem.param_names) + ["sigma"]
+    min_ess, max_rhat = _diag_from_arrays(_param_samples_from_tree(dt, names))
+    return _result(
+        "production_like",
+        compile_s=compile_s,
+        sample_s=sample_s,
+        total_s=compile_s + sample_s,
+        min_ess=min_ess,
+        max_rhat=max_rhat,
+        divergences=int(np.asarray(dt["sample_stats"]["diverging"]).sum()),
+        peak_mem_mb=_maxrss_mb() - rss0,
+        draws_done=chains * draws,
+        extrapolated=False,
+        note="compile_s = PyMC model build + nutpie.compile_pymc_model (JAX jit happens lazily in sampling)",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# path 3: numpyro + diffrax
+# --------------------------------------------------------------------------------------------
+
+
+def numpyro_model_fn(problem: OdeProblem):
+    """numpyro model function for ``problem`` (same density as the PyMC models)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    from fitting.ode_jax import make_jax_solver
+
+    solve = make_jax_solver(problem.rhs, problem.times, t0=problem.t0, **problem.solver_kwargs)
+    y0 = jnp.asarray(problem.y0)
+    states = jnp.asarray(problem.observed_states)
+    idx = jnp.asarray(problem.obs_index)
+    obs = jnp.asarray(problem.obs_flat)
+    mus = [float(m) for m in problem.prior_log_mu]
+    sds = [float(s) for s in problem.prior_log_sd]
+
+    def model():
+        theta = jnp.stack([
+            numpyro.sample(n, dist.LogNormal(m, s))
+            for n, m, s in zip(problem.param_names, mus, sds, strict=True)
+        ])
+        sigma = numpyro.sample("sigma", dist.LogNormal(float(problem.sigma_prior[0]),
+                                                       float(problem.sigma_prior[1])))
+        ys, ok = solve(y0, theta)
+        numpyro.factor("ode_ok", jnp.where(ok > 0.5, 0.0, -jnp.inf))
+        mu = jnp.log(jnp.maximum(ys[:, states], 1e-300)).ravel()[idx]
+        numpyro.sample("obs_log", dist.Normal(mu, sigma), obs=obs)
+
+    return model
+
+
+def run_numpyro_diffrax(
+    problem: OdeProblem,
+    *,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 500,
+    seed: int = 1,
+    chain_method: str = "vectorized",
+    target_accept: float = 0.8,
+) -> dict[str, Any]:
+    """Pure numpyro + diffrax NUTS. ``compile_s`` = jit of log density + gradient at the init
+    point (numpyro re-traces inside ``run``, so part of the compile cost is in ``sample_s``)."""
+    if chain_method == "parallel":
+        raise ValueError("chain_method='parallel' fails with diffrax under jax 0.12; "
+                         "use 'vectorized' or 'sequential'")
+    import jax
+    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer.util import initialize_model
+
+    rss0 = _maxrss_mb()
+    t0 = time.perf_counter()
+    model = numpyro_model_fn(problem)
+    key = jax.random.PRNGKey(seed)
+    init = initialize_model(key, model)
+    vg = jax.jit(jax.value_and_grad(init.potential_fn))
+    jax.block_until_ready(vg(init.param_info.z))
+    compile_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    mcmc = MCMC(
+        NUTS(model, target_accept_prob=target_accept),
+        num_warmup=tune, num_samples=draws, num_chains=chains, chain_method=chain_method,
+        progress_bar=False,
+    )
+    mcmc.run(key, extra_fields=("diverging",))
+    samples = mcmc.get_samples(group_by_chain=True)
+    jax.block_until_ready(samples)
+    sample_s = time.perf_counter() - t1
+    names = list(problem.param_names) + ["sigma"]
+    arrs = {n: np.asarray(samples[n]) for n in names}
+    min_ess, max_rhat = _diag_from_arrays(arrs)
+    div = int(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]).sum())
+    return _result(
+        "numpyro_diffrax",
+        compile_s=compile_s,
+        sample_s=sample_s,
+        total_s=compile_s + sample_s,
+        min_ess=min_ess,
+        max_rhat=max_rhat,
+        divergences=div,
+        peak_mem_mb=_maxrss_mb() - rss0,
+        draws_done=chains * draws,
+        extrapolated=False,
+        chain_method=chain_method,
+    )
+
+
+PATHS: dict[str, Callable[..., dict[str, Any]]] = {
+    "pm_ode": run_pm_ode,
+    "production_like": run_production_like,
+    "numpyro_diffrax": run_numpyro_diffrax,
+}
+
+
+def run_all(
+    problem: OdeProblem,
+    *,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 500,
+    seed: int = 1,
+    pm_ode_max_seconds: float = 900.0,
+    paths: Sequence[str] = tuple(PATHS),
+) -> list[dict[str, Any]]:
+    """Run the selected paths one after another (never concurrently) and return their results."""
+    out = []
+    for p in paths:
+        kw: dict[str, Any] = {"chains": chains, "tune": tune, "draws": draws, "seed": seed}
+        if p == "pm_ode":
+            kw["max_seconds"] = pm_ode_max_seconds
+        out.append(PATHS[p](problem, **kw))
+    return out
+
+
+def pk_problem(ref=None) -> OdeProblem:
+    """The posteriordb PK problem as an :class:`OdeProblem` (log-normal priors, not the
+    reference's half-Cauchy ones: this is a timing problem, not the reference check)."""
+    from fitting.reference import load_reference, make_pk_rhs
+
+    ref = ref if ref is not None else load_reference()
+    return OdeProblem(
+        name="one_comp_mm_elim_abs",
+        rhs=make_pk_rhs(ref.data["D"], ref.data["V"]),
+        y0=np.zeros(1),
+        times=ref.times,
+        observed_log=np.log(ref.C_hat)[:, None],
+        observed_states=(0,),
+        param_names=("k_a", "K_m", "V_m"),
+        prior_log_mu=(0.0, 0.0, 0.0),
+        prior_log_sd=(1.0, 1.5, 1.0),
+        sigma_prior=(np.log(0.2), 1.0),
+        t0=float(ref.data["t0"]),
+        solver_kwargs={"solver": "tsit5", "rtol": 1e-8, "atol": 1e-10},
+    )
+
+
+def format_table(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of bench results."""
+    def f(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
+    rows = ["| path | compile (s) | sample (s) | total (s) | min bulk ESS | ESS/s | max r_hat "
+            "| div | peak mem (MB) | draws | extrapolated |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(
+            f"| {r['path']} | {r['compile_s']:.1f} | {r['sample_s']:.1f} | {r['total_s']:.1f} "
+            f"| {f(r['min_ess_bulk'], '.0f')} | {f(r['ess_per_s'], '.2f')} | {f(r['max_rhat'], '.3f')} "
+            f"| {r['divergences']} | {r['peak_mem_mb']:.0f} | {r['draws_done']} | {r['extrapolated']} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m fitting.bench_paths [chains tune draws cap]
+    import json
+    import sys
+
+    a = [int(x) for x in sys.argv[1:4]] or [4, 500, 500]
+    cap = float(sys.argv[4]) if len(sys.argv) > 4 else 300.0
+    res = run_all(pk_problem(), chains=a[0], tune=a[1], draws=a[2], pm_ode_max_seconds=cap)
+    print(format_table(res))
+    print(json.dumps(res, indent=1))

@@ -1,0 +1,61 @@
+"""The ``nadfit`` command line (Typer). Sub-commands live in ``fitting/cmd_*.py`` modules."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from datasets.errors import UserError
+
+app = typer.Typer(
+    name="nadfit",
+    help="Bayesian fitting of the NAD+ salvage pathway to published NMN/NR evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from fitting import cmd_datasets
+
+    app.add_typer(cmd_datasets.app, name="datasets")
+    for name in ("cmd_model", "cmd_fit", "cmd_compare", "cmd_report", "cmd_ops"):
+        try:
+            module = __import__(f"fitting.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name != f"fitting.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; user mistakes become one line on stderr and exit code 2."""
+    _register()
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except UserError as err:
+        print(f"nadfit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except typer.Exit as ex:
+        return ex.exit_code
+    except typer.Abort:
+        print("nadfit: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("nadfit: interrupted; no partial results were kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

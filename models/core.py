@@ -1,0 +1,245 @@
+"""The NAD+ salvage core: equations written once, for numpy and for jax.numpy.
+
+Everything is dimensionless relative to the unperturbed steady state of a cell/tissue system:
+
+* ``n`` — NAD+ relative to its baseline (n = 1 at baseline);
+* ``e`` — NAMPT abundance (expression) relative to the healthy baseline;
+* ``j`` — extra NAD+ synthesis flux from an exogenous precursor (NMN or NR after uptake),
+  in units of the baseline NAD+ synthesis flux.
+
+Rates (in units of the baseline flux)::
+
+    NAMPT salvage      S(n, e) = e * (1 + beta) / (1 + beta * n)
+                       (NAM-saturated: Km_NAM is nanomolar; competitive feedback by NAD+ with
+                        beta = free NAD+ / Ki_NAD, so S(1, 1) = 1)
+    consumption        C(n)    = c * [(1 - ell) * n (1 + kappa) / (n + kappa) + ell * n]
+                       (sirtuins/PARPs/CD38 lumped as Michaelis-Menten with Km = kappa * NAD0,
+                        plus a non-saturable fraction ell; C(1) = c)
+    NAMPT expression   e_ss    = e_base * n ** gamma
+                       (gamma of free sign: NAMPT may rise (>0) or fall (<0) with NAD+;
+                        e_base < 1 for injury/stress, > 1 for forced expression)
+
+Dynamic form (time in days)::
+
+    dn/dt = k_t * (S(n, e) + j - C(n))
+    de/dt = k_e * (e_base * n ** gamma - e)
+    db/dt = k_b * (n - b)                 # slow blood (whole-blood) NAD+ pool
+
+The full "brute-force" system adds oral absorption: a gut amount A (g) per compound absorbed at
+k_abs, an extracellular exposure X eliminated at k_x; the delivered precursor flux is
+``pi * k_x * X`` (so its daily average equals ``pi * dose_g_per_day`` by mass balance), split into
+the direct (SLC12A8, saturable with constant K_A) and the via-NR routes by the share ``phi``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------
+# rate laws (xp = numpy or jax.numpy)
+# --------------------------------------------------------------------------------------------
+
+
+def nampt_rate(n, e, beta):
+    """NAMPT salvage flux relative to baseline: e (1 + beta) / (1 + beta n)."""
+    return e * (1.0 + beta) / (1.0 + beta * n)
+
+
+def consumption_rate(n, kappa, ell, c=1.0):
+    """NAD+ consumption relative to baseline (Michaelis-Menten part + non-saturable part)."""
+    return c * ((1.0 - ell) * n * (1.0 + kappa) / (n + kappa) + ell * n)
+
+
+def oral_precursor_flux(rate_g_per_day, pi, phi, k_a, xp=np):
+    """Precursor flux reaching NAD+ synthesis for an oral input rate (g/day).
+
+    ``phi`` is the share of use through the direct (SLC12A8) route at low dose; that route
+    saturates with half-saturation ``k_a`` (g/day); the via-NR route (CD73 -> ENT -> NRK1) is
+    first-order (CD73 Km for NMN is 880 uM, far above expected extracellular levels).
+    With ``k_a = inf`` (or phi = 0) the flux is linear in dose.
+    """
+    rate = xp.maximum(rate_g_per_day, 0.0)
+    return pi * rate * (phi / (1.0 + rate / k_a) + (1.0 - phi))
+
+
+# --------------------------------------------------------------------------------------------
+# steady state: solve S(n, e_base n^gamma) + j = C(n) for n > 0
+# --------------------------------------------------------------------------------------------
+
+
+def _log_balance(u, j, e_base, beta, kappa, ell, gamma, c, xp):
+    """log(production) - log(consumption) at n = exp(u); strictly decreasing in u for |gamma| < 1."""
+    n = xp.exp(u)
+    e = e_base * xp.exp(gamma * u)
+    return xp.log(nampt_rate(n, e, beta) + j) - xp.log(consumption_rate(n, kappa, ell, c))
+
+
+LOG_N_BRACKET = (-8.0, 8.0)
+BISECTION_STEPS = 64
+
+
+def steady_state_numpy(j, e_base, beta, kappa, ell, gamma, c=1.0):
+    """Reference steady state with scipy's brentq (numpy floats)."""
+    from scipy.optimize import brentq
+
+    f = lambda u: _log_balance(u, j, e_base, beta, kappa, ell, gamma, c, np)  # noqa: E731
+    lo, hi = LOG_N_BRACKET
+    return math.exp(brentq(f, lo, hi, xtol=1e-14, rtol=1e-14, maxiter=500))
+
+
+def steady_state_jax(j, e_base, beta, kappa, ell, gamma, c=1.0):
+    """Differentiable steady state (jax): bisection on log n, then one Newton step.
+
+    The bisection runs on stop-gradient values; the final Newton step from the converged root
+    carries the implicit-function-theorem derivative du/dtheta = -dF/dtheta / dF/du exactly.
+    Broadcasts over array arguments.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    args = (j, e_base, beta, kappa, ell, gamma, c)
+    shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in args))
+    sg = [jnp.broadcast_to(jax.lax.stop_gradient(jnp.asarray(a, dtype=float)), shape) for a in args]
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        positive = _log_balance(mid, *sg, jnp) > 0.0
+        return jnp.where(positive, mid, lo), jnp.where(positive, hi, mid)
+
+    lo0 = jnp.full(shape, LOG_N_BRACKET[0])
+    hi0 = jnp.full(shape, LOG_N_BRACKET[1])
+    lo, hi = jax.lax.fori_loop(0, BISECTION_STEPS, body, (lo0, hi0))
+    u0 = jax.lax.stop_gradient(0.5 * (lo + hi))
+
+    f = lambda u: _log_balance(u, j, e_base, beta, kappa, ell, gamma, c, jnp)  # noqa: E731
+    val, dfdu = jax.jvp(f, (u0,), (jnp.ones_like(u0),))
+    u = u0 - val / dfdu
+    return jnp.exp(u)
+
+
+# --------------------------------------------------------------------------------------------
+# dosing regimens
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of days [start, end) with a constant daily dose (mg/day) split into K doses."""
+
+    start: float
+    end: float
+    mg_per_day: float
+    doses_per_day: int = 1
+
+
+@dataclass(frozen=True)
+class Regimen:
+    compound: str  # "NMN" | "NR" | "none"
+    segments: tuple[Segment, ...]
+
+    def mg_per_day_at(self, t: float) -> float:
+        for s in self.segments:
+            if s.start <= t < s.end:
+                return s.mg_per_day
+        return 0.0
+
+    def dose_events(self) -> list[tuple[float, float]]:
+        """(time in days, dose in g) for every single administration."""
+        out = []
+        for s in self.segments:
+            k = max(int(s.doses_per_day), 1)
+            for day in range(int(math.floor(s.start)), int(math.ceil(s.end))):
+                for i in range(k):
+                    t = day + i / k
+                    if s.start <= t < s.end and s.mg_per_day > 0:
+                        out.append((t, s.mg_per_day / 1000.0 / k))
+        return out
+
+
+def daily_regimen(compound: str, mg_per_day: float, days: float, doses_per_day: int = 1) -> Regimen:
+    return Regimen(compound, (Segment(0.0, float(days), float(mg_per_day), int(doses_per_day)),))
+
+
+# --------------------------------------------------------------------------------------------
+# full (brute-force) right-hand side and the time-scale-separated production path
+# --------------------------------------------------------------------------------------------
+
+FULL_STATES = ("gut_nmn_g", "ext_nmn", "gut_nr_g", "ext_nr", "nad_tissue", "nampt", "nad_blood")
+
+
+def full_rhs(t, y, p, xp=np):
+    """Right-hand side of the full pulsed-dosing system (doses enter as jumps of the gut states).
+
+    ``p`` is a mapping with beta, kappa, ell, gamma, e_base, c, k_t, k_e, k_b, k_abs, k_x,
+    pi_nmn, pi_nr, phi, k_a (g/day). Time in days.
+    """
+    a_nmn, x_nmn, a_nr, x_nr, n, e, b = (y[i] for i in range(7))
+    flux_nmn = p["k_x"] * x_nmn  # g/day of NMN leaving the extracellular pool into cells/NAM
+    flux_nr = p["k_x"] * x_nr
+    j = oral_precursor_flux(flux_nmn, p["pi_nmn"], p["phi"], p["k_a"], xp) + p["pi_nr"] * flux_nr
+    dn = p["k_t"] * (nampt_rate(n, e, p["beta"]) + j - consumption_rate(n, p["kappa"], p["ell"], p["c"]))
+    de = p["k_e"] * (p["e_base"] * xp.maximum(n, 1e-12) ** p["gamma"] - e)
+    db = p["k_b"] * (n - b)
+    return xp.stack([
+        -p["k_abs"] * a_nmn,
+        p["k_abs"] * a_nmn - p["k_x"] * x_nmn,
+        -p["k_abs"] * a_nr,
+        p["k_abs"] * a_nr - p["k_x"] * x_nr,
+        dn, de, db,
+    ])
+
+
+def baseline_state(p) -> np.ndarray:
+    """Unperturbed steady state of the full system (pre-equilibration), computed, not hand-set."""
+    n0 = steady_state_numpy(0.0, p["e_base"], p["beta"], p["kappa"], p["ell"], p["gamma"], p["c"])
+    e0 = p["e_base"] * n0 ** p["gamma"]
+    return np.array([0.0, 0.0, 0.0, 0.0, n0, e0, n0])
+
+
+def simulate_full(p, regimen: Regimen, t_end: float, t_eval, method="LSODA", rtol=1e-9, atol=1e-12):
+    """Brute-force solve of the full system with every dose as a jump (scipy solve_ivp).
+
+    Returns an array (len(FULL_STATES), len(t_eval)).
+    """
+    from scipy.integrate import solve_ivp
+
+    y = baseline_state(p)
+    gut = 0 if regimen.compound == "NMN" else 2
+    events = [ev for ev in regimen.dose_events() if ev[0] < t_end]
+    t_eval = np.asarray(t_eval, dtype=float)
+    out = np.full((len(FULL_STATES), len(t_eval)), np.nan)
+    out[:, t_eval <= 0.0] = y[:, None]
+    bounds = [0.0] + [t for t, _ in events] + [float(t_end)]
+    doses = [0.0] + [d for _, d in events]
+    fun = lambda t, yy: full_rhs(t, yy, p, np)  # noqa: E731
+    for k in range(len(bounds) - 1):
+        t0, t1 = bounds[k], bounds[k + 1]
+        y = y.copy()
+        y[gut] += doses[k]
+        if t1 <= t0:
+            continue
+        sol = solve_ivp(fun, (t0, t1), y, method=method, rtol=rtol, atol=atol, dense_output=True)
+        if not sol.success:
+            raise RuntimeError(f"solve_ivp failed on [{t0}, {t1}]: {sol.message}")
+        mask = (t_eval > t0) & (t_eval <= t1)
+        if mask.any():
+            out[:, mask] = sol.sol(t_eval[mask])
+        y = sol.y[:, -1]
+    return out
+
+
+def slow_rhs(t, y, p, j, xp=np, steady_state=None):
+    """Time-scale-separated system: tissue NAD+ at quasi-steady state for the daily-mean flux j.
+
+    y = (nampt e, blood pool b). The fast states (gut, extracellular precursor, tissue NAD+) are
+    replaced by their daily averages: the precursor flux by pi * dose rate (exact by mass balance
+    for the linear route) and NAD+ by its steady state at that flux and the current NAMPT level.
+    """
+    e, b = y[0], y[1]
+    ss = steady_state or (lambda *a: steady_state_numpy(*a))
+    n = ss(j, e, p["beta"], p["kappa"], p["ell"], 0.0, p["c"])
+    return xp.stack([p["k_e"] * (p["e_base"] * n ** p["gamma"] - e), p["k_b"] * (n - b)])

@@ -1,0 +1,379 @@
+"""The evidence model: parameters -> one log-likelihood term (and one model quantity) per row.
+
+``EvidenceModel(hypothesis, evidence)`` reads ``models/evidence_map.yaml`` to decide how each
+evidence row enters, takes every number it scores from the evidence table itself (values, n,
+p-value bounds), and exposes ``loglik_and_pred(theta)`` — a pure JAX function used by the
+PyMC model (``fitting/build.py``) through ``pytensor.wrap_jax``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+from scipy import stats
+
+from datasets.errors import UserError
+from models import fast  # noqa: F401  (enables x64)
+from models.core import consumption_rate, steady_state_jax
+from models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
+from models.observation import (
+    KNOWN_DIRECTIONS,
+    ObservationSettings,
+    cv_relative_se,
+    direction_keyword,
+    log_bound,
+    log_direction,
+    log_normal_obs,
+    log_p_upper_bound,
+    log_t_observed,
+    smooth_extreme,
+)
+from models.priors import Prior, registry
+from models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
+
+#: where no exposure is reported, in-vitro/in-vivo NMN exposure is set to give a precursor flux
+#: equal to the baseline NAD+ synthesis flux (signs of monotone effects do not depend on it)
+REFERENCE_EXPOSURE = 1.0
+#: studies with a random effect on the size of the human response (quantitative data only)
+HET_STUDIES = ("yi2022", "huang2022", "airhart2017")
+#: study-by-visit shifts shared by all arms (placebo drift)
+DRIFT_KEYS = ("huang2022_d30", "huang2022_d60", "airhart2017_d9")
+MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
+                     "blood_unspecified": "lambda_blood_unspecified"}
+
+COMMON_PARAMETERS = (
+    "beta", "kappa", "ell", "gamma", "r_kd", "r_ko", "q_nrk", "omega_gut", "mu_w73", "tau_w73",
+    "h_age", "c_age", "t_blood_days", "t_nampt_days", "pi_nmn", "pi_nr", "lambda_serum",
+    "lambda_blood_unspecified", "sigma_arm", "sigma_drift", "sigma_het", "sigma_person",
+    "titration",
+)
+
+
+def load_evidence_map() -> dict:
+    text = resources.files("models").joinpath("evidence_map.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@dataclass
+class Item:
+    """One scored evidence row."""
+
+    evidence_id: str
+    study_id: str
+    statistic: str
+    observable: str
+    spec: dict
+    value: float | None
+    keyword: str | None
+    label: str
+    const: dict = field(default_factory=dict)
+
+
+class EvidenceModel:
+    def __init__(self, hypothesis: str | Hypothesis, evidence, settings: ObservationSettings | None = None,
+                 exclude: tuple[str, ...] = ()):
+        self.hypothesis = hypothesis if isinstance(hypothesis, Hypothesis) else get_hypothesis(hypothesis)
+        self.settings = settings or ObservationSettings()
+        self.evidence = evidence
+        self.mapping = load_evidence_map()
+        self.items = self._build_items(set(exclude))
+        self._scenarios = fixed_scenarios()
+        self._scen_names = list(self._scenarios) + ["airhart_nr"]
+        nmn, nr = fast.rate_grid(list(self._scenarios.values()) + [airhart_regimen(0.0)],
+                                 DT_DAYS, T_END_DAYS)
+        _, nr1 = fast.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
+        self._nmn_rate = jnp.asarray(nmn)
+        self._nr_rate0 = jnp.asarray(nr)
+        # titration adds (nr1 - nr0) * titration to the Airhart column
+        tmask = np.zeros_like(nr)
+        tmask[:, -1] = nr1[:, 0] - nr[:, -1]
+        self._titration_mask = jnp.asarray(tmask)
+
+    # ---------------------------------------------------------------------------------------
+    # parameters
+    # ---------------------------------------------------------------------------------------
+    @cached_property
+    def scalar_parameters(self) -> tuple[str, ...]:
+        return COMMON_PARAMETERS + self.hypothesis.extra_parameters
+
+    @cached_property
+    def vector_parameters(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Standard-normal latent vectors: name -> (dimension name, labels)."""
+        out = {
+            "z_w73": ("cd73_system", CD73_SYSTEMS),
+            "z_het": ("het_study", HET_STUDIES),
+            "z_drift": ("drift_visit", DRIFT_KEYS),
+        }
+        if self.hypothesis.phi is None:
+            out["z_phi"] = ("phi_system", PHI_SYSTEMS)
+        return out
+
+    def priors(self) -> dict[str, Prior]:
+        reg = registry()
+        return {name: reg[name] for name in self.scalar_parameters}
+
+    @property
+    def evidence_ids(self) -> list[str]:
+        return [it.evidence_id for it in self.items]
+
+    # ---------------------------------------------------------------------------------------
+    # items
+    # ---------------------------------------------------------------------------------------
+    def _row(self, evidence_id: str):
+        rows = self.evidence[self.evidence["evidence_id"] == evidence_id]
+        if len(rows) != 1:
+            raise UserError(f"evidence row {evidence_id} needed by the model is missing",
+                            file="models/evidence_map.yaml", field=evidence_id)
+        return rows.iloc[0]
+
+    def _n_of(self, ids) -> int:
+        ids = ids if isinstance(ids, list) else [ids]
+        total = 0
+        for eid in ids:
+            v = self._row(eid)["value"]
+            if v is None or not np.isfinite(float(v)):
+                raise UserError("design row has no participant count", field=eid)
+            total += int(float(v))
+        return total
+
+    def _build_items(self, exclude: set[str]) -> list[Item]:
+        available = set(self.evidence["evidence_id"])
+        items = []
+        for eid, spec in self.mapping["likelihood"].items():
+            if eid in exclude or eid not in available:
+                continue
+            row = self._row(eid)
+            statistic = str(row["statistic"])
+            value = row.get("value")
+            value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+            keyword = None
+            if statistic in ("direction", "statement"):
+                keyword = spec.get("as_finding") or direction_keyword(row.get("value_text") or "")
+                if keyword not in KNOWN_DIRECTIONS:
+                    raise UserError(f"direction {keyword!r} has no likelihood", field=eid)
+            label = f"{row['study_id']}: {row.get('analyte', '')} ({statistic}"
+            label += f" {keyword})" if keyword else f" {value:g})" if value is not None else ")"
+            item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label)
+            self._precompute(item, row)
+            items.append(item)
+        return items
+
+    def _precompute(self, it: Item, row) -> None:
+        c = it.const
+        if it.observable == "human_t_vs_placebo":
+            n1, n2 = self._n_of(it.spec["n_arm"]), self._n_of(it.spec["n_placebo"])
+            df = n1 + n2 - 2
+            alpha = it.value
+            c.update(n1=n1, n2=n2, df=df, t_crit=float(stats.t.ppf(1 - alpha / 2, df)))
+        elif it.observable == "human_t_paired":
+            n = int(row["n"])
+            df = n - 1
+            c.update(n=n, df=df, t_obs=float(stats.t.ppf(1 - it.value / 2, df)))
+        elif it.observable == "human_cv_extreme":
+            n = self._n_of(it.spec["n_arm"])
+            cv = it.value / 100.0
+            c.update(n=n, se=cv_relative_se(cv, n), log_cv=math.log(cv))
+        elif it.observable == "human_t90":
+            unit = str(row["unit"])
+            factor = {"week": 7.0, "day": 1.0, "weeks": 7.0, "days": 1.0}.get(unit)
+            if factor is None:
+                raise UserError(f"time unit {unit!r} not understood", field=it.evidence_id)
+            c.update(log_days=math.log(it.value * factor))
+        elif it.observable == "nampt_overexpression_nad":
+            c.update(factor=float(self._row(it.spec["factor_from"])["value"]))
+        if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
+            c.update(y=math.log1p(it.value / 100.0))
+        if it.statistic in ("range_low", "range_high") and it.observable == "nampt_overexpression_nad":
+            c.update(bound=math.log1p(it.value / 100.0), side="low" if it.statistic == "range_low" else "high")
+
+    # ---------------------------------------------------------------------------------------
+    # the model
+    # ---------------------------------------------------------------------------------------
+    def _phi(self, th, system: str):
+        if self.hypothesis.phi is not None:
+            return jnp.asarray(self.hypothesis.phi)
+        i = PHI_SYSTEMS.index(system)
+        return jax.nn.sigmoid(th["mu_phi"] + th["tau_phi"] * th["z_phi"][i])
+
+    def _w73(self, th, system: str):
+        i = CD73_SYSTEMS.index(system)
+        return jax.nn.sigmoid(th["mu_w73"] + th["tau_w73"] * th["z_w73"][i])
+
+    def _core(self, th):
+        return th["beta"], th["kappa"], th["ell"], th["gamma"]
+
+    def blood(self, th):
+        """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
+        p = {
+            "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
+            "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
+            "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"], "phi": self._phi(th, "human") if self.hypothesis.phi is None else self.hypothesis.phi,
+            "k_a": th.get("k_a", jnp.inf),
+        }
+        nr = self._nr_rate0 + th["titration"] * self._titration_mask
+        b, _ = fast.blood_course(p, self._nmn_rate, nr, DT_DAYS)
+        return {name: b[:, i] for i, name in enumerate(self._scen_names)}
+
+    def _log_b(self, blood, scenario: str, day: float):
+        if scenario == "none":
+            return jnp.asarray(0.0)
+        k = int(round(day / DT_DAYS))
+        return jnp.log(jnp.maximum(blood[scenario][k], 1e-12))
+
+    def _scale(self, th, spec):
+        lam_name = MATRIX_ELASTICITY[spec["matrix"]]
+        lam = th[lam_name] if lam_name else 1.0
+        study = spec.get("study")
+        het = jnp.exp(th["sigma_het"] * th["z_het"][HET_STUDIES.index(study)]) if study in HET_STUDIES else 1.0
+        return lam * het
+
+    def _drift(self, th, spec):
+        key = spec.get("drift")
+        return th["sigma_drift"] * th["z_drift"][DRIFT_KEYS.index(key)] if key else 0.0
+
+    def _nmn_use(self, th, system: str, perturb: dict):
+        """Ratio of NAD+ synthesis flux from extracellular NMN, perturbed / unperturbed."""
+        phi = self._phi(th, system)
+        slc = 1.0
+        deph = 1.0
+        a_nrk = 1.0
+        for target, kind in perturb.items():
+            r = th["r_ko"] if kind == "knockout" else th["r_kd"]
+            if target == "slc12a8":
+                slc = r
+            elif target == "cd73":
+                deph = 1.0 - self._w73(th, system) * (1.0 - r)
+            elif target == "nrk":
+                a_nrk = r
+            else:
+                raise UserError(f"unknown perturbation target {target!r}", file="models/evidence_map.yaml")
+        return phi * slc + (1.0 - phi) * deph * self._nrk_factor(th, a_nrk)
+
+    @staticmethod
+    def _nrk_factor(th, a):
+        q = th["q_nrk"]
+        return (a * q / (a * q + 1.0 - q)) / q
+
+    def _ss(self, th, j=0.0, e_base=1.0, c=1.0):
+        beta, kappa, ell, gamma = self._core(th)
+        return steady_state_jax(j, e_base, beta, kappa, ell, gamma, c)
+
+    def _aged(self, th):
+        beta, kappa, ell, gamma = self._core(th)
+        e_base = 1.0 - th["h_age"]
+        n = self._ss(th, 0.0, e_base, th["c_age"])
+        flux = th["c_age"] * consumption_rate(n, kappa, ell)
+        return {"nad": jnp.log(n), "nampt": jnp.log(e_base) + gamma * jnp.log(n),
+                "synthesis_flux": jnp.log(flux), "fractional_turnover": jnp.log(flux / n)}
+
+    def quantity(self, it: Item, th, cache: dict):
+        """The model quantity an item observes (log scale)."""
+        spec, obs = it.spec, it.observable
+        if obs.startswith("human_") and "blood" not in cache:
+            cache["blood"] = self.blood(th)
+        if obs == "human_log_fold":
+            return self._scale(th, spec) * self._log_b(cache["blood"], spec["scenario"], spec["day"]) + self._drift(th, spec)
+        if obs in ("human_t_vs_placebo", "human_dose_contrast"):
+            ref = spec.get("placebo") or spec["reference"]
+            return self._scale(th, spec) * (self._log_b(cache["blood"], spec["scenario"], spec["day"])
+                                            - self._log_b(cache["blood"], ref, spec["day"]))
+        if obs == "human_t_paired":
+            return self._scale(th, spec) * self._log_b(cache["blood"], spec["scenario"], spec["day"]) + self._drift(th, spec)
+        if obs == "human_cv_extreme":
+            mus = jnp.stack([self._scale(th, spec) * self._log_b(cache["blood"], s, spec["day"])
+                             for s in spec["scenarios"]])
+            log_cv = jnp.log(th["sigma_person"]) - jnp.log(jnp.maximum(mus, 1e-9))
+            return smooth_extreme(log_cv, spec["extreme"], self.settings.cv_softness)
+        if obs == "human_t90":
+            return jnp.log(math.log(10.0) * th["t_blood_days"] / math.log(2.0))
+        if obs == "nmn_use_ratio":
+            return jnp.log(self._nmn_use(th, spec["system"], spec["perturb"]))
+        if obs == "nmn_use_ratio_inverse":
+            return -jnp.log(self._nmn_use(th, spec["system"], spec["perturb"]))
+        if obs == "nmn_use_ratio_all":
+            return jnp.stack([jnp.log(self._nmn_use(th, spec["system"], p)) for p in spec["perturbs"]])
+        if obs == "nr_use_ratio":
+            a = th["r_ko"] if spec["perturb"]["nrk"] == "knockout" else th["r_kd"]
+            return jnp.log(self._nrk_factor(th, a))
+        if obs == "nmn_direct_share":
+            return jnp.log(self._phi(th, spec["system"]))
+        if obs == "gut_nad_ratio":
+            use = self._nmn_use(th, spec["system"], spec["perturb"])
+            w = th["omega_gut"]
+            return jnp.log(self._ss(th, j=w * use, e_base=1.0 - w))
+        if obs == "nampt_response_to_nmn":
+            if "nampt_response" not in cache:
+                n1 = self._ss(th, j=REFERENCE_EXPOSURE)
+                cache["nampt_response"] = th["gamma"] * jnp.log(n1)
+            return cache["nampt_response"]
+        if obs == "aged":
+            if "aged" not in cache:
+                cache["aged"] = self._aged(th)
+            return jnp.stack([cache["aged"][q] for q in spec["quantities"]])
+        if obs == "nampt_overexpression_nad":
+            if "overexpression" not in cache:
+                cache["overexpression"] = jnp.log(self._ss(th, e_base=it.const["factor"]))
+            return cache["overexpression"]
+        raise UserError(f"unknown observable {obs!r}", file="models/evidence_map.yaml", field=it.evidence_id)
+
+    def item_loglik(self, it: Item, q, th):
+        s, c = self.settings, it.const
+        if it.keyword is not None:
+            return jnp.sum(log_direction(q, it.keyword, s))
+        if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
+            return log_normal_obs(c["y"], q, th["sigma_arm"])
+        if it.observable == "human_t_vs_placebo":
+            ncp = q / (th["sigma_person"] * math.sqrt(1 / c["n1"] + 1 / c["n2"]))
+            return log_p_upper_bound(ncp, c["t_crit"], c["df"])
+        if it.observable == "human_t_paired":
+            ncp = q / (th["sigma_person"] / math.sqrt(c["n"]))
+            return log_t_observed(ncp, c["t_obs"], c["df"])
+        if it.observable == "human_cv_extreme":
+            return log_normal_obs(c["log_cv"], q, c["se"])
+        if it.observable == "human_t90":
+            return log_normal_obs(c["log_days"], q, math.log(s.approx_factor))
+        if it.observable == "nampt_overexpression_nad":
+            return log_bound(q, c["bound"], c["side"], s)
+        raise UserError(f"no likelihood for statistic {it.statistic!r} with observable {it.observable!r}",
+                        field=it.evidence_id)
+
+    def loglik_and_pred(self, th: dict):
+        """(pointwise log-likelihood, model quantity) vectors in ``self.items`` order."""
+        cache: dict = {}
+        lls, preds = [], []
+        for it in self.items:
+            q = self.quantity(it, th, cache)
+            lls.append(jnp.sum(self.item_loglik(it, q, th)))
+            preds.append(jnp.mean(q) if jnp.ndim(q) else q)
+        return jnp.stack(lls), jnp.stack(preds)
+
+    # ---------------------------------------------------------------------------------------
+    # convenience
+    # ---------------------------------------------------------------------------------------
+    def prior_median_theta(self) -> dict:
+        th = {name: jnp.asarray(p.median()) for name, p in self.priors().items()}
+        for name, (_, labels) in self.vector_parameters.items():
+            th[name] = jnp.zeros(len(labels))
+        return th
+
+    def blood_curve(self, th, compound: str, mg_per_day: float, days: float, doses_per_day: int = 1):
+        """Whole-blood pool trajectory for a new regimen (for predictions and plots)."""
+        from models.core import daily_regimen
+
+        reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
+        nmn, nr = fast.rate_grid([reg], DT_DAYS, days)
+        p = {
+            "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
+            "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
+            "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"],
+            "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
+        }
+        b, e = fast.blood_course(p, jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
+        return b[:, 0], e[:, 0]

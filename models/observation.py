@@ -1,0 +1,133 @@
+"""Observation model: what each kind of reported statistic means as a likelihood.
+
+Every scored evidence row becomes one term ``log p(row | theta)``:
+
+* **Arm-level percent change** (``pct_change_from_baseline``, ``pct_change_median``):
+  ``log(1 + value/100) ~ Normal(mu, sigma_arm)``, with ``mu`` the model's log fold change in
+  that matrix, including study effects.
+* **Direction findings** (``direction``/``statement`` rows): the reported finding is a binary
+  observation ``F`` of a model quantity ``delta`` (a log ratio). ``P(F | delta) = eps + (1 - 2 eps)
+  * Phi(...)`` with tolerance ``tau`` on the log scale and a misreport/contested-claim floor
+  ``eps``:
+
+  =====================  ===========================================================
+  increase-like          Phi(delta / tau)
+  decrease               Phi(-delta / tau)
+  no_change              Phi((band - delta)/tau) - Phi((-band - delta)/tau)
+  abolished / required   Phi((log(abolished_max) - delta) / tau)   (delta = log residual ratio)
+  not_required           Phi((delta - log(not_required_min)) / tau)
+  =====================  ===========================================================
+
+* **p-value upper bound** ("p <= a vs placebo", two-sided two-sample t-test with n1, n2): the
+  test statistic is censored: ``P(|T| >= t_crit)`` where ``T`` is non-central t with
+  ``ncp = diff / (sigma_person * sqrt(1/n1 + 1/n2))``, approximated by a normal with variance
+  ``1 + ncp^2 / (2 df)``.
+* **exact p-value** (paired test vs baseline, n): the observed |t| = ``t_{df}^{-1}(1 - p/2)`` has
+  likelihood ``Normal(|t|; ncp, sqrt(1 + ncp^2/(2 df)))``.
+* **Range of within-arm CVs** (min and max over arms): ``log CV_obs ~ Normal(log CV_model,
+  se)``, ``CV_model = sigma_person / mu_arm`` (log-scale approximation of SD/mean of the change),
+  ``se = sqrt(1/(2n) + CV_obs^2/n)`` (McKay's relative SE of a CV); min/max via a smooth min/max.
+* **Range bounds of a model quantity** (e.g. NAD+ +40-60 %): soft one-sided bounds as for
+  directions (``range_low``: Phi((delta - log(1+low))/tau); ``range_high`` the mirror).
+* **Approximate values** (``approx_time_to_plateau``): ``log value ~ Normal(log model,
+  log(approx_factor))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr
+from jax.scipy.stats import norm
+
+INCREASE = {"increase", "enabled", "restored", "higher", "high", "dose_dependent_increase",
+            "improved", "occurs"}
+DECREASE = {"decrease", "lower"}
+NO_CHANGE = {"no_change"}
+ABOLISHED = {"abolished", "required"}
+NOT_REQUIRED = {"not_required", "preserved"}
+KNOWN_DIRECTIONS = INCREASE | DECREASE | NO_CHANGE | ABOLISHED | NOT_REQUIRED
+
+
+@dataclass(frozen=True)
+class ObservationSettings:
+    """Documented constants of the qualitative and approximate likelihoods (all changeable)."""
+
+    tau: float = 0.1  # tolerance of direction findings on the log scale
+    eps: float = 0.02  # probability that a reported finding is wrong (caps each term at log eps)
+    no_change_band: float = float(np.log(1.1))  # |log ratio| counted as "no change"
+    abolished_max: float = 0.25  # residual ratio counted as "abolished"/"required"
+    not_required_min: float = 0.5  # residual ratio counted as "not required"
+    approx_factor: float = 1.5  # x/÷ tolerance of values stated as approximate
+    cv_softness: float = 20.0  # sharpness of the smooth min/max over arms
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def direction_keyword(value_text: str) -> str:
+    """'required (NRK1)' -> 'required'; 'no_change (maintained)' -> 'no_change'."""
+    return str(value_text).split("(")[0].strip().split(" ")[0].strip()
+
+
+def direction_prob(delta, keyword: str, s: ObservationSettings):
+    """Probability of the reported finding given the model's log ratio ``delta``."""
+    t = s.tau
+    if keyword in INCREASE:
+        p = ndtr(delta / t)
+    elif keyword in DECREASE:
+        p = ndtr(-delta / t)
+    elif keyword in NO_CHANGE:
+        p = ndtr((s.no_change_band - delta) / t) - ndtr((-s.no_change_band - delta) / t)
+    elif keyword in ABOLISHED:
+        p = ndtr((np.log(s.abolished_max) - delta) / t)
+    elif keyword in NOT_REQUIRED:
+        p = ndtr((delta - np.log(s.not_required_min)) / t)
+    else:
+        raise ValueError(f"no likelihood for direction keyword {keyword!r}")
+    return s.eps + (1.0 - 2.0 * s.eps) * p
+
+
+def log_direction(delta, keyword, s):
+    return jnp.log(direction_prob(delta, keyword, s))
+
+
+def log_bound(delta, bound_log, side: str, s: ObservationSettings):
+    """Soft one-sided bound: side 'low' means delta >= bound_log, 'high' means delta <= bound."""
+    z = (delta - bound_log) / s.tau if side == "low" else (bound_log - delta) / s.tau
+    return jnp.log(s.eps + (1.0 - 2.0 * s.eps) * ndtr(z))
+
+
+def _nct_sd(ncp, df):
+    return jnp.sqrt(1.0 + ncp ** 2 / (2.0 * df))
+
+
+def log_p_upper_bound(ncp, t_crit, df):
+    """log P(|T| >= t_crit) for T ~ approx Normal(ncp, 1 + ncp^2/(2 df))."""
+    sd = _nct_sd(ncp, df)
+    p = ndtr((ncp - t_crit) / sd) + ndtr((-ncp - t_crit) / sd)
+    return jnp.log(jnp.clip(p, 1e-300, 1.0))
+
+
+def log_t_observed(ncp, t_obs, df):
+    return norm.logpdf(t_obs, loc=ncp, scale=_nct_sd(ncp, df))
+
+
+def log_normal_obs(y, mu, sigma):
+    return norm.logpdf(y, loc=mu, scale=sigma)
+
+
+def cv_relative_se(cv, n):
+    """McKay's approximation of the relative standard error of a sample CV."""
+    return float(np.sqrt(1.0 / (2.0 * n) + cv ** 2 / n))
+
+
+def smooth_extreme(x, which: str, k: float):
+    """Smooth min/max of a vector of log values."""
+    from jax.scipy.special import logsumexp
+
+    if which == "max":
+        return logsumexp(k * x) / k
+    return -logsumexp(-k * x) / k

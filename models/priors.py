@@ -1,0 +1,244 @@
+"""One registry of every model parameter: prior family, arguments, unit, and where it comes from.
+
+Priors backed by literature values are *computed* from rows of ``datasets/kinetic_priors.csv``
+(identified by ``row_id``): the log-median is the geometric mean of the rows and the log-sd is
+widened until every row lies inside the central 95 % band (conflicting values widen the prior;
+they are not averaged away silently). Parameters with no literature value are marked ``weak``
+and carry the reason. A prior whose number is also used as evidence would count that number
+twice, so such numbers are used only on the evidence side (see ``note``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from datasets.errors import UserError
+
+FAMILIES = ("lognormal", "normal", "halfnormal", "beta", "uniform", "truncnormal")
+
+
+@dataclass(frozen=True)
+class Prior:
+    name: str
+    family: str
+    args: dict
+    unit: str
+    description: str
+    basis: str
+    rows: tuple[str, ...] = ()
+    weak: bool = False
+    group: str = "core"
+
+    def median(self) -> float:
+        a = self.args
+        if self.family == "lognormal":
+            return math.exp(a["mu"])
+        if self.family in ("normal", "truncnormal"):
+            return a["mu"]
+        if self.family == "halfnormal":
+            return a["sigma"] * 0.6744897501960817
+        if self.family == "beta":
+            from scipy.stats import beta
+
+            return float(beta(a["alpha"], a["beta"]).median())
+        if self.family == "uniform":
+            return 0.5 * (a["lower"] + a["upper"])
+        raise ValueError(self.family)
+
+    def scipy(self):
+        from scipy import stats
+
+        a = self.args
+        if self.family == "lognormal":
+            return stats.lognorm(s=a["sigma"], scale=math.exp(a["mu"]))
+        if self.family == "normal":
+            return stats.norm(a["mu"], a["sigma"])
+        if self.family == "halfnormal":
+            return stats.halfnorm(scale=a["sigma"])
+        if self.family == "beta":
+            return stats.beta(a["alpha"], a["beta"])
+        if self.family == "uniform":
+            return stats.uniform(a["lower"], a["upper"] - a["lower"])
+        if self.family == "truncnormal":
+            lo = (a["lower"] - a["mu"]) / a["sigma"]
+            hi = (a["upper"] - a["mu"]) / a["sigma"]
+            return stats.truncnorm(lo, hi, loc=a["mu"], scale=a["sigma"])
+        raise ValueError(self.family)
+
+    def describe(self) -> str:
+        a = self.args
+        if self.family == "lognormal":
+            return f"LogNormal(median {math.exp(a['mu']):.4g}, x/÷ {math.exp(a['sigma']):.3g})"
+        inner = ", ".join(f"{k}={v:.4g}" for k, v in a.items())
+        return f"{self.family.capitalize()}({inner})"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "family": self.family, "args": dict(self.args), "unit": self.unit,
+            "description": self.description, "basis": self.basis, "rows": list(self.rows),
+            "weak": self.weak, "group": self.group, "summary": self.describe(),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# helpers that turn literature rows into lognormal arguments
+# --------------------------------------------------------------------------------------------
+
+def _to_uM(value: float, unit: str) -> float:
+    factors = {"nM": 1e-3, "uM": 1.0, "mM": 1e3}
+    if unit not in factors:
+        raise ValueError(f"unit {unit!r} is not a concentration")
+    return value * factors[unit]
+
+
+@lru_cache(maxsize=1)
+def _kinetic_rows() -> dict[str, tuple[float, str, str]]:
+    from datasets import load_kinetic_priors
+
+    df = load_kinetic_priors()
+    return {r.row_id: (float(r.value), str(r.unit), str(r.parameter)) for r in df.itertuples()}
+
+
+def _values_uM(row_ids) -> list[float]:
+    rows = _kinetic_rows()
+    missing = [r for r in row_ids if r not in rows]
+    if missing:
+        raise UserError(f"kinetic prior rows {missing} not found", file="datasets/kinetic_priors.csv")
+    return [_to_uM(rows[r][0], rows[r][1]) for r in row_ids]
+
+
+def lognormal_from_values(values, min_log_sd: float) -> tuple[float, float]:
+    """Geometric mean; log-sd = max(min_log_sd, largest |log deviation| / 1.96)."""
+    logs = np.log(np.asarray(values, dtype=float))
+    mu = float(logs.mean())
+    sd = max(min_log_sd, float(np.max(np.abs(logs - mu))) / 1.96)
+    return mu, sd
+
+
+# Row groups (see datasets/kinetic_priors.csv and ../shared/literature/kinetic_priors.md):
+KI_NAD_ROWS = ("KP004", "KP008")  # NAMPT Ki NAD+: 0.14 uM (Burgos 2008), 2.1 uM (Bockwoldt 2019)
+CONSUMER_KM_ROWS = ("KP074", "KP077", "KP078", "KP079", "KP080", "KP084", "KP090")
+# SIRT1 29 uM, SIRT5 69/150 uM, CD38 26/17.1 uM, PARP 20 uM, lumped consumption 29 uM
+
+
+def _registry() -> dict[str, Prior]:
+    ki_mu, ki_sd = lognormal_from_values(_values_uM(KI_NAD_ROWS), math.log(4.0))
+    km_mu, km_sd = lognormal_from_values(_values_uM(CONSUMER_KM_ROWS), math.log(1.5))
+    # free NAD+ ~ consumer Km (Cambronne 2016, qualitative): ratio NAD_free/Km ~ 1 x/÷ 3 (weak)
+    free_over_km_sd = math.log(3.0)
+    beta_mu = km_mu - ki_mu  # NAD_free / Ki = (Km_cons / Ki) * (NAD_free / Km_cons)
+    beta_sd = math.sqrt(ki_sd ** 2 + km_sd ** 2 + free_over_km_sd ** 2)
+
+    P = Prior
+    reg = [
+        # ---- salvage core -------------------------------------------------------------------
+        P("beta", "lognormal", {"mu": beta_mu, "sigma": beta_sd}, "1",
+          "NAMPT feedback strength: free NAD+ / Ki(NAD+) (competitive inhibition by NAD+)",
+          "Ki(NAD+) rows KP004, KP008 (geometric mean, widened to cover both) combined with "
+          "consumer Km rows (free NAD+ is close to consumer Km, Cambronne 2016) and a x/÷3 "
+          "uncertainty for that qualitative anchor", KI_NAD_ROWS + CONSUMER_KM_ROWS),
+        P("kappa", "lognormal", {"mu": 0.0, "sigma": math.log(3.0)}, "1",
+          "consumer Michaelis constant relative to free NAD+ (Km_cons / NAD_free)",
+          "free NAD+ lies close to the Km of sirtuins/PARPs (Cambronne 2016, qualitative): "
+          "median 1, x/÷3", (), weak=True),
+        P("ell", "beta", {"alpha": 1.0, "beta": 4.0}, "1",
+          "non-saturable share of baseline NAD+ removal (dilution, export, degradation)",
+          "no literature value; keeps NAD+ bounded when precursor flux exceeds consumer capacity",
+          (), weak=True),
+        P("gamma", "truncnormal", {"mu": 0.0, "sigma": 0.4, "lower": -0.9, "upper": 0.9}, "1",
+          "NAMPT expression elasticity to NAD+ (free sign: >0 NMN raises NAMPT, <0 suppresses)",
+          "no literature value; centred on no response so the data decide the sign; |gamma| < 0.9 "
+          "keeps the NAMPT-NAD+ loop monostable", (), weak=True, group="nampt"),
+        # ---- perturbation efficacies and route shares --------------------------------------
+        P("r_kd", "beta", {"alpha": 2.0, "beta": 8.0}, "1",
+          "residual activity after knockdown, silencing, pharmacological inhibition or Na+ removal",
+          "modelling assumption (no value read): mean 20 % residual", (), weak=True, group="uptake"),
+        P("r_ko", "beta", {"alpha": 1.0, "beta": 19.0}, "1",
+          "residual activity after genetic knockout/deficiency (incl. redundant isoforms)",
+          "modelling assumption (no value read): mean 5 % residual", (), weak=True, group="uptake"),
+        P("q_nrk", "beta", {"alpha": 2.0, "beta": 2.0}, "1",
+          "share of imported NR phosphorylated by NRK (vs cleaved to NAM by PNP)",
+          "PNP (KP068/KP069) and NRK1 (KP054/KP055) catalytic efficiencies are similar "
+          "(kinetic_priors.md §5), so the split is set by enzyme amounts: centred on 1/2",
+          ("KP054", "KP055", "KP068", "KP069"), weak=True, group="uptake"),
+        P("omega_gut", "beta", {"alpha": 1.0, "beta": 3.0}, "1",
+          "share of baseline gut-epithelium NAD+ synthesis that uses luminal/extracellular NMN",
+          "no literature value", (), weak=True, group="uptake"),
+        P("mu_w73", "normal", {"mu": 0.0, "sigma": 1.5}, "logit",
+          "population logit share of CD73 in extracellular NMN dephosphorylation",
+          "no value read; CD73 Km(NMN) 880 uM (KP062) makes it first-order; other "
+          "ectonucleotidases may act (Wilk 2020)", ("KP062",), weak=True, group="uptake"),
+        P("tau_w73", "halfnormal", {"sigma": 1.0}, "logit", "between-system SD of the CD73 share",
+          "weakly informative", (), weak=True, group="uptake"),
+        P("mu_phi", "normal", {"mu": 0.0, "sigma": 1.5}, "logit",
+          "population logit share of NMN use through the direct SLC12A8 route (mixed hypothesis)",
+          "no value read; symmetric between the routes", (), weak=True, group="uptake"),
+        P("tau_phi", "halfnormal", {"sigma": 1.0}, "logit",
+          "between-system SD of the direct-route share (mixed hypothesis)", "weakly informative",
+          (), weak=True, group="uptake"),
+        # ---- ageing -------------------------------------------------------------------------
+        P("h_age", "beta", {"alpha": 2.0, "beta": 2.0}, "1",
+          "loss of NAMPT expression in aged (25 months) mouse tissue, as a fraction",
+          "no value read (Yoshino 2011 reports a decrease without size)", (), weak=True, group="nampt"),
+        P("c_age", "lognormal", {"mu": 0.0, "sigma": 0.5}, "1",
+          "NAD+ consumption rate in aged vs young mouse tissue",
+          "no value read; McReynolds reports higher consumption without size", (), weak=True,
+          group="nampt"),
+        # ---- human blood kinetics -----------------------------------------------------------
+        P("t_blood_days", "lognormal", {"mu": math.log(4.0), "sigma": math.log(4.0)}, "day",
+          "half-life of the slow whole-blood NAD+ pool",
+          "kinetic_priors.md §9 derives 4 d x/÷2 from Berven 2025's ~2-week plateau; that "
+          "plateau is used here as evidence (EV098), so the prior keeps the centre and is "
+          "widened to x/÷4 to avoid counting it twice", (), weak=True, group="human"),
+        P("t_nampt_days", "lognormal", {"mu": 0.0, "sigma": math.log(4.0)}, "day",
+          "half-life of NAMPT expression changes", "no literature value", (), weak=True,
+          group="nampt"),
+        P("pi_nmn", "lognormal", {"mu": math.log(0.5), "sigma": 1.5}, "per g/day",
+          "extra NAD+ synthesis flux (units of baseline flux) per g/day of oral NMN",
+          "no value read (oral bioavailability and human NAD+ flux are gaps K5, K6); spans fold "
+          "changes ~1.01-10 at 1 g/day", (), weak=True, group="human"),
+        P("pi_nr", "lognormal", {"mu": math.log(0.5), "sigma": 1.5}, "per g/day",
+          "extra NAD+ synthesis flux per g/day of oral NR", "as pi_nmn", (), weak=True,
+          group="human"),
+        P("k_a", "lognormal", {"mu": 0.0, "sigma": 1.5}, "g/day",
+          "half-saturating NMN intake for the direct (SLC12A8) route",
+          "no Km/Vmax read for SLC12A8 (gap K1)", (), weak=True, group="human"),
+        P("lambda_serum", "lognormal", {"mu": 0.0, "sigma": 0.5}, "1",
+          "elasticity of serum NAD+ (log fold) to the whole-blood pool (log fold)",
+          "no value read; matrices differ ~100-fold in level (kinetic_priors.md §8)", (),
+          weak=True, group="observation"),
+        P("lambda_blood_unspecified", "lognormal", {"mu": 0.0, "sigma": 0.5}, "1",
+          "elasticity of 'blood NAD' with matrix not stated (Yi 2022) to the whole-blood pool",
+          "matrix and assay not stated (gap H2)", (), weak=True, group="observation"),
+        P("sigma_arm", "halfnormal", {"sigma": 0.15}, "log",
+          "SD of a reported arm-mean log fold change around the model (sampling + assay)",
+          "weakly informative", (), weak=True, group="observation"),
+        P("sigma_drift", "halfnormal", {"sigma": 0.1}, "log",
+          "SD of study-by-visit shifts shared by all arms of a study (placebo drift)",
+          "weakly informative", (), weak=True, group="observation"),
+        P("sigma_het", "halfnormal", {"sigma": 0.3}, "log",
+          "between-study SD of the log response scale (heterogeneity)", "weakly informative",
+          (), weak=True, group="observation"),
+        P("sigma_person", "lognormal", {"mu": math.log(0.2), "sigma": 0.75}, "log",
+          "between-person SD of the log change of blood NAD+ within an arm",
+          "weakly informative; Yang 2022's ~17 % between-person spread of levels (KP120/KP121) "
+          "sets the order of magnitude", ("KP120", "KP121"), weak=True, group="observation"),
+        P("titration", "uniform", {"lower": 0.0, "upper": 1.0}, "1",
+          "position of Airhart 2017's unreported days 3-6 dose between 250 and 2000 mg/day",
+          "the regimen text gives days 1-2 and 7-9 only", (), weak=True, group="observation"),
+    ]
+    return {p.name: p for p in reg}
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Prior]:
+    """All priors by name (computed once)."""
+    return _registry()
+
+
+def prior_table() -> list[dict]:
+    return [p.to_dict() for p in registry().values()]
