@@ -77,7 +77,7 @@ def _log_balance(u, j, e_base, beta, kappa, ell, gamma, c, xp):
     return xp.log(nampt_rate(n, e, beta) + j) - xp.log(consumption_rate(n, kappa, ell, c))
 
 
-LOG_N_BRACKET = (-8.0, 8.0)
+LOG_N_BRACKET = (-20.0, 20.0)
 BISECTION_STEPS = 64
 
 

@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 
 from models.core import consumption_rate, nampt_rate, oral_precursor_flux  # noqa: E402
 
-NEWTON_STEPS = 8
+NEWTON_STEPS = 3
+NEWTON_STEPS_MID = 1
 
 
 def _balance(u, j, e, beta, kappa, ell, c):
@@ -32,17 +33,17 @@ def _balance(u, j, e, beta, kappa, ell, c):
     return jnp.log(nampt_rate(n, e, beta) + j) - jnp.log(consumption_rate(n, kappa, ell, c))
 
 
-def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=NEWTON_STEPS):
+def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None):
     """log NAD+ steady state for a fixed NAMPT level e (gamma enters through e), Newton in log n.
 
-    The balance is strictly decreasing and smooth in u = log n; steps are clipped to +-2 for
+    The balance is strictly decreasing and smooth in u = log n; steps are clipped to +-3 for
     robustness from a poor start. Differentiated by unrolling (converged Newton iterations
     reproduce the implicit-function derivative).
     """
     u = u0
-    for _ in range(steps):
+    for _ in range(NEWTON_STEPS if steps is None else steps):
         g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
-        u = u - jnp.clip(g / dg, -2.0, 2.0)
+        u = u - jnp.clip(g / dg, -3.0, 3.0)
     return u
 
 
@@ -65,7 +66,7 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0):
         u = steady_state_newton(u, j, e, *args)
         e_star = e_base * jnp.exp(p["gamma"] * u)
         e_half = e_star + (e - e_star) * decay_e_half
-        u_mid = steady_state_newton(u, j, e_half, *args, steps=3)
+        u_mid = steady_state_newton(u, j, e_half, *args, steps=NEWTON_STEPS_MID)
         n_mid = jnp.exp(u_mid)
         e_star_mid = e_base * jnp.exp(p["gamma"] * u_mid)
         e_new = e_star_mid + (e - e_star_mid) * decay_e

@@ -224,8 +224,11 @@ class EvidenceModel:
     def _log_b(self, blood, scenario: str, day: float):
         if scenario == "none":
             return jnp.asarray(0.0)
-        k = int(round(day / DT_DAYS))
-        return jnp.log(jnp.maximum(blood[scenario][k], 1e-12))
+        pos = day / DT_DAYS
+        k0 = int(math.floor(pos))
+        w = pos - k0
+        log_b = jnp.log(jnp.maximum(blood[scenario], 1e-12))
+        return log_b[k0] if w == 0 else (1 - w) * log_b[k0] + w * log_b[k0 + 1]
 
     def _scale(self, th, spec):
         lam_name = MATRIX_ELASTICITY[spec["matrix"]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from models.core import Regimen, Segment, daily_regimen
 
 #: step of the slow-time integrator (days); every scored day is a multiple of it
-DT_DAYS = 0.5
+DT_DAYS = 1.0
 #: last simulated day (12-week trials)
 T_END_DAYS = 84.0
 

@@ -97,11 +97,16 @@ def test_reference_posterior_reproduced(ref):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = check_reference(draws=1000, chains=4)
+        # 3000 draws: with 1000 the heavy K_m/V_m tail is under-visited in some seeds (seed 7:
+        # V_m log-mean z = -3.99); see fitting.reference.check_reference
+        res = check_reference(draws=3000, chains=4)
     print(format_table(res))
     print({k: res[k] for k in ("wall_s", "min_ess_bulk", "max_r_hat", "divergences", "verdict")})
     assert res["max_r_hat"] < 1.02
     for name, r in res["params"].items():
-        assert abs(r["z"]) < 4, (name, r)
+        if r["z_gates"]:  # raw-mean z is reported only for heavy-tailed K_m / V_m
+            assert abs(r["z"]) < 4, (name, r)
+        assert abs(r["z_log"]) < 4, (name, r)
         assert r["ks_p"] > 1e-3, (name, r)
+    assert not res["params"]["k_a"]["heavy_tailed"] and not res["params"]["sigma"]["heavy_tailed"]
     assert res["verdict"] == "pass"

@@ -1,0 +1,308 @@
+"""``nadfit fit``: sample the posterior of one hypothesis, check it, save it.
+
+Outputs (see README, "Run folder"): ``posterior.nc`` with groups posterior, prior,
+log_likelihood (``evidence``: one term per scored evidence row), posterior_predictive
+(``y_rep`` replicated values and ``p_finding`` reproduction probabilities per row),
+predictions (blood NAD+ fold-change curves over dose and day, thinned), observed_data,
+sample_stats; ``summary.json``; ``config.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from datasets.errors import UserError
+from fitting.runs import RUN_SCHEMA, atomic_dir, write_json
+from models.observation import ObservationSettings
+
+GATES = {"r_hat_max": 1.01, "ess_bulk_min": 400, "divergences_max": 0}
+CURVE_DOSES_MG = (0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1200.0, 2000.0)
+CURVE_DAYS = 90
+CURVE_DRAWS = 200
+CI_PROB = 0.89
+
+
+@dataclass
+class FitConfig:
+    hypothesis: str = "mixed"
+    evidence: list[str] = field(default_factory=list)  # study ids / evidence ids to keep ([] = all)
+    exclude: list[str] = field(default_factory=list)  # study ids / evidence ids to leave out
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 20261122
+    target_accept: float = 0.95
+    widen_priors: float = 1.0
+    accept_failed_gates: bool = False
+    prior_draws: int = 500
+    observation: dict = field(default_factory=dict)
+
+    def validate(self) -> "FitConfig":
+        from models.hypotheses import HYPOTHESES
+
+        if self.hypothesis not in HYPOTHESES:
+            raise UserError(f"unknown hypothesis {self.hypothesis!r}; choose one of {', '.join(HYPOTHESES)}",
+                            field="hypothesis")
+        for name in ("draws", "tune", "chains", "prior_draws"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "tune" else 1):
+                raise UserError(f"{name} must be a positive whole number, got {v!r}", field=name)
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise UserError(f"seed must be a non-negative whole number, got {self.seed!r}", field="seed")
+        if not (0.5 <= float(self.target_accept) < 1.0):
+            raise UserError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}", field="target_accept")
+        if not (math.isfinite(self.widen_priors) and self.widen_priors > 0):
+            raise UserError(f"widen_priors must be a positive number, got {self.widen_priors!r}", field="widen_priors")
+        known = set(ObservationSettings().to_dict())
+        for k, v in self.observation.items():
+            if k not in known:
+                raise UserError(f"unknown observation setting {k!r}; known: {', '.join(sorted(known))}",
+                                field="observation")
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"observation setting {k} must be a positive number", field="observation")
+        return self
+
+    def settings(self) -> ObservationSettings:
+        return replace(ObservationSettings(), **self.observation)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+QUICK = {"draws": 300, "tune": 300, "chains": 2, "prior_draws": 200}
+
+
+def config_from_file(path: Path) -> FitConfig:
+    """A FitConfig from a TOML or YAML file (keys as in FitConfig)."""
+    import tomllib
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config ({exc.strerror})", file=str(path)) from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except Exception as exc:
+        raise UserError(f"config is not valid {'TOML' if path.suffix == '.toml' else 'YAML'} "
+                        f"({exc.__class__.__name__})", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise UserError("config must be a mapping of settings", file=str(path))
+    known = set(FitConfig.__dataclass_fields__)
+    for k in data:
+        if k not in known:
+            raise UserError(f"unknown setting {k!r}", file=str(path), field=k)
+    try:
+        return FitConfig(**data).validate()
+    except UserError as err:
+        raise UserError(err.message, file=str(path), field=err.field) from None
+
+
+def select_evidence(df, keep: list[str], exclude: list[str]):
+    """Rows of the evidence table selected by study or evidence ids."""
+    studies = set(df["study_id"])
+    ids = set(df["evidence_id"])
+    for token in list(keep) + list(exclude):
+        if token not in studies and token not in ids:
+            raise UserError(f"evidence selector {token!r} matches no study or evidence id", field="evidence")
+    mask = np.ones(len(df), dtype=bool)
+    if keep:
+        mask &= df["study_id"].isin(keep).to_numpy() | df["evidence_id"].isin(keep).to_numpy()
+    if exclude:
+        mask &= ~(df["study_id"].isin(exclude).to_numpy() | df["evidence_id"].isin(exclude).to_numpy())
+    return df[mask].reset_index(drop=True)
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scipy", "pandas", "xarray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def config_hash(cfg: FitConfig, fingerprint: str) -> str:
+    blob = json.dumps({"config": cfg.to_dict(), "evidence": fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _round(x, digits=6):
+    x = float(x)
+    return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
+def gate_results(summary_rows: dict, divergences: int) -> dict:
+    rhat = max((r["r_hat"] for r in summary_rows.values() if r["r_hat"] is not None), default=float("nan"))
+    ess = min((r["ess_bulk"] for r in summary_rows.values() if r["ess_bulk"] is not None), default=float("nan"))
+    return {
+        "r_hat_max": {"value": _round(rhat), "threshold": GATES["r_hat_max"], "passed": bool(rhat <= GATES["r_hat_max"])},
+        "ess_bulk_min": {"value": _round(ess), "threshold": GATES["ess_bulk_min"], "passed": bool(ess >= GATES["ess_bulk_min"])},
+        "divergences": {"value": int(divergences), "threshold": GATES["divergences_max"],
+                        "passed": bool(divergences <= GATES["divergences_max"])},
+    }
+
+
+ADVICE = ("try: more tuning (--tune 2000), a higher target acceptance (target_accept = 0.99 in a config "
+          "file), more draws (--draws 2000), or inspect the pair plot in the report for funnels")
+
+
+def summarise(dt, model, cfg: FitConfig) -> dict:
+    import arviz as az
+
+    names = list(model.scalar_parameters) + list(model.vector_parameters)
+    s = az.summary(dt, var_names=names, ci_prob=CI_PROB, ci_kind="eti")
+    rows = {}
+    for label, r in s.iterrows():
+        rows[str(label)] = {
+            "mean": _round(r["mean"]), "sd": _round(r["sd"]),
+            "ci89_low": _round(r.iloc[2]), "ci89_high": _round(r.iloc[3]),
+            "ess_bulk": _round(r["ess_bulk"]), "ess_tail": _round(r["ess_tail"]), "r_hat": _round(r["r_hat"], 4),
+        }
+    return rows
+
+
+def _curves(model, post, n_draws: int, seed: int):
+    """Whole-blood NAD+ fold change for oral NMN over CURVE_DOSES_MG x days 0..CURVE_DAYS."""
+    import jax
+    import jax.numpy as jnp
+
+    stacked = {k: post[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
+               for k in list(model.scalar_parameters) + list(model.vector_parameters)}
+    total = next(iter(stacked.values())).shape[0]
+    idx = np.random.default_rng(seed).choice(total, size=min(n_draws, total), replace=False)
+    idx.sort()
+
+    def one(th, mg):
+        b, _ = model.blood_curve(th, "NMN", mg, CURVE_DAYS)
+        return b
+
+    f = jax.jit(jax.vmap(lambda th: jnp.stack([one(th, mg) for mg in CURVE_DOSES_MG])))
+    th = {k: jnp.asarray(v[idx]) for k, v in stacked.items()}
+    return np.asarray(f(th)), idx  # (draw, dose, day)
+
+
+def _posterior_predictive(model, post, seed: int):
+    """y_rep for continuous rows (reported scale) and p_finding (= exp loglik) for findings."""
+    rng = np.random.default_rng(seed + 1)
+    ll = post["loglik_item"].values
+    q = post["model_quantity"].values
+    y_rep = np.full_like(q, np.nan)
+    p_finding = np.full_like(q, np.nan)
+    sigma_arm = post["sigma_arm"].values[..., None]
+    for k, it in enumerate(model.items):
+        if it.keyword is not None or it.observable == "nampt_overexpression_nad":
+            p_finding[..., k] = np.exp(ll[..., k])
+        elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
+            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sigma_arm[..., 0] * rng.standard_normal(q.shape[:2]))
+        else:
+            p_finding[..., k] = np.nan
+    return y_rep, p_finding
+
+
+def run_fit(cfg: FitConfig, out: Path, console=None) -> dict:
+    """Fit one hypothesis and write the run folder atomically. Returns the summary dict."""
+    import arviz as az
+    import pymc as pm
+    import xarray as xr
+
+    from datasets import evidence_fingerprint, load_evidence
+    from fitting.build import build_pymc_model
+    from models.model import EvidenceModel
+    from models.priors import registry
+
+    cfg.validate()
+    evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
+    fingerprint = evidence_fingerprint(evidence)
+    model = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
+    if not model.items:
+        raise UserError("the evidence selection leaves no scored evidence row", field="evidence")
+    pm_model = build_pymc_model(model, widen=cfg.widen_priors)
+    t0 = time.time()
+    with atomic_dir(out) as tmp:
+        with pm_model:
+            dt = pm.sample(
+                draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, random_seed=cfg.seed,
+                nuts_sampler="nutpie", progressbar=console is not None,
+                compile_kwargs={"mode": "JAX", "gradient_backend": "jax"},
+                nuts={"target_accept": cfg.target_accept},
+            )
+            prior = pm.sample_prior_predictive(draws=cfg.prior_draws, random_seed=cfg.seed)
+        wall = time.time() - t0
+        post = dt["posterior"].to_dataset()
+        ll = post["loglik_item"].rename("evidence")
+        dt["log_likelihood"] = xr.DataTree(xr.Dataset({"evidence": ll}))
+        prior_ds = prior["prior"].to_dataset()
+        dt["prior"] = xr.DataTree(prior_ds)
+        y_rep, p_finding = _posterior_predictive(model, post, cfg.seed)
+        coords = {"chain": post["chain"], "draw": post["draw"], "evidence_id": model.evidence_ids}
+        dt["posterior_predictive"] = xr.DataTree(xr.Dataset(
+            {"y_rep": (("chain", "draw", "evidence_id"), y_rep),
+             "p_finding": (("chain", "draw", "evidence_id"), p_finding)}, coords=coords))
+        observed = np.array([np.nan if it.value is None else it.value for it in model.items])
+        dt["observed_data"] = xr.DataTree(xr.Dataset(
+            {"value": (("evidence_id",), observed),
+             "statistic": (("evidence_id",), np.array([it.statistic for it in model.items], dtype=object).astype(str)),
+             "finding": (("evidence_id",), np.array([it.keyword or "" for it in model.items], dtype=object).astype(str)),
+             "observable": (("evidence_id",), np.array([it.observable for it in model.items], dtype=object).astype(str)),
+             "study_id": (("evidence_id",), np.array([it.study_id for it in model.items], dtype=object).astype(str))},
+            coords={"evidence_id": model.evidence_ids}))
+        curves, idx = _curves(model, post, CURVE_DRAWS, cfg.seed)
+        dt["predictions"] = xr.DataTree(xr.Dataset(
+            {"blood_nad_fold_nmn": (("sample", "dose_mg", "day"), curves)},
+            coords={"sample": idx, "dose_mg": list(CURVE_DOSES_MG), "day": np.arange(CURVE_DAYS + 1)}))
+
+        divergences = int(dt["sample_stats"]["diverging"].sum())
+        rows = summarise(dt, model, cfg)
+        gates = gate_results(rows, divergences)
+        passed = all(g["passed"] for g in gates.values())
+        status = "ok" if passed else ("accepted_failed_gates" if cfg.accept_failed_gates else "failed_gates")
+        chash = config_hash(cfg, fingerprint)
+        versions = package_versions()
+        attrs = {
+            "nadfit_schema": RUN_SCHEMA, "hypothesis": cfg.hypothesis, "seed": cfg.seed,
+            "config_hash": chash, "evidence_fingerprint": fingerprint,
+            "evidence_ids": json.dumps(model.evidence_ids), "versions": json.dumps(versions),
+            "config": json.dumps(cfg.to_dict()), "status": status,
+        }
+        dt.attrs.update(attrs)
+        for group in ("prior", "posterior"):
+            for var in list(dt[group].data_vars):
+                if dt[group][var].dtype == object:
+                    dt[group][var] = dt[group][var].astype(str)
+        dt.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+        summary = {
+            "schema": RUN_SCHEMA,
+            "hypothesis": cfg.hypothesis,
+            "status": status,
+            "seed": cfg.seed,
+            "sampler": {"name": "nutpie", "backend": "jax", "draws": cfg.draws, "tune": cfg.tune,
+                        "chains": cfg.chains, "target_accept": cfg.target_accept},
+            "wall_time_s": round(wall, 2),
+            "divergences": divergences,
+            "gates": gates,
+            "config_hash": chash,
+            "evidence_fingerprint": fingerprint,
+            "evidence_ids": model.evidence_ids,
+            "n_evidence_rows": int(len(evidence)),
+            "ci": {"prob": CI_PROB, "kind": "eti"},
+            "parameters": rows,
+            "priors": {name: registry()[name].to_dict() for name in model.scalar_parameters},
+            "versions": versions,
+        }
+        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "config.json", cfg.to_dict())
+    summary["wall_time_total_s"] = round(time.time() - t0, 2)
+    return summary
