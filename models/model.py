@@ -44,12 +44,16 @@ REFERENCE_EXPOSURE = 1.0
 #: studies with a random effect on the size of the human response (quantitative data only)
 HET_STUDIES = ("yi2022", "huang2022", "airhart2017")
 #: study-by-visit shifts shared by all arms (placebo drift)
-DRIFT_KEYS = ("huang2022_d30", "huang2022_d60", "airhart2017_d9")
+DRIFT_KEYS = ("huang2022_d30", "huang2022_d60")
+#: CD73 share of extracellular NMN dephosphorylation per system: logistic(W73_LOGIT_SD * z) with
+#: z ~ N(0, 1), independent per system (three systems cannot inform a hierarchy); a logit-normal
+#: with SD 1.6 is close to uniform on (0, 1)
+W73_LOGIT_SD = 1.6
 MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
                      "blood_unspecified": "lambda_blood_unspecified"}
 
 COMMON_PARAMETERS = (
-    "beta", "kappa", "ell", "gamma", "r_kd", "r_ko", "q_nrk", "omega_gut", "mu_w73", "tau_w73",
+    "beta", "kappa", "ell", "gamma", "r_kd", "r_ko", "q_nrk", "omega_gut",
     "h_age", "c_age", "t_blood_days", "t_nampt_days", "pi_nmn", "pi_nr", "lambda_serum",
     "lambda_blood_unspecified", "sigma_arm", "sigma_drift", "sigma_het", "sigma_person",
     "titration",
@@ -74,20 +78,33 @@ class Item:
     keyword: str | None
     label: str
     const: dict = field(default_factory=dict)
+    holds: float = 1.0  # 1: the reported finding held (real data); 0: it did not (simulations)
+
+    @property
+    def binary(self) -> bool:
+        return self.keyword is not None or self.observable in ("human_t_vs_placebo", "nampt_overexpression_nad")
 
 
 class EvidenceModel:
     def __init__(self, hypothesis: str | Hypothesis, evidence, settings: ObservationSettings | None = None,
-                 exclude: tuple[str, ...] = ()):
+                 exclude: tuple[str, ...] = (), outcomes: dict | None = None):
+        """``outcomes`` replaces reported results by simulated ones (calibration studies): for
+        numeric rows a value on the row's reported scale (percent, p-value, weeks ...), for
+        finding rows a bool saying whether the reported finding held."""
         self.hypothesis = hypothesis if isinstance(hypothesis, Hypothesis) else get_hypothesis(hypothesis)
+        self.outcomes = dict(outcomes or {})
         self.settings = settings or ObservationSettings()
         self.evidence = evidence
         self.mapping = load_evidence_map()
         self.items = self._build_items(set(exclude))
-        self._scenarios = fixed_scenarios()
-        self._scen_names = list(self._scenarios) + ["airhart_nr"]
-        nmn, nr = fast.rate_grid(list(self._scenarios.values()) + [airhart_regimen(0.0)],
-                                 DT_DAYS, T_END_DAYS)
+        # identical regimens share one simulated column
+        scenarios = fixed_scenarios()
+        unique: dict = {}
+        self._column = {}
+        for name, reg in scenarios.items():
+            self._column[name] = unique.setdefault(reg, len(unique))
+        self._column["airhart_nr"] = len(unique)
+        nmn, nr = fast.rate_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
         _, nr1 = fast.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
         self._nmn_rate = jnp.asarray(nmn)
         self._nr_rate0 = jnp.asarray(nr)
@@ -153,6 +170,7 @@ class EvidenceModel:
             statistic = str(row["statistic"])
             value = row.get("value")
             value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+            override = self.outcomes.get(eid)
             keyword = None
             if statistic in ("direction", "statement"):
                 keyword = spec.get("as_finding") or direction_keyword(row.get("value_text") or "")
@@ -161,6 +179,11 @@ class EvidenceModel:
             label = f"{row['study_id']}: {row.get('analyte', '')} ({statistic}"
             label += f" {keyword})" if keyword else f" {value:g})" if value is not None else ")"
             item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label)
+            if override is not None:
+                if item.binary:
+                    item.holds = 1.0 if bool(override) else 0.0
+                else:
+                    item.value = float(override)
             self._precompute(item, row)
             items.append(item)
         return items
@@ -185,7 +208,7 @@ class EvidenceModel:
             factor = {"week": 7.0, "day": 1.0, "weeks": 7.0, "days": 1.0}.get(unit)
             if factor is None:
                 raise UserError(f"time unit {unit!r} not understood", field=it.evidence_id)
-            c.update(log_days=math.log(it.value * factor))
+            c.update(log_days=math.log(it.value * factor), unit_days=factor)
         elif it.observable == "nampt_overexpression_nad":
             c.update(factor=float(self._row(it.spec["factor_from"])["value"]))
         if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
@@ -204,7 +227,7 @@ class EvidenceModel:
 
     def _w73(self, th, system: str):
         i = CD73_SYSTEMS.index(system)
-        return jax.nn.sigmoid(th["mu_w73"] + th["tau_w73"] * th["z_w73"][i])
+        return jax.nn.sigmoid(W73_LOGIT_SD * th["z_w73"][i])
 
     def _core(self, th):
         return th["beta"], th["kappa"], th["ell"], th["gamma"]
@@ -219,7 +242,7 @@ class EvidenceModel:
         }
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
         b, _ = fast.blood_course(p, self._nmn_rate, nr, DT_DAYS)
-        return {name: b[:, i] for i, name in enumerate(self._scen_names)}
+        return {name: b[:, i] for name, i in self._column.items()}
 
     def _log_b(self, blood, scenario: str, day: float):
         if scenario == "none":
@@ -353,9 +376,44 @@ class EvidenceModel:
         lls, preds = [], []
         for it in self.items:
             q = self.quantity(it, th, cache)
-            lls.append(jnp.sum(self.item_loglik(it, q, th)))
+            lp = jnp.sum(self.item_loglik(it, q, th))
+            if it.holds == 0.0:  # the finding did not hold: log(1 - P)
+                lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))
+            lls.append(lp)
             preds.append(jnp.mean(q) if jnp.ndim(q) else q)
         return jnp.stack(lls), jnp.stack(preds)
+
+    def simulate_outcomes(self, th: dict, rng) -> dict:
+        """Draw every scored row's result from the observation model at parameters ``th``.
+
+        Returns evidence_id -> value on the reported scale (numeric rows) or bool (findings).
+        """
+        cache: dict = {}
+        out = {}
+        s = self.settings
+        for it in self.items:
+            q = self.quantity(it, th, cache)
+            if not it.binary:
+                q = jnp.reshape(q, (-1,))[0]
+            if it.binary:
+                lp = float(jnp.sum(self.item_loglik(it, q, th)))
+                out[it.evidence_id] = bool(rng.random() < math.exp(lp))
+            elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
+                y = float(q) + float(th["sigma_arm"]) * rng.standard_normal()
+                out[it.evidence_id] = 100.0 * math.expm1(y)
+            elif it.observable == "human_t_paired":
+                c = it.const
+                ncp = float(q) / (float(th["sigma_person"]) / math.sqrt(c["n"]))
+                t = abs(ncp + math.sqrt(1 + ncp ** 2 / (2 * c["df"])) * rng.standard_normal())
+                out[it.evidence_id] = float(max(2 * stats.t.sf(t, c["df"]), 1e-300))
+            elif it.observable == "human_cv_extreme":
+                out[it.evidence_id] = 100.0 * math.exp(float(q) + it.const["se"] * rng.standard_normal())
+            elif it.observable == "human_t90":
+                days = math.exp(float(q) + math.log(s.approx_factor) * rng.standard_normal())
+                out[it.evidence_id] = days / it.const["unit_days"]
+            else:
+                raise ValueError(f"cannot simulate {it.evidence_id}")
+        return out
 
     # ---------------------------------------------------------------------------------------
     # convenience

@@ -1,0 +1,649 @@
+"""Self-contained HTML reports of a run folder (``nadfit report``) and of a comparison folder
+(``nadfit report-compare``, also called by ``nadfit compare``).
+
+Design choice — static figures instead of an interactive plotting library: every figure is a
+matplotlib PNG embedded as a ``data:`` URI and the page carries no JavaScript at all (a
+Content-Security-Policy meta tag forbids scripts and any network fetch). That keeps a report one
+small file that opens offline from disk, renders identically everywhere, is deterministic for a
+given run folder (no timestamps in the images), and cannot execute anything that came from the
+evidence metadata. Jinja2 autoescaping is on, so study titles, notes and locators are text.
+
+Intervals: 89 % equal-tailed (ETI) throughout, 50 % ETI as the inner band (``CI_PROB``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from datasets.errors import UserError
+
+CI_PROB = 0.89
+Q89 = ((1 - CI_PROB) / 2, 1 - (1 - CI_PROB) / 2)
+CONTRACTION_MIN = 0.1
+KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
+RUN_SECTIONS = ("header", "diagnostics", "parameters", "fit", "dose-response", "provenance")
+COMPARISON_SECTIONS = ("header", "elpd", "weights", "by-study", "pointwise", "loso", "bayes-factors",
+                       "sensitivity", "phi-share", "calibration")
+#: trial points overlaid on the dose-response figures (Huang 2022, serum NAD+/NADH, 300 mg/day)
+HUANG_POINTS = (
+    {"evidence_id": "EV026", "dose": 300.0, "day": 30, "pct": 11.3},
+    {"evidence_id": "EV028", "dose": 300.0, "day": 60, "pct": 38.0},
+)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "html.j2"), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_num
+    return env
+
+
+def fmt_num(v, digits: int = 3) -> str:
+    """Compact number formatting for tables; None/NaN become an en dash."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(f):
+        return "–"
+    if 1e3 <= abs(f) < 1e6:
+        return f"{f:,.0f}"
+    return f"{f:.{digits}g}"
+
+
+def _safe_url(url) -> str | None:
+    """Only http(s) links are rendered as links (no javascript:/data: URLs from metadata)."""
+    if isinstance(url, str) and url.strip().lower().startswith(("https://", "http://")):
+        return url.strip()
+    return None
+
+
+def _write(path: Path, html: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _check_out(out) -> Path:
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise UserError("--out names a folder; give a file name such as report.html", file=str(out))
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UserError("--out must end in .html", file=str(out))
+    return out
+
+
+def _draws(da) -> np.ndarray:
+    """(chain, draw, ...) -> (sample, ...) numpy."""
+    dims = [d for d in ("chain", "draw") if d in da.dims]
+    if not dims:
+        return np.asarray(da.values, dtype=float)
+    return np.asarray(da.stack(sample=dims).transpose("sample", ...).values, dtype=float)
+
+
+# --------------------------------------------------------------------------------------------
+# evidence change check
+# --------------------------------------------------------------------------------------------
+
+def evidence_change(summary: dict, config: dict) -> str | None:
+    """A one-line warning when the shipped evidence differs from what the run was fitted to."""
+    from datasets import evidence_fingerprint, load_evidence
+
+    try:
+        df = load_evidence()
+        keep, exclude = list(config.get("evidence") or []), list(config.get("exclude") or [])
+        if keep or exclude:
+            from fitting.fit import select_evidence
+
+            df = select_evidence(df, keep, exclude)
+        current = evidence_fingerprint(df)
+    except UserError as err:
+        return f"the shipped evidence cannot be loaded or re-selected ({err}); the run may be stale"
+    recorded = summary.get("evidence_fingerprint")
+    if recorded and recorded != current:
+        return (f"the evidence changed since this fit (fingerprint {recorded[:12]}… at fit time, "
+                f"{current[:12]}… now); refit before relying on these results")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# run report
+# --------------------------------------------------------------------------------------------
+
+def _gates(summary: dict) -> list[dict]:
+    out = []
+    for name, g in (summary.get("gates") or {}).items():
+        op = {"r_hat_max": "≤", "ess_bulk_min": "≥", "divergences": "≤"}.get(name, "vs")
+        out.append({"name": name, "value": g.get("value"), "threshold": g.get("threshold"), "op": op,
+                    "passed": bool(g.get("passed"))})
+    return out
+
+
+def _bfmi(dt) -> list[float] | None:
+    if "sample_stats" not in dt.children or "energy" not in dt["sample_stats"].data_vars:
+        return None
+    e = np.asarray(dt["sample_stats"]["energy"].values, dtype=float)
+    if e.ndim == 1:
+        e = e[None, :]
+    return [float(np.sum(np.diff(row) ** 2) / max(np.sum((row - row.mean()) ** 2), 1e-300)) for row in e]
+
+
+def _prior_dist(prior_dict: dict, widen: float):
+    """Frozen scipy prior (None when the prior was widened — then prior draws are used)."""
+    if widen != 1.0:
+        return None
+    from models.priors import Prior
+
+    try:
+        p = Prior(**{k: (tuple(v) if k == "rows" else v) for k, v in prior_dict.items() if k != "summary"})
+        return p.scipy()
+    except Exception:  # noqa: BLE001 — unknown family in an old run: fall back to prior draws
+        return None
+
+
+def _parameter_rows(dt, summary: dict, widen: float) -> list[dict]:
+    post = dt["posterior"]
+    prior = dt["prior"] if "prior" in dt.children else None
+    rows = []
+    for name, pr in (summary.get("priors") or {}).items():
+        if name not in post.data_vars:
+            continue
+        draws = _draws(post[name]).reshape(-1)
+        pdraws = _draws(prior[name]).reshape(-1) if prior is not None and name in prior.data_vars else None
+        dist = _prior_dist(pr, widen)
+        log = pr.get("family") == "lognormal"
+        tr = np.log if log else (lambda v: v)
+        if log and dist is not None:
+            prior_var = float(pr["args"]["sigma"]) ** 2
+        elif dist is not None:
+            prior_var = float(dist.var())
+        elif pdraws is not None and pdraws.size > 2:
+            prior_var = float(np.var(tr(pdraws)))
+        else:
+            prior_var = math.nan
+        post_var = float(np.var(tr(draws)))
+        contraction = 1.0 - post_var / prior_var if prior_var > 0 else math.nan
+        s = (summary.get("parameters") or {}).get(name, {})
+        rows.append({
+            "name": name, "unit": pr.get("unit", ""), "prior": pr.get("summary", ""),
+            "description": pr.get("description", ""), "basis": pr.get("basis", ""),
+            "rows": list(pr.get("rows") or []), "weak": bool(pr.get("weak")),
+            "mean": s.get("mean"), "sd": s.get("sd"), "lo": s.get("ci89_low"), "hi": s.get("ci89_high"),
+            "r_hat": s.get("r_hat"), "ess_bulk": s.get("ess_bulk"), "ess_tail": s.get("ess_tail"),
+            "contraction": contraction if math.isfinite(contraction) else None,
+            "uninformed": math.isfinite(contraction) and contraction < CONTRACTION_MIN,
+            "log": log, "post": draws, "prior_draws": pdraws, "dist": dist,
+        })
+    return rows
+
+
+def _log_prior(dt, summary: dict) -> np.ndarray | None:
+    """Sum of the prior log densities per draw (scalar params + standard-normal z vectors)."""
+    from scipy import stats
+
+    post = dt["posterior"]
+    total = None
+    for name, pr in (summary.get("priors") or {}).items():
+        dist = _prior_dist(pr, 1.0)
+        if dist is None or name not in post.data_vars:
+            return None
+        lp = dist.logpdf(post[name].values)
+        total = lp if total is None else total + lp
+    for name in post.data_vars:
+        if str(name).startswith("z_"):
+            lp = stats.norm.logpdf(post[name].values)
+            total = total + lp.reshape(lp.shape[:2] + (-1,)).sum(axis=-1)
+    return total
+
+
+def _psense(dt, summary: dict, config: dict) -> tuple[list[dict] | None, str]:
+    """Power-scaling sensitivity (arviz_stats.psense) — cheap: importance weights only."""
+    if float(config.get("widen_priors", 1.0)) != 1.0:
+        return None, "not computed: the run used widened priors, whose log density is not recorded"
+    if "log_likelihood" not in dt.children:
+        return None, "not computed: the run has no log_likelihood group"
+    try:
+        import arviz_stats as azs
+        import xarray as xr
+
+        lp = _log_prior(dt, summary)
+        if lp is None:
+            return None, "not computed: a prior family could not be evaluated"
+        post = dt["posterior"].to_dataset()
+        dt2 = xr.DataTree.from_dict({
+            "posterior": post[[v for v in summary["priors"] if v in post.data_vars]],
+            "log_likelihood": dt["log_likelihood"].to_dataset(),
+            "log_prior": xr.Dataset({"prior": (("chain", "draw"), lp)},
+                                    coords={"chain": post["chain"], "draw": post["draw"]}),
+        })
+        names = [v for v in summary["priors"] if v in post.data_vars]
+        pri = azs.psense(dt2, var_names=names, group="prior")
+        lik = azs.psense(dt2, var_names=names, group="likelihood")
+        rows = []
+        for v in names:
+            a, b = float(pri[v].values), float(lik[v].values)
+            diag = ("prior-data conflict" if a >= 0.05 and b >= 0.05
+                    else "strong prior / weak likelihood" if a >= 0.05 and b < 0.05 else "–")
+            rows.append({"name": v, "prior": a, "likelihood": b, "diagnosis": diag})
+        return rows, ("power-scaling of the prior and of the likelihood by α ∈ [0.99, 1.01] "
+                      "(arviz_stats.psense, importance-weighted; threshold 0.05)")
+    except Exception as exc:  # noqa: BLE001
+        return None, f"not computed: {exc.__class__.__name__}: {exc}"
+
+
+def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
+    pp = dt["posterior_predictive"] if "posterior_predictive" in dt.children else None
+    obs = dt["observed_data"] if "observed_data" in dt.children else None
+    if pp is None or obs is None:
+        return []
+    ev = evidence.set_index("evidence_id") if evidence is not None else None
+    ids = [str(i) for i in obs["evidence_id"].values]
+    y_rep = _draws(pp["y_rep"]) if "y_rep" in pp.data_vars else None
+    p_find = _draws(pp["p_finding"]) if "p_finding" in pp.data_vars else None
+    post = dt["posterior"]
+    mq = _draws(post["model_quantity"]) if "model_quantity" in post.data_vars else None
+    ll = _draws(post["loglik_item"]) if "loglik_item" in post.data_vars else None
+    rows = []
+    for k, eid in enumerate(ids):
+        study = str(obs["study_id"].values[k])
+        r = {"evidence_id": eid, "study_id": study, "statistic": str(obs["statistic"].values[k]),
+             "finding": str(obs["finding"].values[k]), "observed": float(obs["value"].values[k]),
+             "label": labels.get(eid, eid), "url": None, "locator": "", "kind": None}
+        if ev is not None and eid in ev.index:
+            r["url"] = _safe_url(ev.at[eid, "source_url"])
+            r["locator"] = str(ev.at[eid, "locator"])
+        yr = y_rep[:, k] if y_rep is not None else np.array([np.nan])
+        pf = p_find[:, k] if p_find is not None else np.array([np.nan])
+        if np.isfinite(yr).any() and math.isfinite(r["observed"]):
+            q = np.quantile(yr[np.isfinite(yr)], (Q89[0], 0.25, 0.5, 0.75, Q89[1]))
+            r.update(kind="value", q=[float(x) for x in q],
+                     inside=bool(q[0] <= r["observed"] <= q[4]))
+        elif np.isfinite(pf).any():
+            r.update(kind="finding", p=float(np.nanmean(pf)))
+        else:
+            r.update(kind="other")
+            if mq is not None:
+                v = mq[:, k][np.isfinite(mq[:, k])]
+                if v.size:
+                    r["mq"] = [float(x) for x in np.quantile(v, (Q89[0], 0.5, Q89[1]))]
+            if ll is not None:
+                r["p_mean"] = float(np.mean(np.exp(ll[:, k])))
+        rows.append(r)
+    rows.sort(key=lambda r: (r["study_id"], r["evidence_id"]))
+    return rows
+
+
+def _decisions(run_ids: set[str]) -> dict[str, dict]:
+    """evidence_id -> {kind, detail} from models/evidence_map.yaml."""
+    try:
+        from models.model import load_evidence_map
+
+        emap = load_evidence_map() or {}
+    except Exception:  # noqa: BLE001
+        return {}
+    out = {}
+    for kind, entries in emap.items():
+        for eid, spec in (entries or {}).items():
+            if kind == "likelihood":
+                detail = spec.get("observable", "") if isinstance(spec, dict) else ""
+                if isinstance(spec, dict) and spec.get("note"):
+                    detail += f" — {spec['note']}"
+                if eid not in run_ids:
+                    kind_shown = "likelihood (not scored in this run)"
+                else:
+                    kind_shown = "likelihood"
+                out[eid] = {"kind": kind_shown, "detail": detail}
+            elif isinstance(spec, list):
+                out[eid] = {"kind": kind, "detail": " — ".join(str(s) for s in spec)}
+            else:
+                out[eid] = {"kind": kind, "detail": str(spec)}
+    return out
+
+
+def _provenance(evidence, config: dict, run_ids: set[str]) -> list[dict]:
+    if evidence is None:
+        return []
+    keep, exclude = list(config.get("evidence") or []), list(config.get("exclude") or [])
+    df = evidence
+    if keep or exclude:
+        try:
+            from fitting.fit import select_evidence
+
+            df = select_evidence(evidence, keep, exclude)
+        except UserError:
+            df = evidence
+    dec = _decisions(run_ids)
+    rows = []
+    for r in df.itertuples(index=False):
+        d = dec.get(r.evidence_id, {"kind": "not in evidence_map.yaml", "detail": ""})
+        value = "" if (r.value is None or (isinstance(r.value, float) and math.isnan(r.value))) else fmt_num(r.value, 4)
+        rows.append({
+            "evidence_id": r.evidence_id, "study_id": r.study_id, "analyte": r.analyte,
+            "statistic": r.statistic, "value": value, "value_text": r.value_text, "unit": r.unit,
+            "grade": r.grade, "url": _safe_url(r.source_url), "source_url": r.source_url,
+            "locator": r.locator, "note": r.note, "decision": d["kind"], "detail": d["detail"],
+            "scored": r.evidence_id in run_ids,
+        })
+    return rows
+
+
+def _dose_response(dt, evidence, summary) -> dict:
+    if "predictions" not in dt.children or "blood_nad_fold_nmn" not in dt["predictions"].data_vars:
+        return {"available": False}
+    da = dt["predictions"]["blood_nad_fold_nmn"]
+    fold = np.asarray(da.transpose("sample", "dose_mg", "day").values, dtype=float)
+    doses = np.asarray(da["dose_mg"].values, dtype=float)
+    days = np.asarray(da["day"].values, dtype=float)
+    overlay = []
+    ids = set(evidence["evidence_id"]) if evidence is not None else set()
+    for p in HUANG_POINTS:
+        pct = p["pct"]
+        if evidence is not None and p["evidence_id"] in ids:
+            v = float(evidence.loc[evidence["evidence_id"] == p["evidence_id"], "value"].iloc[0])
+            if math.isfinite(v):
+                pct = v
+        overlay.append({"dose": p["dose"], "day": p["day"], "fold": 1 + pct / 100.0,
+                        "label": f"Huang 2022 serum +{pct:g} % (d{p['day']}, {p['evidence_id']})"})
+    table = []
+    for d in (30, 60, 90):
+        k = int(np.argmin(np.abs(days - d)))
+        for i, mg in enumerate(doses):
+            if mg <= 0:
+                continue
+            f = fold[:, i, k]
+            table.append({"day": int(days[k]), "dose": mg, "median": float(np.median(f)),
+                          "lo": float(np.quantile(f, Q89[0])), "hi": float(np.quantile(f, Q89[1]))})
+    from reports import figures
+
+    return {
+        "available": True, "n_samples": fold.shape[0],
+        "fig_time": figures.dose_time_plot(fold, doses, days, overlay),
+        "fig_dose": figures.dose_response_plot(fold, doses, days, 60, overlay),
+        "table": [t for t in table if t["day"] == 60], "overlay": overlay,
+    }
+
+
+def run_context(run: Path) -> dict:
+    """Everything the run template needs (figures already rendered to data URIs)."""
+    from datasets import load_evidence, load_gaps, load_studies
+    from fitting.runs import load_posterior, load_summary, read_json
+    from reports import figures
+
+    run = Path(run)
+    summary = load_summary(run)
+    dt = load_posterior(run)
+    config = read_json(run / "config.json", "config.json") if (run / "config.json").exists() else {}
+    widen = float(config.get("widen_priors", 1.0) or 1.0)
+    warnings_ = []
+    change = evidence_change(summary, config)
+    if change:
+        warnings_.append(change)
+    try:
+        evidence = load_evidence()
+    except UserError as err:
+        evidence = None
+        warnings_.append(f"shipped evidence cannot be loaded: {err}")
+    try:
+        studies = load_studies()
+    except UserError:
+        studies = {}
+    try:
+        gaps = load_gaps().to_dict(orient="records")
+    except UserError:
+        gaps = []
+    for g in gaps:
+        g["url"] = _safe_url(g.get("source_url"))
+    run_ids = [str(i) for i in summary.get("evidence_ids", [])]
+    labels = {}
+    try:
+        from models.model import EvidenceModel
+
+        if evidence is not None:
+            labels = {it.evidence_id: it.label for it in EvidenceModel(summary["hypothesis"], evidence).items}
+    except Exception:  # noqa: BLE001 — labels are cosmetic; fall back to analyte
+        pass
+    if evidence is not None:
+        for r in evidence.itertuples(index=False):
+            labels.setdefault(r.evidence_id, f"{r.study_id}: {r.analyte} ({r.statistic})")
+    studies_used = sorted({labels.get(i, i).split(":")[0] for i in run_ids} |
+                          ({str(s) for s in dt["observed_data"]["study_id"].values}
+                           if "observed_data" in dt.children else set()))
+    study_list = []
+    for sid in studies_used:
+        m = studies.get(sid)
+        study_list.append({"study_id": sid, "citation": m.citation if m else "", "url": _safe_url(m.url) if m else None,
+                           "doi": m.doi if m else None,
+                           "n_rows": sum(1 for i in run_ids if labels.get(i, "").startswith(sid + ":"))})
+
+    # diagnostics
+    post = dt["posterior"]
+    scalar = [n for n in (summary.get("priors") or {}) if n in post.data_vars]
+    vectors = [str(v) for v in post.data_vars if str(v).startswith("z_")]
+    bfmi = _bfmi(dt)
+    diverging = (int(np.asarray(dt["sample_stats"]["diverging"].values).sum())
+                 if "sample_stats" in dt.children and "diverging" in dt["sample_stats"].data_vars
+                 else summary.get("divergences"))
+    param_rows = _parameter_rows(dt, summary, widen)
+    vector_rows = [{"name": k, **v} for k, v in (summary.get("parameters") or {}).items() if "[" in k]
+    worst = sorted(param_rows, key=lambda r: -(r["r_hat"] or 0))[:4]
+    pair_vars = [v for v in KEY_PAIR_PARAMS if v in post.data_vars]
+    psense_rows, psense_note = _psense(dt, summary, config)
+    fit_rows = _evidence_fit(dt, evidence, labels, studies)
+    by_study: dict[str, list] = {}
+    for r in fit_rows:
+        by_study.setdefault(r["study_id"], []).append(r)
+    fit_groups = [{"study_id": s, "citation": studies[s].citation if s in studies else "",
+                   "url": _safe_url(studies[s].url) if s in studies else None, "rows": rs}
+                  for s, rs in by_study.items()]
+
+    figs = {
+        "rank": figures.rank_plot(dt, scalar) if scalar else None,
+        "trace": figures.trace_plot(dt, [r["name"] for r in worst]) if worst else None,
+        "energy": figures.energy_plot(dt) if bfmi is not None else None,
+        "prior_posterior": figures.prior_posterior_grid(param_rows) if param_rows else None,
+        "quantile_forest": figures.prior_quantile_forest(param_rows) if param_rows else None,
+        "forest": figures.forest_plot(dt, vectors) if vectors else None,
+        "pair": figures.pair_plot(dt, pair_vars) if len(pair_vars) >= 2 else None,
+        "psense": figures.psense_plot(psense_rows) if psense_rows else None,
+        "fit": figures.evidence_fit_plot([{**r, "label": f"{r['evidence_id']} {r['study_id']}"}
+                                          for r in fit_rows if r["kind"] in ("value", "finding")])
+        if fit_rows else None,
+    }
+    for r in param_rows:  # drop arrays before templating
+        for k in ("post", "prior_draws", "dist"):
+            r.pop(k, None)
+    gates = _gates(summary)
+    failed = [g for g in gates if not g["passed"]]
+    return {
+        "kind": "run",
+        "title": f"nadfit run report — {summary.get('hypothesis')}",
+        "summary": summary, "config": config, "run_dir": str(run),
+        "status": summary.get("status"), "gates": gates, "failed_gates": failed,
+        "warnings": warnings_, "studies": study_list, "n_scored": len(run_ids),
+        "versions": summary.get("versions") or {}, "sampler": summary.get("sampler") or {},
+        "bfmi": bfmi, "divergences": diverging, "param_rows": param_rows, "vector_rows": vector_rows,
+        "uninformed": [r["name"] for r in param_rows if r["uninformed"]],
+        "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
+        "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary),
+        "provenance": _provenance(evidence, config, set(run_ids)), "gaps": gaps,
+        "figs": figs, "sections": RUN_SECTIONS, "ci_prob": CI_PROB, "contraction_min": CONTRACTION_MIN,
+    }
+
+
+def render_run(run, out=None) -> Path:
+    """Write ``RUN/report.html`` (or ``out``); returns the path. Warns on stderr when the
+    shipped evidence changed since the fit."""
+    run = Path(run)
+    out = _check_out(out) if out is not None else None
+    ctx = run_context(run)
+    html = _env().get_template("run.html.j2").render(**ctx)
+    for w in ctx["warnings"]:
+        print(f"nadfit: warning: {w}", file=sys.stderr)
+    return _write(out or run / "report.html", html)
+
+
+# --------------------------------------------------------------------------------------------
+# comparison report
+# --------------------------------------------------------------------------------------------
+
+def load_comparison(folder) -> dict:
+    from fitting.runs import COMPARISON_SCHEMA, check_run_dir, read_json
+
+    folder = check_run_dir(Path(folder), kind="comparison")
+    comp = read_json(folder / "comparison.json", "comparison.json")
+    if comp.get("schema") != COMPARISON_SCHEMA:
+        raise UserError(f"comparison was written by an incompatible nadfit version (schema "
+                        f"{comp.get('schema')!r}, expected {COMPARISON_SCHEMA!r})",
+                        file=str(folder / "comparison.json"))
+    return comp
+
+
+def comparison_context(folder) -> dict:
+    from reports import figures
+
+    folder = Path(folder)
+    comp = load_comparison(folder)
+    loo = comp.get("loo") or {}
+    ranking = sorted(comp.get("ranking") or [], key=lambda r: r.get("rank", 0))
+    hyps = [r["hypothesis"] for r in ranking] or list(loo)
+    best = hyps[0] if hyps else None
+    weights = comp.get("stacking_weights") or {r["hypothesis"]: r.get("weight") for r in ranking
+                                                if r.get("weight") is not None}
+    pointwise = comp.get("pointwise") or []
+    by_study = comp.get("by_study") or []
+    warnings_ = []
+    runs = []
+    for h, d in (comp.get("runs") or {}).items():
+        entry = {"hypothesis": h, "dir": str(d), "status": None, "fingerprint": None}
+        p = Path(d)
+        if not p.is_absolute():
+            p = folder / p if (folder / p).exists() else p
+        try:
+            from fitting.runs import load_summary, read_json
+
+            s = load_summary(p)
+            entry["status"] = s.get("status")
+            entry["fingerprint"] = s.get("evidence_fingerprint")
+            cfg = read_json(p / "config.json", "config.json") if (p / "config.json").exists() else {}
+            w = evidence_change(s, cfg)
+            if w:
+                warnings_.append(f"{h}: {w}")
+            if s.get("status") != "ok":
+                warnings_.append(f"{h}: run status is {s.get('status')!r} (convergence gates failed)")
+        except UserError as err:
+            entry["status"] = f"unavailable ({err})"
+        runs.append(entry)
+    fps = {r["fingerprint"] for r in runs if r["fingerprint"]}
+    if len(fps) > 1:
+        warnings_.append("the compared runs were fitted to different evidence (fingerprints differ); "
+                         "their ELPDs are not comparable")
+    pw_rows = []
+    for r in pointwise:
+        e = r.get("elpd") or {}
+        diff = (e.get(hyps[1], math.nan) - e.get(best, math.nan)) if len(hyps) > 1 else math.nan
+        pw_rows.append({**r, "diff": diff})
+    pw_rows.sort(key=lambda r: (r.get("study_id", ""), r.get("evidence_id", "")))
+    phi = comp.get("phi_share") or {}
+    bfs = comp.get("bayes_factors") or []
+    calib = (comp.get("calibration") or {}).get("confusion")
+    conf = None
+    if calib:
+        conf = _confusion(calib)
+    figs = {
+        "elpd": figures.elpd_plot(loo) if loo else None,
+        "weights": figures.weights_plot(weights) if weights else None,
+        "by_study": figures.by_study_plot(by_study, hyps, best) if by_study and best else None,
+        "loso": figures.interval_plot([{"label": h, "mid": v["elpd"], "lo": v["elpd"] - v.get("se", 0),
+                                        "hi": v["elpd"] + v.get("se", 0)} for h, v in comp["loso"].items()],
+                                      "leave-one-study-out ELPD ± 1 SE") if comp.get("loso") else None,
+        "bf": figures.interval_plot([{"label": f"{b['h1']} vs {b['h2']}", "mid": b["log_bf"],
+                                      "lo": b["log_bf"] - 2 * (b.get("mc_se") or 0),
+                                      "hi": b["log_bf"] + 2 * (b.get("mc_se") or 0)} for b in bfs],
+                                    "log Bayes factor ± 2 Monte-Carlo SE", ref=0.0) if bfs else None,
+        "phi": figures.interval_plot([{"label": s, "mid": v["mean"], "lo": v["ci89_low"], "hi": v["ci89_high"]}
+                                      for s, v in phi.items()],
+                                     "share of NMN use via the direct (SLC12A8) route, mean and 89 % ETI")
+        if phi else None,
+        "confusion": figures.confusion_plot(conf["labels"], conf["matrix"], conf["xlabel"], conf["ylabel"])
+        if conf else None,
+    }
+    return {
+        "kind": "comparison", "title": "nadfit comparison report", "comp": comp, "dir": str(folder),
+        "runs": runs, "loo": loo, "ranking": ranking, "hyps": hyps, "best": best, "weights": weights,
+        "pointwise": pw_rows, "by_study": by_study, "loso": comp.get("loso"), "smc": comp.get("smc"),
+        "bayes_factors": bfs if "bayes_factors" in comp else None, "sensitivity": comp.get("sensitivity"),
+        "sensitivity_rows": _flatten(comp.get("sensitivity")) if comp.get("sensitivity") else [],
+        "phi_share": phi or None, "calibration": comp.get("calibration"), "confusion": conf,
+        "verdict": comp.get("verdict") or "", "warnings": warnings_, "figs": figs,
+        "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB,
+    }
+
+
+def _confusion(calib: dict) -> dict | None:
+    """Accept {labels, matrix} or nested {true: {chosen: count}}."""
+    if "matrix" in calib:
+        labels = [str(x) for x in calib.get("labels") or range(len(calib["matrix"]))]
+        return {"labels": labels, "matrix": calib["matrix"], "xlabel": calib.get("xlabel", "chosen"),
+                "ylabel": calib.get("ylabel", "true (simulated from)")}
+    if all(isinstance(v, dict) for v in calib.values()):
+        labels = sorted(set(calib) | {k for v in calib.values() for k in v})
+        matrix = [[float(calib.get(t, {}).get(c, 0)) for c in labels] for t in labels]
+        return {"labels": labels, "matrix": matrix, "xlabel": "chosen", "ylabel": "true (simulated from)"}
+    return None
+
+
+def _flatten(obj, prefix: str = "") -> list[dict]:
+    """Nested dict -> rows of (key path, value) for a generic table."""
+    rows = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            rows.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, list) and obj and all(not isinstance(v, (dict, list)) for v in obj):
+        rows.append({"key": prefix, "value": ", ".join(fmt_num(v) if isinstance(v, (int, float)) else str(v)
+                                                       for v in obj)})
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            rows.extend(_flatten(v, f"{prefix}[{i}]"))
+    else:
+        rows.append({"key": prefix, "value": fmt_num(obj) if isinstance(obj, (int, float)) else str(obj)})
+    return rows
+
+
+def render_comparison(comparison_dir, out=None) -> Path:
+    """Write ``DIR/comparison.html`` (or ``out``) from ``DIR/comparison.json``; returns the path."""
+    folder = Path(comparison_dir)
+    out = _check_out(out) if out is not None else None
+    ctx = comparison_context(folder)
+    html = _env().get_template("comparison.html.j2").render(**ctx)
+    for w in ctx["warnings"]:
+        print(f"nadfit: warning: {w}", file=sys.stderr)
+    return _write(out or folder / "comparison.html", html)
+
+
+def json_dumps(obj) -> str:
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,138 @@
+"""Run and comparison reports rendered from synthetic folders (no sampling)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from datasets.errors import UserError
+from reports.render import COMPARISON_SECTIONS, RUN_SECTIONS, render_comparison, render_run
+
+
+def _sections(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">\s*<h[12]>', html)
+
+
+def test_run_report_structure(rendered_run):
+    html = rendered_run.read_text()
+    assert _sections(html) == list(RUN_SECTIONS)
+    assert "<script" not in html.lower()
+    assert "Content-Security-Policy" in html and "script-src 'none'" in html
+    assert "prefers-color-scheme: dark" in html
+    assert "could not be drawn" not in html
+    assert html.count('<img src="data:image/png;base64,') >= 9
+    assert "http://" not in re.sub(r'href="http[^"]*"', "", html).replace("http://www.w3.org", "")
+    assert rendered_run.stat().st_size < 5_000_000
+    assert "All convergence gates passed" in html and "banner bad" not in html
+    # interval convention, BFMI, contraction, psense, provenance decisions, gaps
+    assert "89 % equal-tailed" in html
+    assert "E-BFMI per chain" in html
+    assert "Contraction = 1 − posterior variance / prior variance" in html
+    assert "arviz_stats.psense" in html
+    for decision in ("likelihood", "design", "redundant"):
+        assert f"<strong>{decision}</strong>" in html
+    assert "Recorded gaps" in html and "H1" in html
+    assert "Huang 2022 serum +11.3 %" not in html  # overlay labels live in the figure, not the text
+    assert "Huang 2022" in html and "matrix differs" in html
+
+
+def test_failed_gates_banner(synth_failed_run, tmp_path):
+    html = render_run(synth_failed_run, tmp_path / "r.html").read_text()
+    head = html[: html.index('<section id="diagnostics">')]
+    assert 'class="banner bad"' in head and "CONVERGENCE GATES FAILED" in head
+
+
+def test_evidence_change_warning(synth_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run)
+    s = json.loads((run / "summary.json").read_text())
+    s["evidence_fingerprint"] = "0" * 64
+    (run / "summary.json").write_text(json.dumps(s))
+    html = render_run(run).read_text()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nadfit: warning: the evidence changed since this fit")
+    assert 'class="banner warn"' in html and "the evidence changed since this fit" in html
+
+
+def test_metadata_is_escaped(synth_run, tmp_path, monkeypatch):
+    import datasets
+
+    evil = "<script>alert(1)</script>"
+    real_ev, real_st = datasets.load_evidence, datasets.load_studies
+
+    def load_evidence(*a, **k):
+        df = real_ev(*a, **k)
+        df["note"] = evil
+        df["locator"] = evil
+        df.loc[df.index[0], "source_url"] = "javascript:alert(1)"
+        return df
+
+    def load_studies(*a, **k):
+        st = real_st(*a, **k)
+        return {sid: m.model_copy(update={"citation": evil + m.citation}) for sid, m in st.items()}
+
+    monkeypatch.setattr(datasets, "load_evidence", load_evidence)
+    monkeypatch.setattr(datasets, "load_studies", load_studies)
+    html = render_run(synth_run, tmp_path / "evil.html").read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript:' not in html
+
+
+def test_run_errors(tmp_path, synth_run):
+    with pytest.raises(UserError, match="does not exist"):
+        render_run(tmp_path / "missing")
+    inc = tmp_path / "inc"
+    shutil.copytree(synth_run, inc)
+    (inc / "COMPLETE").unlink()
+    with pytest.raises(UserError, match="incomplete"):
+        render_run(inc)
+    with pytest.raises(UserError, match=r"\.html"):
+        render_run(synth_run, tmp_path / "report.pdf")
+
+
+def test_cli_report(synth_run, tmp_path, capsys):
+    from fitting.cli import main
+
+    out = tmp_path / "cli.html"
+    assert main(["report", str(synth_run), "--out", str(out)]) == 0
+    assert out.exists()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nadfit: error:")
+
+
+def test_comparison_report(rendered_comparison):
+    html = rendered_comparison.read_text()
+    assert _sections(html) == list(COMPARISON_SECTIONS)
+    assert "<script" not in html.lower()
+    assert "not computed" not in html
+    assert "Verdict:" in html and "failed_gates" in html
+    assert html.count('<img src="data:image/png;base64,') == 7
+    assert rendered_comparison.stat().st_size < 5_000_000
+
+
+def test_comparison_minimal_says_not_computed(synth_run, tmp_path):
+    from conftest import make_comparison
+
+    folder = make_comparison(tmp_path / "cmp", {"via-nr": synth_run}, full=False)
+    html = render_comparison(folder).read_text()
+    for what in ("Leave-one-study-out cross-validation", "Bayes factors", "Sensitivity analysis",
+                 "Route share (phi)", "Calibration (confusion matrix)", "SMC marginal likelihoods"):
+        assert f"{what}: not computed." in html
+    assert _sections(html) == list(COMPARISON_SECTIONS)
+
+
+def test_comparison_errors(tmp_path, synth_comparison, capsys):
+    from fitting.cli import main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synth_comparison, bad)
+    (bad / "comparison.json").write_text(json.dumps({"schema": "nadfit.comparison/0"}))
+    with pytest.raises(UserError, match="incompatible"):
+        render_comparison(bad)
+    assert main(["report-compare", str(bad)]) == 2
+    assert "incompatible" in capsys.readouterr().err
