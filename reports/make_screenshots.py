@@ -1,0 +1,59 @@
+"""README screenshots of the reports: ``python -m reports.make_screenshots RUN_DIR [COMPARISON_DIR]``.
+
+Renders ``RUN_DIR/report.html`` (and ``COMPARISON_DIR/comparison.html`` when given), opens them in
+headless Chromium and writes ``reports/screenshots/report.png`` / ``comparison.png``: the top of
+the page (banner, header, first sections), palette-quantised to stay under ``MAX_BYTES``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from reports.browser import inspect_page
+from reports.render import render_comparison, render_run
+
+OUT_DIR = Path(__file__).resolve().parent / "screenshots"
+MAX_BYTES = 400_000
+
+
+def shrink_png(path: Path, max_bytes: int = MAX_BYTES) -> int:
+    """Quantise to 128 colours and downscale until the file is below ``max_bytes``."""
+    from PIL import Image
+
+    im = Image.open(path).convert("RGB")
+    scale = 1.0
+    while True:
+        w, h = int(im.width * scale), int(im.height * scale)
+        small = im.resize((w, h), Image.LANCZOS) if scale < 1 else im
+        small.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            path, optimize=True)
+        size = path.stat().st_size
+        if size <= max_bytes or scale < 0.3:
+            return size
+        scale *= 0.85
+
+
+def screenshot(html: Path, out: Path, width: int = 1100, height: int = 1500) -> int:
+    info = inspect_page(html, screenshot=out, width=width, height=height, full_page=False)
+    if info["errors"]:
+        raise SystemExit(f"browser errors in {html}: {info['errors']}")
+    return shrink_png(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    report = render_run(Path(args[0]))
+    print(f"{OUT_DIR / 'report.png'}: {screenshot(report, OUT_DIR / 'report.png')} bytes")
+    if len(args) > 1:
+        comp = render_comparison(Path(args[1]))
+        print(f"{OUT_DIR / 'comparison.png'}: {screenshot(comp, OUT_DIR / 'comparison.png')} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
