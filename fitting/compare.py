@@ -67,17 +67,32 @@ def _loglik(dt) -> np.ndarray:
 
 
 def psis_loo(ll: np.ndarray) -> dict:
-    """PSIS-LOO on a (chain, draw, unit) array via ArviZ; returns pointwise elpd and k."""
+    """PSIS-LOO on a (chain, draw, unit) array via ArviZ; returns pointwise elpd and Pareto k.
+
+    Units whose log-likelihood is the same in every draw (e.g. a finding that depends only on a
+    share fixed by the hypothesis) have an exact LOO density equal to that value (k = 0); they
+    are handled directly because Pareto smoothing is undefined for them.
+    """
     import arviz as az
     import xarray as xr
 
-    ds = xr.Dataset({"y": (("chain", "draw", "unit"), ll)})
-    dt = xr.DataTree.from_dict({"log_likelihood": ds, "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
-    res = az.loo(dt, pointwise=True, var_name="y")
-    elpd_i = np.asarray(res.elpd_i).ravel()
-    k = np.asarray(res.pareto_k).ravel()
-    return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(len(elpd_i) * np.var(elpd_i))),
-            "p_loo": float(res.p), "elpd_i": elpd_i, "k": k}
+    n = ll.shape[-1]
+    flat = ll.reshape(-1, n)
+    constant = np.ptp(flat, axis=0) < 1e-12
+    elpd_i = np.where(constant, flat[0], np.nan)
+    k = np.zeros(n)
+    p_loo = 0.0
+    if (~constant).any():
+        sub = ll[..., ~constant]
+        ds = xr.Dataset({"y": (("chain", "draw", "unit"), sub)})
+        dt = xr.DataTree.from_dict({"log_likelihood": ds,
+                                    "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
+        res = az.loo(dt, pointwise=True, var_name="y")
+        elpd_i[~constant] = np.asarray(res.elpd_i).ravel()
+        k[~constant] = np.asarray(res.pareto_k).ravel()
+        p_loo = float(res.p)
+    return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(n * np.var(elpd_i))),
+            "p_loo": p_loo, "elpd_i": elpd_i, "k": k}
 
 
 def stacking_weights(elpd_i: dict[str, np.ndarray], ll: dict[str, np.ndarray]) -> dict[str, float]:

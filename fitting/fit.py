@@ -225,7 +225,7 @@ def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False):
     return nutpie.sample(compiled, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
                          cores=min(cfg.chains, os.cpu_count() or 1), seed=cfg.seed,
                          target_accept=cfg.target_accept, progress_bar=progress,
-                         low_rank_modified_mass_matrix=True)
+                         adaptation="low_rank")
 
 
 def run_fit(cfg: FitConfig, out: Path, progress: bool = False) -> dict:

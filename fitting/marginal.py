@@ -60,21 +60,25 @@ def _flatten(d: dict, names: list[str]) -> np.ndarray:
 
 
 def bridge_log_ml(pm_model, model: EvidenceModel, post, repeats: int = 4, seed: int = 0) -> dict:
-    """Bridge-sampling estimate of log p(evidence | hypothesis) from posterior draws."""
-    import jax
+    """Bridge-sampling estimate of log p(evidence | hypothesis) from an EvidenceModel's draws."""
+    draws, _ = unconstrained_draws(model, post)
+    return bridge_log_ml_from_draws(pm_model, draws, repeats=repeats, seed=seed)
 
+
+def bridge_log_ml_from_draws(pm_model, draws: dict, repeats: int = 4, seed: int = 0) -> dict:
+    """Bridge sampling for any PyMC model given posterior draws keyed by value-variable name
+    (unconstrained space, leading dimension = sample)."""
     value_names = [v.name for v in pm_model.value_vars]
-    logp_fn = pm_model.compile_logp(jacobian=True, mode="JAX")
+    logp_fn = pm_model.compile_logp(jacobian=True)
     shapes = {v.name: tuple(int(s) for s in v.type.shape) for v in pm_model.value_vars}
-    draws, n = unconstrained_draws(model, post)
-    flat = _flatten({k: draws[k] for k in value_names}, value_names)
-    dim = flat.shape[1]
+    flat = _flatten({k: np.asarray(draws[k]) for k in value_names}, value_names)
+    n, dim = flat.shape
 
     def unflatten(row):
         out, i = {}, 0
         for k in value_names:
             size = int(np.prod(shapes[k])) if shapes[k] else 1
-            out[k] = row[i:i + size].reshape(shapes[k]) if shapes[k] else row[i]
+            out[k] = row[i:i + size].reshape(shapes[k]) if shapes[k] else np.asarray(row[i])
             i += size
         return out
 
@@ -87,7 +91,7 @@ def bridge_log_ml(pm_model, model: EvidenceModel, post, repeats: int = 4, seed: 
         perm = rng.permutation(n)
         fit, use = flat[perm[: n // 2]], flat[perm[n // 2:]]
         mean = fit.mean(0)
-        cov = np.cov(fit, rowvar=False) + 1e-9 * np.eye(dim)
+        cov = np.atleast_2d(np.cov(fit, rowvar=False)) + 1e-9 * np.eye(dim)
         chol = np.linalg.cholesky(cov)
         logdet = 2 * np.sum(np.log(np.diag(chol)))
 
@@ -95,8 +99,7 @@ def bridge_log_ml(pm_model, model: EvidenceModel, post, repeats: int = 4, seed: 
             z = np.linalg.solve(chol, (x - mean).T)
             return -0.5 * np.sum(z ** 2, 0) - 0.5 * logdet - 0.5 * dim * math.log(2 * math.pi)
 
-        n1 = len(use)
-        n2 = n1
+        n1 = n2 = len(use)
         prop = mean + (chol @ rng.standard_normal((dim, n2))).T
         l1 = logpost(use) - log_g(use)
         l2 = logpost(prop) - log_g(prop)
@@ -108,14 +111,14 @@ def bridge_log_ml(pm_model, model: EvidenceModel, post, repeats: int = 4, seed: 
             num = np.mean(np.exp(l2 - lstar) / (s1 * np.exp(l2 - lstar) + s2 * r))
             den = np.mean(1.0 / (s1 * np.exp(l1 - lstar) + s2 * r))
             r_new = num / den
-            if abs(math.log(r_new) - math.log(r)) < 1e-10:
-                r = r_new
-                break
+            done = abs(math.log(r_new) - math.log(r)) < 1e-10
             r = r_new
+            if done:
+                break
         estimates.append(math.log(r) + lstar)
     est = np.array(estimates)
-    del jax
-    return {"log_ml": float(est.mean()), "mc_se": float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else float("nan"),
+    return {"log_ml": float(est.mean()),
+            "mc_se": float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else float("nan"),
             "runs": [float(x) for x in est], "n_draws": int(n), "method": "bridge (MVN proposal, iterative)"}
 
 

@@ -13,7 +13,6 @@ Intervals: 89 % equal-tailed (ETI) throughout, 50 % ETI as the inner band (``CI_
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -352,7 +351,7 @@ def _provenance(evidence, config: dict, run_ids: set[str]) -> list[dict]:
     return rows
 
 
-def _dose_response(dt, evidence, summary) -> dict:
+def _dose_response(dt, evidence, summary, figures=None) -> dict:
     if "predictions" not in dt.children or "blood_nad_fold_nmn" not in dt["predictions"].data_vars:
         return {"available": False}
     da = dt["predictions"]["blood_nad_fold_nmn"]
@@ -378,7 +377,8 @@ def _dose_response(dt, evidence, summary) -> dict:
             f = fold[:, i, k]
             table.append({"day": int(days[k]), "dose": mg, "median": float(np.median(f)),
                           "lo": float(np.quantile(f, Q89[0])), "hi": float(np.quantile(f, Q89[1]))})
-    from reports import figures
+    if figures is None:
+        from reports import figures
 
     return {
         "available": True, "n_samples": fold.shape[0],
@@ -388,8 +388,10 @@ def _dose_response(dt, evidence, summary) -> dict:
     }
 
 
-def run_context(run: Path) -> dict:
-    """Everything the run template needs (figures already rendered to data URIs)."""
+def run_context(run: Path, figures_on: bool = True) -> dict:
+    """Everything the run template needs (figures already rendered to data URIs).
+
+    ``figures_on=False`` skips drawing (text and tables only; used by fast tests)."""
     from datasets import load_evidence, load_gaps, load_studies
     from fitting.runs import load_posterior, load_summary, read_json
     from reports import figures
@@ -461,6 +463,8 @@ def run_context(run: Path) -> dict:
                    "url": _safe_url(studies[s].url) if s in studies else None, "rows": rs}
                   for s, rs in by_study.items()]
 
+    if not figures_on:
+        figures = _NoFigures()
     figs = {
         "rank": figures.rank_plot(dt, scalar) if scalar else None,
         "trace": figures.trace_plot(dt, [r["name"] for r in worst]) if worst else None,
@@ -489,18 +493,27 @@ def run_context(run: Path) -> dict:
         "bfmi": bfmi, "divergences": diverging, "param_rows": param_rows, "vector_rows": vector_rows,
         "uninformed": [r["name"] for r in param_rows if r["uninformed"]],
         "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
-        "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary),
+        "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary, figures),
         "provenance": _provenance(evidence, config, set(run_ids)), "gaps": gaps,
         "figs": figs, "sections": RUN_SECTIONS, "ci_prob": CI_PROB, "contraction_min": CONTRACTION_MIN,
     }
 
 
-def render_run(run, out=None) -> Path:
+class _NoFigures:
+    """Stand-in for reports.figures when drawing is switched off."""
+
+    def __getattr__(self, name):
+        from reports.figures import FigureError
+
+        return lambda *a, **k: FigureError("figures switched off")
+
+
+def render_run(run, out=None, *, figures: bool = True) -> Path:
     """Write ``RUN/report.html`` (or ``out``); returns the path. Warns on stderr when the
-    shipped evidence changed since the fit."""
+    shipped evidence changed since the fit. ``figures=False`` writes text and tables only."""
     run = Path(run)
     out = _check_out(out) if out is not None else None
-    ctx = run_context(run)
+    ctx = run_context(run, figures_on=figures)
     html = _env().get_template("run.html.j2").render(**ctx)
     for w in ctx["warnings"]:
         print(f"nadfit: warning: {w}", file=sys.stderr)
@@ -643,7 +656,3 @@ def render_comparison(comparison_dir, out=None) -> Path:
     for w in ctx["warnings"]:
         print(f"nadfit: warning: {w}", file=sys.stderr)
     return _write(out or folder / "comparison.html", html)
-
-
-def json_dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=str)

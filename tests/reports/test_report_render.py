@@ -40,7 +40,7 @@ def test_run_report_structure(rendered_run):
 
 
 def test_failed_gates_banner(synth_failed_run, tmp_path):
-    html = render_run(synth_failed_run, tmp_path / "r.html").read_text()
+    html = render_run(synth_failed_run, tmp_path / "r.html", figures=False).read_text()
     head = html[: html.index('<section id="diagnostics">')]
     assert 'class="banner bad"' in head and "CONVERGENCE GATES FAILED" in head
 
@@ -51,7 +51,7 @@ def test_evidence_change_warning(synth_run, tmp_path, capsys):
     s = json.loads((run / "summary.json").read_text())
     s["evidence_fingerprint"] = "0" * 64
     (run / "summary.json").write_text(json.dumps(s))
-    html = render_run(run).read_text()
+    html = render_run(run, figures=False).read_text()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("nadfit: warning: the evidence changed since this fit")
     assert 'class="banner warn"' in html and "the evidence changed since this fit" in html
@@ -76,7 +76,7 @@ def test_metadata_is_escaped(synth_run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_evidence", load_evidence)
     monkeypatch.setattr(datasets, "load_studies", load_studies)
-    html = render_run(synth_run, tmp_path / "evil.html").read_text()
+    html = render_run(synth_run, tmp_path / "evil.html", figures=False).read_text()
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'href="javascript:' not in html
@@ -94,15 +94,20 @@ def test_run_errors(tmp_path, synth_run):
         render_run(synth_run, tmp_path / "report.pdf")
 
 
-def test_cli_report(synth_run, tmp_path, capsys):
+def test_cli_report(synth_run, tmp_path, capsys, monkeypatch):
     from fitting.cli import main
 
-    out = tmp_path / "cli.html"
-    assert main(["report", str(synth_run), "--out", str(out)]) == 0
-    assert out.exists()
+    import reports.render as rr
+
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nadfit: error:")
+    calls = []
+    monkeypatch.setattr(rr, "render_run", lambda run, out=None: calls.append((run, out)) or
+                        rr._write(out, "<html></html>"))
+    out = tmp_path / "cli.html"
+    assert main(["report", str(synth_run), "--out", str(out)]) == 0
+    assert out.exists() and calls == [(synth_run, out)]
 
 
 def test_comparison_report(rendered_comparison):

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests in tests/models (imported as a plain module)."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from models import fast
+
+HYPOTHESES = ("direct", "via-nr", "mixed")
+SLOW_KEYS = ("beta", "kappa", "ell", "gamma", "k_e", "k_b", "pi_nmn", "pi_nr", "phi", "k_a")
+
+
+def draw_theta(model, rng: np.random.Generator) -> dict:
+    """One prior draw: scalars from ``Prior.scipy().rvs``, z_* vectors from N(0, 1)."""
+    th = {}
+    for name, prior in model.priors().items():
+        th[name] = jnp.asarray(float(prior.scipy().rvs(random_state=rng)))
+    for name, (_, labels) in model.vector_parameters.items():
+        th[name] = jnp.asarray(rng.standard_normal(len(labels)))
+    return th
+
+
+def human_params(**kw) -> dict:
+    """Parameters of the full (pulsed) system around the prior medians."""
+    from models.priors import registry
+
+    reg = registry()
+    p = dict(beta=reg["beta"].median(), kappa=1.0, ell=reg["ell"].median(), gamma=0.0, e_base=1.0,
+             c=1.0, k_t=math.log(2.0) / 0.25, k_e=math.log(2.0) / 1.0, k_b=math.log(2.0) / 4.0,
+             k_abs=24.0, k_x=7.0, pi_nmn=0.5, pi_nr=0.5, phi=1.0, k_a=1.0)
+    p.update(kw)
+    return p
+
+
+def averaged_b(p: dict, compound: str, mg_per_day: float, days: float, doses_per_day: int = 1):
+    """The production (time-scale-separated) path for one regimen: b at every day."""
+    from models.core import daily_regimen
+
+    reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
+    nmn, nr = fast.rate_grid([reg], 1.0, days)
+    b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in SLOW_KEYS}, jnp.asarray(nmn), jnp.asarray(nr))
+    return np.asarray(b[:, 0]), np.asarray(e[:, 0])
+
+
+_blood_course_jit = None
+
+
+def blood_course_jit(p, nmn, nr):
+    """``fast.blood_course`` jitted once (DT = 1 day) so repeated calls do not re-trace."""
+    global _blood_course_jit
+    if _blood_course_jit is None:
+        import jax
+
+        _blood_course_jit = jax.jit(lambda p, a, b: fast.blood_course(p, a, b, 1.0))
+    return _blood_course_jit(p, nmn, nr)

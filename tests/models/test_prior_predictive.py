@@ -1,0 +1,55 @@
+"""Prior predictive sanity: 100 prior draws per hypothesis (observed quantiles in
+models/VERIFICATION.md)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from model_helpers import HYPOTHESES, draw_theta
+
+N_DRAWS = 100
+
+
+def prior_predictive(model, n=N_DRAWS, seed=5):
+    rng = np.random.default_rng(seed)
+    draws = [draw_theta(model, rng) for _ in range(n)]
+    stacked = jax.tree.map(lambda *a: np.stack(a), *draws)
+    blood = jax.jit(jax.vmap(model.blood))(stacked)
+    ll, _ = jax.jit(jax.vmap(model.loglik_and_pred))(stacked)
+    return {k: np.asarray(v) for k, v in blood.items()}, np.asarray(ll).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def predictive(models):
+    return {h: prior_predictive(models[h]) for h in HYPOTHESES}
+
+
+@pytest.mark.parametrize("hypothesis", HYPOTHESES)
+def test_courses_finite_positive_and_start_at_baseline(predictive, hypothesis):
+    blood, _ = predictive[hypothesis]
+    for name, b in blood.items():
+        assert np.all(np.isfinite(b)) and np.all(b > 0), name
+        np.testing.assert_allclose(b[:, 0], 1.0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("hypothesis", HYPOTHESES)
+def test_placebo_stays_at_baseline(predictive, hypothesis):
+    blood, _ = predictive[hypothesis]
+    np.testing.assert_allclose(blood["yi_placebo"], 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("hypothesis", HYPOTHESES)
+def test_fold_change_plausible(predictive, hypothesis):
+    blood, _ = predictive[hypothesis]
+    for arm in ("yi_nmn300", "yi_nmn600", "yi_nmn900"):
+        fold = blood[arm][:, 60]
+        inside = np.mean((fold >= 1.0) & (fold <= 20.0))
+        assert inside >= 0.95, (arm, inside, np.quantile(fold, [0.025, 0.5, 0.975]))
+        assert np.all(fold >= 1.0 - 1e-12)  # a precursor never lowers NAD+
+
+
+@pytest.mark.parametrize("hypothesis", HYPOTHESES)
+def test_loglik_finite(predictive, hypothesis):
+    _, ll = predictive[hypothesis]
+    assert np.mean(np.isfinite(ll)) >= 0.99
