@@ -31,11 +31,37 @@ def _register() -> None:
         module.register(app)
 
 
+def _is_click_error(exc: BaseException) -> bool:
+    classes = []
+    try:
+        import click
+
+        classes.append(click.exceptions.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from typer._click import exceptions as vendored  # typer >= 0.2x ships its own click
+
+        classes.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return bool(classes) and isinstance(exc, tuple(classes))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _help_hint(exc) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return f" (try '{ctx.command_path} --help')" if ctx is not None else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user mistakes become one line on stderr and exit code 2."""
     _register()
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False, prog_name="nadfit")
     except UserError as err:
         print(f"nadfit: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -47,11 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nadfit: interrupted; no partial results were kept", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+    except Exception as exc:  # click usage errors (click itself or the copy vendored by typer)
+        if _is_click_error(exc):
+            print(f"nadfit: error: {_one_line(exc.format_message())}{_help_hint(exc)}", file=sys.stderr)
             return exc.exit_code
         raise
     return rc if isinstance(rc, int) else 0

@@ -62,11 +62,17 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
     from fitting.compare import build_comparison, load_runs, psis_loo
     from fitting.fit import FitConfig
     from fitting.marginal import bridge_log_ml, smc_log_ml
-    from fitting.runs import atomic_dir, write_json
+    from fitting.runs import atomic_dir, check_output_dir, write_json
     from models.model import EvidenceModel
 
     say = (console.print if console else (lambda *a, **k: None))
+    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
     runs = load_runs(run_dirs, allow_failed=allow_failed)
+    for h, r in runs.items():
+        missing = [g for g in ("posterior", "log_likelihood", "observed_data") if g not in r["dt"].children]
+        if missing:
+            raise UserError(f"posterior.nc lacks the group(s) {', '.join(missing)}; the run is damaged or was "
+                            "written by an incompatible nadfit version", file=str(Path(r["dir"]) / "posterior.nc"))
     t0 = time.time()
     smc, bridge_res = {}, {}
     for h, r in runs.items():
@@ -116,13 +122,10 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
     cmp["wall_time_s"] = round(time.time() - t0, 1)
     with atomic_dir(out) as tmp:
         write_json(tmp / "comparison.json", _clean(cmp))
-        if html:
-            try:
-                from reports.render import render_comparison_to
-            except ImportError:
-                render_comparison_to = None
-            if render_comparison_to is not None:
-                render_comparison_to(tmp, tmp / "comparison.html")
+    if html:
+        from reports.render import render_comparison
+
+        render_comparison(Path(out))
     return cmp
 
 
@@ -218,13 +221,11 @@ def run_all_command(
     console.print("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
                       wider=wider_dirs or None, allow_failed=True, console=console)
-    try:
-        from reports.render import render_run_report
-    except ImportError:
-        render_run_report = None
-    if render_run_report is not None:
-        for d in fits:
-            render_run_report(d)
+    from reports.render import render_run
+
+    for d in fits:
+        console.print(f"report {d / 'report.html'}")
+        render_run(d)
     print_comparison(cmp, Console())
     console.print(f"total wall time {time.time() - t0:.0f} s; results in {out}")
 

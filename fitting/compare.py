@@ -82,17 +82,41 @@ def psis_loo(ll: np.ndarray) -> dict:
     elpd_i = np.where(constant, flat[0], np.nan)
     k = np.zeros(n)
     p_loo = 0.0
-    if (~constant).any():
-        sub = ll[..., ~constant]
+    raw_is = np.zeros(n, dtype=bool)
+
+    def _az_loo(cols):
+        sub = ll[..., cols]
         ds = xr.Dataset({"y": (("chain", "draw", "unit"), sub)})
         dt = xr.DataTree.from_dict({"log_likelihood": ds,
                                     "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
-        res = az.loo(dt, pointwise=True, var_name="y")
-        elpd_i[~constant] = np.asarray(res.elpd_i).ravel()
-        k[~constant] = np.asarray(res.pareto_k).ravel()
-        p_loo = float(res.p)
+        return az.loo(dt, pointwise=True, var_name="y")
+
+    cols = np.where(~constant)[0]
+    if cols.size:
+        try:
+            res = _az_loo(cols)
+            elpd_i[cols] = np.asarray(res.elpd_i).ravel()
+            k[cols] = np.asarray(res.pareto_k).ravel()
+            p_loo = float(res.p)
+        except ValueError:
+            # Pareto smoothing fails when a unit's largest importance ratios are tied (a
+            # finding whose likelihood sits on its floor for many draws); such ratios are
+            # bounded, so plain importance sampling is used for that unit and it is flagged
+            for c in cols:
+                try:
+                    r = _az_loo(np.array([c]))
+                    elpd_i[c] = float(np.asarray(r.elpd_i).ravel()[0])
+                    k[c] = float(np.asarray(r.pareto_k).ravel()[0])
+                except ValueError:
+                    x = -flat[:, c]
+                    m = x.max()
+                    elpd_i[c] = -(m + np.log(np.mean(np.exp(x - m))))
+                    k[c] = 0.0
+                    raw_is[c] = True
+            lpd = np.log(np.mean(np.exp(flat - flat.max(0)), axis=0)) + flat.max(0)
+            p_loo = float(np.sum(lpd[cols] - elpd_i[cols]))
     return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(n * np.var(elpd_i))),
-            "p_loo": p_loo, "elpd_i": elpd_i, "k": k}
+            "p_loo": p_loo, "elpd_i": elpd_i, "k": k, "raw_is": raw_is}
 
 
 def stacking_weights(elpd_i: dict[str, np.ndarray], ll: dict[str, np.ndarray]) -> dict[str, float]:
@@ -138,6 +162,25 @@ def phi_shares(dt) -> dict | None:
     return out
 
 
+def row_labels(ids) -> dict[str, str]:
+    """Short human labels for evidence rows: 'study: analyte (statistic value)'."""
+    from datasets import load_evidence
+
+    ev = load_evidence().set_index("evidence_id")
+    out = {}
+    for eid in ids:
+        if eid not in ev.index:
+            out[eid] = eid
+            continue
+        r = ev.loc[eid]
+        shown = r["value_text"] if isinstance(r["value_text"], str) and r["value_text"] else (
+            f"{r['value']:g}" if r["value"] == r["value"] else "")
+        when = f", {r['time']:g} {r['time_unit']}" if r["time"] == r["time"] else ""
+        group = f"{r['group']}, " if isinstance(r["group"], str) and r["group"] else ""
+        out[eid] = f"{r['study_id']}: {group}{r['analyte']}{when} ({r['statistic']} {shown})".strip()
+    return out
+
+
 def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = None,
                      sensitivity: dict | None = None, refits: dict | None = None) -> dict:
     names = list(runs)
@@ -168,11 +211,9 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                         "weight": _r(weights[h])})
     pointwise = []
-    labels = {}
-    for it_id in ids:
-        labels[it_id] = it_id
+    labels = row_labels(ids)
     for i, eid in enumerate(ids):
-        pointwise.append({"evidence_id": eid, "study_id": study_of.get(eid, ""),
+        pointwise.append({"evidence_id": eid, "study_id": study_of.get(eid, ""), "label": labels.get(eid, eid),
                           "elpd": {h: _r(loo[h]["elpd_i"][i]) for h in names},
                           "pareto_k": {h: _r(loo[h]["k"][i], 3) for h in names}})
     studies = sorted(set(study_of[e] for e in ids), key=lambda s: ids.index(next(e for e in ids if study_of[e] == s)))
@@ -207,7 +248,8 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                 gap = abs(entry["log_bf"] - entry["bridge_log_bf"])
                 tol = 3 * math.hypot(entry["mc_se"] or 0, entry.get("bridge_mc_se") or 0) + 0.5
                 entry["estimators_agree"] = bool(gap <= tol)
-            bayes_factors.append(entry)
+            if len(entry) > 2:
+                bayes_factors.append(entry)
     out = {
         "schema": COMPARISON_SCHEMA,
         "runs": {h: str(r["dir"]) for h, r in runs.items()},

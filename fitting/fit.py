@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import UserError
-from fitting.runs import RUN_SCHEMA, atomic_dir, write_json
+from fitting.runs import RUN_SCHEMA, atomic_dir, check_output_dir, write_json
 from models.observation import ObservationSettings
 
 GATES = {"r_hat_max": 1.01, "ess_bulk_min": 400, "divergences_max": 0}
@@ -30,6 +30,11 @@ CURVE_DOSES_MG = (0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1200.0, 2000.0)
 CURVE_DAYS = 90
 CURVE_DRAWS = 200
 CI_PROB = 0.89
+
+
+def _is_number(v) -> bool:
+    """A real number (int or float), not a bool or a string."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -50,26 +55,38 @@ class FitConfig:
     def validate(self) -> "FitConfig":
         from models.hypotheses import HYPOTHESES
 
-        if self.hypothesis not in HYPOTHESES:
+        if not isinstance(self.hypothesis, str) or self.hypothesis not in HYPOTHESES:
             raise UserError(f"unknown hypothesis {self.hypothesis!r}; choose one of {', '.join(HYPOTHESES)}",
                             field="hypothesis")
+        for name in ("evidence", "exclude"):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)) or not all(isinstance(t, str) for t in v):
+                raise UserError(f"{name} must be a list of study or evidence ids, got {v!r}", field=name)
         for name in ("draws", "tune", "chains", "prior_draws"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "tune" else 1):
-                raise UserError(f"{name} must be a positive whole number, got {v!r}", field=name)
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise UserError(f"seed must be a non-negative whole number, got {self.seed!r}", field="seed")
-        if not (0.5 <= float(self.target_accept) < 1.0):
-            raise UserError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}", field="target_accept")
-        if not (math.isfinite(self.widen_priors) and self.widen_priors > 0):
+                extra = " or 0" if name == "tune" else ""
+                raise UserError(f"{name} must be a positive whole number{extra}, got {v!r}", field=name)
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63):
+            raise UserError(f"seed must be a non-negative whole number below 2**63, got {self.seed!r}", field="seed")
+        if not (_is_number(self.target_accept) and 0.5 <= float(self.target_accept) < 1.0):
+            raise UserError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}",
+                            field="target_accept")
+        if not (_is_number(self.widen_priors) and math.isfinite(self.widen_priors) and self.widen_priors > 0):
             raise UserError(f"widen_priors must be a positive number, got {self.widen_priors!r}", field="widen_priors")
+        if not isinstance(self.accept_failed_gates, bool):
+            raise UserError(f"accept_failed_gates must be true or false, got {self.accept_failed_gates!r}",
+                            field="accept_failed_gates")
+        if not isinstance(self.observation, dict):
+            raise UserError(f"observation must be a mapping of observation settings, got {self.observation!r}",
+                            field="observation")
         known = set(ObservationSettings().to_dict())
         for k, v in self.observation.items():
             if k not in known:
                 raise UserError(f"unknown observation setting {k!r}; known: {', '.join(sorted(known))}",
                                 field="observation")
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise UserError(f"observation setting {k} must be a positive number", field="observation")
+            if not (_is_number(v) and math.isfinite(v) and v > 0):
+                raise UserError(f"observation setting {k} must be a positive number, got {v!r}", field="observation")
         return self
 
     def settings(self) -> ObservationSettings:
@@ -93,6 +110,8 @@ def config_from_file(path: Path) -> FitConfig:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"cannot read config ({exc.strerror})", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError("config is not UTF-8 text", file=str(path)) from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except Exception as exc:
@@ -213,6 +232,14 @@ def _posterior_predictive(model, post, seed: int):
     return y_rep, p_finding
 
 
+def _sampler_finished(sampler) -> bool:
+    """nutpie 0.16: ``is_finished`` raises TimeoutError while the sampler is still running."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
 def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False):
     """NUTS with nutpie (JAX backend, low-rank modified mass matrix adaptation).
 
@@ -222,10 +249,42 @@ def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False):
     import nutpie
 
     compiled = nutpie.compile_pymc_model(pm_model, backend="jax", gradient_backend="jax")
-    return nutpie.sample(compiled, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
-                         cores=min(cfg.chains, os.cpu_count() or 1), seed=cfg.seed,
-                         target_accept=cfg.target_accept, progress_bar=progress,
-                         adaptation="low_rank")
+    sampler = nutpie.sample(compiled, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
+                            cores=min(cfg.chains, os.cpu_count() or 1), seed=cfg.seed,
+                            target_accept=cfg.target_accept, progress_bar=progress,
+                            adaptation="low_rank", blocking=False)
+    # poll from Python so that SIGINT/SIGTERM interrupt sampling promptly (a blocking call into
+    # the Rust sampler would delay signal handling until sampling ends)
+    try:
+        while not _sampler_finished(sampler):
+            time.sleep(0.2)
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
+
+
+def preflight(model) -> None:
+    """Refuse to sample when the log-likelihood is not finite at the prior-median point.
+
+    Evaluates ``model.loglik_and_pred`` once (cheap compared with sampling) and raises a
+    one-line :class:`UserError` naming the non-finite evidence rows and the parameter values.
+    """
+    th = model.prior_median_theta()
+    ll, _ = model.loglik_and_pred(th)
+    ll = np.asarray(ll, dtype=float).reshape(-1)
+    ids = list(model.evidence_ids)
+    bad = [i for i in range(len(ll)) if not math.isfinite(ll[i])]
+    if not bad:
+        return
+    items = list(model.items)
+    rows = ", ".join(f"{ids[i]} ({items[i].study_id}, loglik {ll[i]})" if i < len(items) else f"{ids[i]} ({ll[i]})"
+                     for i in bad[:8])
+    more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+    params = ", ".join(f"{k}={float(np.asarray(v)):.4g}" for k, v in th.items() if np.ndim(v) == 0)
+    raise UserError(f"the log-likelihood is not finite at the prior median for evidence row(s) {rows}{more}; "
+                    f"parameter values: {params}; check these rows' values or exclude them (--exclude)",
+                    field="evidence")
 
 
 def run_fit(cfg: FitConfig, out: Path, progress: bool = False) -> dict:
@@ -240,11 +299,13 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False) -> dict:
     from models.priors import registry
 
     cfg.validate()
+    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
     evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
     fingerprint = evidence_fingerprint(evidence)
     model = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
     if not model.items:
         raise UserError("the evidence selection leaves no scored evidence row", field="evidence")
+    preflight(model)
     pm_model = build_pymc_model(model, widen=cfg.widen_priors)
     t0 = time.time()
     with atomic_dir(out) as tmp:

@@ -70,7 +70,7 @@ def bridge_log_ml_from_draws(pm_model, draws: dict, repeats: int = 4, seed: int 
     (unconstrained space, leading dimension = sample)."""
     value_names = [v.name for v in pm_model.value_vars]
     logp_fn = pm_model.compile_logp(jacobian=True)
-    shapes = {v.name: tuple(int(s) for s in v.type.shape) for v in pm_model.value_vars}
+    shapes = {k: tuple(np.asarray(draws[k]).shape[1:]) for k in value_names}
     flat = _flatten({k: np.asarray(draws[k]) for k in value_names}, value_names)
     n, dim = flat.shape
 

@@ -22,6 +22,8 @@ from datasets.errors import UserError
 
 RUN_SCHEMA = "nadfit.run/1"
 COMPARISON_SCHEMA = "nadfit.comparison/1"
+#: entries every reader relies on, with their JSON types
+SUMMARY_FIELDS = {"hypothesis": str, "status": str, "evidence_ids": list, "evidence_fingerprint": str}
 
 
 def check_output_dir(out: Path) -> Path:
@@ -29,8 +31,17 @@ def check_output_dir(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError("output path exists and is not a directory", file=str(out))
     parent = out.parent if str(out.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True) if not parent.exists() else None
-    if not os.access(parent, os.W_OK):
+    for anc in (parent, *parent.parents):  # a file where a folder is needed
+        if anc.exists():
+            if not anc.is_dir():
+                raise UserError("output path lies inside a file, not a folder", file=str(anc))
+            break
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the output folder ({exc.strerror})", file=str(parent)) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError("output directory is not writable", file=str(parent))
     return out
 
@@ -43,6 +54,7 @@ def atomic_dir(out: Path):
     """
     out = check_output_dir(Path(out))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, 0o755)
     previous = signal.getsignal(signal.SIGTERM)
 
     def _term(signum, frame):
@@ -56,7 +68,12 @@ def atomic_dir(out: Path):
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except BaseException:  # put the earlier result back
+                if not out.exists():
+                    os.replace(old, out)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
@@ -76,7 +93,9 @@ def read_json(path: Path, what: str) -> dict:
         obj = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{what} is missing", file=str(path)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise UserError(f"{what} is a folder, not a file", file=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise UserError(f"{what} is not valid JSON ({exc.__class__.__name__})", file=str(path)) from None
     if not isinstance(obj, dict):
         raise UserError(f"{what} is not a JSON object", file=str(path))
@@ -103,6 +122,10 @@ def load_summary(run: Path) -> dict:
     if summary.get("schema") != RUN_SCHEMA:
         raise UserError(f"run was written by an incompatible nadfit version (schema {summary.get('schema')!r}, "
                         f"expected {RUN_SCHEMA!r})", file=str(run / "summary.json"))
+    for key, kind in SUMMARY_FIELDS.items():
+        if not isinstance(summary.get(key), kind):
+            raise UserError(f"summary.json lacks a valid {key!r} entry; the file is damaged, refit the run",
+                            file=str(run / "summary.json"), field=key)
     return summary
 
 

@@ -582,7 +582,8 @@ def comparison_context(folder) -> dict:
         pw_rows.append({**r, "diff": diff})
     pw_rows.sort(key=lambda r: (r.get("study_id", ""), r.get("evidence_id", "")))
     phi = comp.get("phi_share") or {}
-    bfs = comp.get("bayes_factors") or []
+    # entries may carry an SMC estimate, a bridge estimate or both; plot the SMC one when present
+    bfs = [b for b in (comp.get("bayes_factors") or []) if b.get("log_bf") is not None]
     calib = (comp.get("calibration") or {}).get("confusion")
     conf = None
     if calib:

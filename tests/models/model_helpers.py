@@ -17,7 +17,7 @@ def draw_theta(model, rng: np.random.Generator) -> dict:
     """One prior draw: scalars from ``Prior.scipy().rvs``, z_* vectors from N(0, 1)."""
     th = {}
     for name, prior in model.priors().items():
-        th[name] = jnp.asarray(float(prior.scipy().rvs(random_state=rng)))
+        th[name] = jnp.asarray(np.float64(prior.scipy().rvs(random_state=rng)))
     for name, (_, labels) in model.vector_parameters.items():
         th[name] = jnp.asarray(rng.standard_normal(len(labels)))
     return th

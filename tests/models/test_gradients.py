@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,32 +12,43 @@ from model_helpers import HYPOTHESES, draw_theta
 
 REL_STEP = 1e-6
 REL_TOL = 1e-4
-#: derivatives smaller than this (absolute) are treated as ~0 and skipped
-ZERO = 1e-6
+EPS = np.finfo(np.float64).eps
 
 
-def gradient_errors(model, th) -> dict[str, float]:
-    """Relative error |ad - fd| / max(|ad|, |fd|) per scalar coordinate (vectors as name[i])."""
-    f = jax.jit(lambda t: jnp.sum(model.loglik_and_pred(t)[0]))
-    g = jax.jit(jax.grad(lambda t: jnp.sum(model.loglik_and_pred(t)[0])))(th)
-    out = {}
+@lru_cache(maxsize=None)
+def _fns(model):
+    total = lambda t: jnp.sum(model.loglik_and_pred(t)[0])  # noqa: E731
+    return jax.jit(total), jax.jit(jax.grad(total))
+
+
+def gradient_errors(model, th) -> tuple[dict[str, float], list[str]]:
+    """Relative error |ad - fd| / max(|ad|, |fd|) per scalar coordinate (vectors as name[i]).
+
+    Coordinates whose derivative is below 1e3 x the finite-difference rounding noise
+    (eps |f| / h) are ~0 at this step size and are skipped (returned in the second list).
+    """
+    th = {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in th.items()}  # one dtype: no re-jit
+    f, grad = _fns(model)
+    g = grad(th)
+    f0 = abs(float(f(th)))
+    out, skipped = {}, []
     for name, val in th.items():
         arr = np.atleast_1d(np.asarray(val, dtype=float))
+        shape = np.shape(val)
         for i in range(arr.size):
+            key = name if not shape else f"{name}[{i}]"
             h = REL_STEP * max(abs(arr[i]), 1e-2)
             up, dn = arr.copy(), arr.copy()
             up[i] += h
             dn[i] -= h
-            shape = np.shape(val)
-            tu = dict(th, **{name: jnp.asarray(up.reshape(shape))})
-            td = dict(th, **{name: jnp.asarray(dn.reshape(shape))})
-            fd = (float(f(tu)) - float(f(td))) / (2 * h)
+            fd = (float(f(dict(th, **{name: jnp.asarray(up.reshape(shape))})))
+                  - float(f(dict(th, **{name: jnp.asarray(dn.reshape(shape))})))) / (2 * h)
             ad = float(np.atleast_1d(np.asarray(g[name]))[i])
-            if max(abs(ad), abs(fd)) < ZERO:
+            if max(abs(ad), abs(fd)) < 1e3 * EPS * max(f0, 1.0) / h:
+                skipped.append(key)
                 continue
-            key = name if arr.size == 1 and np.ndim(val) == 0 else f"{name}[{i}]"
             out[key] = abs(ad - fd) / max(abs(ad), abs(fd))
-    return out
+    return out, skipped
 
 
 def thetas(model, n_random=3, seed=11):
@@ -47,7 +60,7 @@ def thetas(model, n_random=3, seed=11):
 def test_gradient_matches_finite_differences(models, hypothesis):
     model = models[hypothesis]
     for k, th in enumerate(thetas(model)):
-        errs = gradient_errors(model, th)
-        assert errs, "no non-zero derivative found"
+        errs, skipped = gradient_errors(model, th)
+        assert len(errs) >= len(skipped), (hypothesis, k, skipped)
         worst = max(errs, key=errs.get)
         assert errs[worst] < REL_TOL, (hypothesis, k, worst, errs[worst])
