@@ -56,7 +56,7 @@ def _evidence_for(run: dict):
 def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws: int = 1000,
                 bridge: bool = True, psense: bool = True, wider: list[Path] | None = None,
                 allow_failed: bool = False, html: bool = True, console: Console | None = None,
-                calibration: Path | None = None) -> dict:
+                calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300) -> dict:
     from datasets import evidence_fingerprint, load_evidence
     from fitting.build import build_pymc_model
     from fitting.compare import build_comparison, load_runs, psis_loo
@@ -111,7 +111,22 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
         sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
         sensitivity["wider_prior_runs"] = {h: str(wr["dir"]) for h, wr in wruns.items()}
-    cmp = build_comparison(runs, smc=smc or None, bridge=bridge_res or None, sensitivity=sensitivity or None)
+    refits = None
+    if reloo:
+        from fitting.compare import BAD_K, exact_refit_elpd
+
+        refits = {}
+        for h, r in runs.items():
+            res = psis_loo(r["dt"]["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values)
+            ids = r["summary"]["evidence_ids"]
+            bad = [ids[i] for i in np.where(res["k"] > BAD_K)[0]]
+            if bad:
+                say(f"exact refits for {len(bad)} high-k rows of {h}")
+                refits[h] = exact_refit_elpd(r, bad, draws=reloo_draws, tune=reloo_draws, log=say)
+    cmp = build_comparison(runs, smc=smc or None, bridge=bridge_res or None, sensitivity=sensitivity or None,
+                           refits=refits)
+    if refits:
+        cmp["reloo"] = {h: sorted(v) for h, v in refits.items()}
     if calibration is not None:
         from fitting.runs import read_json
 
@@ -167,13 +182,15 @@ def compare_command(
     wider: Optional[list[Path]] = typer.Option(None, help="runs fitted under the wider prior set"),
     allow_failed: bool = typer.Option(False, help="accept runs whose diagnostics gates failed"),
     calibration: Optional[Path] = typer.Option(None, help="calibration.json from nadfit compare-calibration"),
+    reloo: bool = typer.Option(False, help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
+    reloo_draws: int = typer.Option(300, help="draws (and tuning steps) per chain of each exact refit"),
 ) -> None:
     """Compare hypotheses: LOO, stacking, attribution, LOSO, Bayes factors, sensitivity."""
     if smc_runs < 0 or smc_draws < 10:
         raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
     cmp = run_compare(runs, out, smc_runs=smc_runs, smc_draws=smc_draws, bridge=not no_bridge,
                       psense=not no_psense, wider=wider, allow_failed=allow_failed, console=Console(stderr=True),
-                      calibration=calibration)
+                      calibration=calibration, reloo=reloo, reloo_draws=reloo_draws)
     print_comparison(cmp, Console())
 
 
@@ -194,6 +211,9 @@ def run_all_command(
 
     console = Console(stderr=True)
     out = check_output_dir(Path(out))
+    FitConfig(draws=draws, tune=tune, chains=chains, seed=seed).validate()  # refuse bad options before any fit
+    if smc_runs < 0 or smc_draws < 10:
+        raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
     t0 = time.time()
     fits = []
     for h in HYPOTHESIS_ORDER:

@@ -296,6 +296,9 @@ def verdict(cmp: dict) -> str:
         if con:
             text += "; against it: " + ", ".join(f"{s} ({d:+.1f})" for s, d in con)
         text += "."
+    if cmp.get("reloo"):
+        text += " Exact refits replaced PSIS for " + ", ".join(
+            f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
     bad = {h: v["n_bad_k"] for h, v in cmp["loo"].items() if v["n_bad_k"]}
     if bad:
         text += " PSIS is unreliable for " + ", ".join(f"{n} row(s) of {h}" for h, n in bad.items()) + " (k > 0.7)."
@@ -319,3 +322,39 @@ def verdict(cmp: dict) -> str:
         text += (f" Under 'mixed', the direct-route share for a typical system is {p['mean']:.2f} "
                  f"(89% interval {p['ci89_low']:.2f}-{p['ci89_high']:.2f}).")
     return text
+
+
+def exact_refit_elpd(run: dict, evidence_ids: list[str], draws: int = 300, tune: int = 300, chains: int = 2,
+                     log=print) -> dict[str, float]:
+    """Exact leave-one-out for the given rows: refit without the row, score it on the refit draws.
+
+    elpd_i = log mean_s p(row_i | theta_s), theta_s from the posterior fitted without row i.
+    """
+    import json
+
+    import jax
+    import jax.numpy as jnp
+
+    from datasets import load_evidence
+    from fitting.build import build_pymc_model
+    from fitting.fit import FitConfig, sample_posterior, select_evidence
+    from models.model import EvidenceModel
+
+    cfg = FitConfig(**json.loads(run["dt"].attrs["config"]))
+    evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
+    full = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
+    names = list(full.scalar_parameters) + list(full.vector_parameters)
+    ll_fn = jax.jit(jax.vmap(lambda th: full.loglik_and_pred(th)[0]))
+    out = {}
+    for eid in evidence_ids:
+        reduced = EvidenceModel(cfg.hypothesis, evidence, cfg.settings(), exclude=(eid,))
+        sub = FitConfig(hypothesis=cfg.hypothesis, draws=draws, tune=tune, chains=chains, seed=cfg.seed,
+                        widen_priors=cfg.widen_priors, observation=cfg.observation)
+        dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub)
+        post = dt["posterior"]
+        th = {k: jnp.asarray(post[k].stack(s=("chain", "draw")).transpose("s", ...).values) for k in names}
+        ll = np.asarray(ll_fn(th))[:, full.evidence_ids.index(eid)]
+        m = ll.max()
+        out[eid] = float(m + np.log(np.mean(np.exp(ll - m))))
+        log(f"exact LOO refit {cfg.hypothesis} without {eid}: elpd {out[eid]:.3f}")
+    return out
