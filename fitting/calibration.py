@@ -107,6 +107,16 @@ def draw_prior_theta(model, rng: np.random.Generator) -> dict:
     return th
 
 
+def draw_prior_matrix(model, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` prior draws per flat parameter label (vectorised; for checks of the rank machinery)."""
+    out = {name: np.asarray(p.scipy().rvs(size=n, random_state=rng), dtype=float)
+           for name, p in model.priors().items()}
+    for name, (_, labels) in model.vector_parameters.items():
+        for lab in labels:
+            out[f"{name}[{lab}]"] = rng.standard_normal(n)
+    return out
+
+
 def truth_theta(model, kind: str, rng: np.random.Generator) -> dict:
     if kind == "median":
         return {k: np.asarray(v, dtype=float) for k, v in model.prior_median_theta().items()}
@@ -188,13 +198,15 @@ def _evidence(select=(), exclude=()):
     return select_evidence(load_evidence(), list(select), list(exclude))
 
 
-def fit_simulated(hypothesis: str, theta: dict, cfg: FitConfig, rng: np.random.Generator, evidence=None):
-    """Simulate outcomes at ``theta`` and fit them. Returns (model, simulated outcomes, DataTree)."""
+def fit_simulated(hypothesis: str, theta: dict, cfg: FitConfig, rng: np.random.Generator, evidence=None,
+                  base=None):
+    """Simulate outcomes at ``theta`` and fit them. Returns (model, simulated outcomes, DataTree).
+    ``base``: an EvidenceModel of the same hypothesis and evidence on the reported results (reused)."""
     from fitting.build import build_pymc_model
     from models.model import EvidenceModel
 
     evidence = _evidence() if evidence is None else evidence
-    base = EvidenceModel(hypothesis, evidence, cfg.settings())
+    base = base if base is not None else EvidenceModel(hypothesis, evidence, cfg.settings())
     sim = base.simulate_outcomes(to_jax(theta), rng)
     model = EvidenceModel(hypothesis, evidence, cfg.settings(), outcomes=sim)
     pm_model = build_pymc_model(model, widen=cfg.widen_priors)
@@ -221,7 +233,7 @@ def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int =
     evidence = _evidence()
     model0 = EvidenceModel(hypothesis, evidence, cfg.settings())
     theta = draw_prior_theta(model0, rng)
-    model, _, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence)
+    model, _, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
     mat = posterior_matrix(dt, model)
     n_total = chains * draws
     concat = {k: v.reshape(-1) for k, v in mat.items()}
@@ -377,7 +389,7 @@ def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConf
     evidence = _evidence()
     model0 = EvidenceModel(hypothesis, evidence, cfg.settings())
     theta = truth_theta(model0, truth, rng)
-    model, sim, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence)
+    model, sim, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
     mat = posterior_matrix(dt, model)
     flat_truth = flatten(model, theta)
     priors = model.priors()

@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nadfit: error: {_one_line(exc.format_message())}{_help_hint(exc)}", file=sys.stderr)
             return exc.exit_code
         raise
+    if rc == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or SIGTERM inside a run) into exit code 130
+        print("nadfit: interrupted; no partial results were kept", file=sys.stderr)
     return rc if isinstance(rc, int) else 0
 
 

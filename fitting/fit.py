@@ -121,8 +121,9 @@ def config_from_file(path: Path) -> FitConfig:
         raise UserError("config must be a mapping of settings", file=str(path))
     known = set(FitConfig.__dataclass_fields__)
     for k in data:
-        if k not in known:
-            raise UserError(f"unknown setting {k!r}", file=str(path), field=k)
+        if k not in known:  # the key is echoed: keep the message on one line whatever it holds
+            shown = k if isinstance(k, str) and k.isprintable() else repr(k)
+            raise UserError(f"unknown setting {k!r}", file=str(path), field=shown)
     try:
         return FitConfig(**data).validate()
     except UserError as err:

@@ -406,6 +406,10 @@ def run_sweep(spec: SweepSpec | Path | str, out_dir: Path, workers: int = 2, add
     entries = {t.id: {**t.to_dict(), "status": "pending"} for t in spec.tasks}
     todo = []
     for t in spec.tasks:
+        if not t.target:
+            if t.kind not in TASK_KINDS:
+                raise UserError(f"unknown task kind {t.kind!r}; known: {', '.join(sorted(TASK_KINDS))}", field="kind")
+            t.target = TASK_KINDS[t.kind]
         if is_complete(out_dir / t.id):
             entries[t.id]["status"] = "skipped"  # complete from an earlier run
         else:

@@ -213,6 +213,12 @@ class EvidenceModel:
             c.update(factor=float(self._row(it.spec["factor_from"])["value"]))
         if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
             c.update(y=math.log1p(it.value / 100.0))
+            import pandas as pd
+
+            n = row["n"]
+            if pd.isna(n) and it.spec.get("n_arm"):
+                n = self._n_of(it.spec["n_arm"])
+            c.update(n=None if pd.isna(n) else int(n))
         if it.statistic in ("range_low", "range_high") and it.observable == "nampt_overexpression_nad":
             c.update(bound=math.log1p(it.value / 100.0), side="low" if it.statistic == "range_low" else "high")
 
@@ -349,12 +355,21 @@ class EvidenceModel:
             return cache["overexpression"]
         raise UserError(f"unknown observable {obs!r}", file="models/evidence_map.yaml", field=it.evidence_id)
 
+    @staticmethod
+    def arm_sd(it: Item, th):
+        """SD of a reported arm-mean log change: sampling error sigma_person / sqrt(n) of the arm
+        (when n is known) combined with the extra arm-level SD sigma_arm."""
+        n = it.const.get("n")
+        if n:
+            return jnp.sqrt(th["sigma_arm"] ** 2 + th["sigma_person"] ** 2 / n)
+        return th["sigma_arm"]
+
     def item_loglik(self, it: Item, q, th):
         s, c = self.settings, it.const
         if it.keyword is not None:
             return jnp.sum(log_direction(q, it.keyword, s))
         if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-            return log_normal_obs(c["y"], q, th["sigma_arm"])
+            return log_normal_obs(c["y"], q, self.arm_sd(it, th))
         if it.observable == "human_t_vs_placebo":
             ncp = q / (th["sigma_person"] * math.sqrt(1 / c["n1"] + 1 / c["n2"]))
             return log_p_upper_bound(ncp, c["t_crit"], c["df"])
@@ -399,7 +414,7 @@ class EvidenceModel:
                 lp = float(jnp.sum(self.item_loglik(it, q, th)))
                 out[it.evidence_id] = bool(rng.random() < math.exp(lp))
             elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-                y = float(q) + float(th["sigma_arm"]) * rng.standard_normal()
+                y = float(q) + float(self.arm_sd(it, th)) * rng.standard_normal()
                 out[it.evidence_id] = 100.0 * math.expm1(y)
             elif it.observable == "human_t_paired":
                 c = it.const

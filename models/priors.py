@@ -209,9 +209,9 @@ def _registry() -> dict[str, Prior]:
           "elasticity of 'blood NAD' with matrix not stated (Yi 2022) to the whole-blood pool",
           "matrix and assay not stated (gap H2)", (), weak=True, group="observation"),
         P("sigma_arm", "lognormal", {"mu": math.log(0.1), "sigma": math.log(2.0)}, "log",
-          "SD of a reported arm-mean log fold change around the model (sampling + assay)",
-          "weakly informative; bounded away from 0 because an arm mean always carries sampling "
-          "error (between-person SD / sqrt(n) with n of 8-33 per arm) and assay error",
+          "extra SD of a reported arm-mean log fold change around the model (assay, arm-level "
+          "deviations), added to the arm's sampling error sigma_person / sqrt(n) when n is known",
+          "weakly informative, bounded away from 0 (an arm mean always carries assay error)",
           (), weak=True, group="observation"),
         P("sigma_drift", "halfnormal", {"sigma": 0.1}, "log",
           "SD of study-by-visit shifts shared by all arms of a study (placebo drift)",

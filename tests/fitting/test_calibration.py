@@ -87,11 +87,13 @@ def test_prior_vs_prior_ranks_are_uniform():
     model = EvidenceModel("mixed", load_evidence())
     rng = np.random.default_rng(7)
     n_sims, L = 200, 99
-    ranks = {lab: [] for lab in cal.parameter_labels(model)}
-    for _ in range(n_sims):
-        truth = cal.flatten(model, cal.draw_prior_theta(model, rng))
-        draws = [cal.flatten(model, cal.draw_prior_theta(model, rng)) for _ in range(L)]
-        mat = {lab: np.array([d[lab] for d in draws]) for lab in ranks}
+    truths = cal.draw_prior_matrix(model, n_sims, rng)
+    draws = cal.draw_prior_matrix(model, n_sims * L, rng)
+    assert set(truths) == set(cal.parameter_labels(model))
+    ranks = {lab: [] for lab in truths}
+    for i in range(n_sims):
+        truth = {lab: float(v[i]) for lab, v in truths.items()}
+        mat = {lab: v[i * L:(i + 1) * L] for lab, v in draws.items()}
         for lab, r in cal.ranks_of(truth, mat, np.arange(L)).items():
             ranks[lab].append(r)
     assert set(ranks) >= {"beta", "mu_phi", "z_phi[human]", "z_het[yi2022]"}

@@ -56,3 +56,22 @@ def blood_course_jit(p, nmn, nr):
 
         _blood_course_jit = jax.jit(lambda p, a, b: fast.blood_course(p, a, b, 1.0))
     return _blood_course_jit(p, nmn, nr)
+
+
+_JITTED: dict = {}
+
+
+def normalize(th: dict) -> dict:
+    """float64, non-weak arrays: one dtype signature, so jitted functions compile once."""
+    return {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in th.items()}
+
+
+def jitted(model):
+    """(loglik vector, summed loglik, gradient of the sum), jitted once per model object."""
+    if id(model) not in _JITTED:
+        import jax
+
+        ll = lambda t: model.loglik_and_pred(t)[0]  # noqa: E731
+        total = lambda t: jnp.sum(ll(t))  # noqa: E731
+        _JITTED[id(model)] = (jax.jit(ll), jax.jit(total), jax.jit(jax.grad(total)))
+    return _JITTED[id(model)]

@@ -1,0 +1,81 @@
+"""Pre-flight check: a non-finite log-likelihood at the prior median stops the fit before sampling
+with one line naming the evidence rows and the parameter values."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from datasets.errors import UserError
+from reliability_helpers import run_cli, tmp_leftovers
+
+
+class FakeModel:
+    def __init__(self, ll):
+        self.items = [SimpleNamespace(study_id=f"study{i}", evidence_id=f"EV{i:03d}") for i in range(len(ll))]
+        self.evidence_ids = [it.evidence_id for it in self.items]
+        self._ll = np.asarray(ll, dtype=float)
+
+    def prior_median_theta(self):
+        return {"gamma": np.asarray(0.25), "pi_nmn": np.asarray(0.5), "z_het": np.zeros(3)}
+
+    def loglik_and_pred(self, th):
+        return self._ll, np.zeros_like(self._ll)
+
+
+def test_finite_passes():
+    from fitting.fit import preflight
+
+    preflight(FakeModel([-1.0, -2.0, -0.5]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf])
+def test_non_finite_is_named(bad):
+    from fitting.fit import preflight
+
+    with pytest.raises(UserError) as err:
+        preflight(FakeModel([-1.0, bad, -0.5]))
+    msg = str(err.value)
+    assert msg.startswith("evidence: the log-likelihood is not finite at the prior median")
+    assert "EV001 (study1, loglik " in msg and "EV000" not in msg and "EV002" not in msg
+    assert "gamma=0.25" in msg and "pi_nmn=0.5" in msg and "z_het" not in msg
+    assert "\n" not in msg
+
+
+def test_many_rows_are_summarised():
+    from fitting.fit import preflight
+
+    with pytest.raises(UserError, match="and 4 more"):
+        preflight(FakeModel([np.nan] * 12))
+
+
+def test_fit_command_stops_before_sampling(tmp_path, capsys, monkeypatch):
+    """Through ``nadfit fit``: the real model with one row's log-likelihood forced to NaN."""
+    import jax.numpy as jnp
+
+    import fitting.fit as fit
+    from models.model import EvidenceModel
+
+    real = EvidenceModel.loglik_and_pred
+
+    def poisoned(self, th):
+        ll, pred = real(self, th)
+        return ll.at[0].set(jnp.nan), pred
+
+    def boom(*a, **k):
+        raise AssertionError("sampling started despite a non-finite log-likelihood")
+
+    monkeypatch.setattr(EvidenceModel, "loglik_and_pred", poisoned)
+    monkeypatch.setattr(fit, "sample_posterior", boom)
+    out = tmp_path / "run"
+    rc, stdout, stderr = run_cli(capsys, ["fit", "--quick", "--hypothesis", "direct", "--evidence", "yi2022",
+                                          "--out", out])
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1, stderr
+    assert lines[0].startswith("nadfit: error: evidence: the log-likelihood is not finite at the prior median "
+                               "for evidence row(s) EV"), lines[0]
+    assert "(yi2022, loglik nan)" in lines[0] and "parameter values: " in lines[0]
+    assert "Traceback" not in stdout + stderr
+    assert not out.exists() and tmp_leftovers(tmp_path) == []
