@@ -46,11 +46,17 @@ def psense_for_run(run: dict) -> dict:
 
 
 def _evidence_for(run: dict):
-    from datasets import load_evidence
+    """The evidence rows the run was fitted to (its own selection, not the whole dossier)."""
+    import json
 
-    ids = run["summary"]["evidence_ids"]
-    ev = load_evidence()
-    return ev
+    from datasets import load_evidence
+    from fitting.fit import select_evidence
+
+    try:
+        cfg = json.loads(run["dt"].attrs.get("config", "{}"))
+    except (TypeError, ValueError):
+        raise UserError("posterior.nc has a damaged 'config' attribute", file=str(run["dir"])) from None
+    return select_evidence(load_evidence(), cfg.get("evidence", []), cfg.get("exclude", []))
 
 
 def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws: int = 1000,

@@ -99,9 +99,7 @@ def test_sweep_survives_killed_worker_and_resumes(tmp_path):
     spec = _echo_spec(tmp_path)
     out = tmp_path / "out"
     seen = []
-    t0 = time.time()
     manifest = sweep.run_sweep(spec, out, workers=2, on_done=lambda e, k, n: seen.append((e["id"], k, n)))
-    elapsed = time.time() - t0
     # the worker running t1 was SIGKILLed on the first attempt; the task was retried and finished
     assert (tmp_path / "killed-once").exists()
     assert manifest["finished"] and manifest["n_done"] == 4 and manifest["n_failed"] == 0
@@ -115,7 +113,6 @@ def test_sweep_survives_killed_worker_and_resumes(tmp_path):
     on_disk = json.loads((out / "sweep.json").read_text())
     assert on_disk["n_done"] == 4 and all(e["status"] == "done" for e in on_disk["tasks"].values())
     assert not list(out.glob(".*tmp*"))
-    assert elapsed < 40
 
     # resume: nothing is executed again
     before = {k: len(v) for k, v in logs.items()}
