@@ -226,8 +226,13 @@ def _posterior_predictive(model, post, seed: int):
     for k, it in enumerate(model.items):
         if it.keyword is not None or it.observable == "nampt_overexpression_nad":
             p_finding[..., k] = np.exp(ll[..., k])
-        elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sigma_arm[..., 0] * rng.standard_normal(q.shape[:2]))
+        elif it.statistic == "pct_change_median":
+            sd = model.settings.approx_log_sd
+            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
+        elif it.statistic == "pct_change_from_baseline":
+            n = it.const.get("n")
+            sd = np.sqrt(post["sigma_arm"].values ** 2 + (post["sigma_person"].values ** 2 / n if n else 0.0))
+            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
         else:
             p_finding[..., k] = np.nan
     return y_rep, p_finding

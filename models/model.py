@@ -368,7 +368,9 @@ class EvidenceModel:
         s, c = self.settings, it.const
         if it.keyword is not None:
             return jnp.sum(log_direction(q, it.keyword, s))
-        if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
+        if it.statistic == "pct_change_median":
+            return log_normal_obs(c["y"], q, s.approx_log_sd)
+        if it.statistic == "pct_change_from_baseline":
             return log_normal_obs(c["y"], q, self.arm_sd(it, th))
         if it.observable == "human_t_vs_placebo":
             ncp = q / (th["sigma_person"] * math.sqrt(1 / c["n1"] + 1 / c["n2"]))
@@ -414,7 +416,8 @@ class EvidenceModel:
                 lp = float(jnp.sum(self.item_loglik(it, q, th)))
                 out[it.evidence_id] = bool(rng.random() < math.exp(lp))
             elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-                y = float(q) + float(self.arm_sd(it, th)) * rng.standard_normal()
+                sd = s.approx_log_sd if it.statistic == "pct_change_median" else float(self.arm_sd(it, th))
+                y = float(q) + sd * rng.standard_normal()
                 out[it.evidence_id] = 100.0 * math.expm1(y)
             elif it.observable == "human_t_paired":
                 c = it.const

@@ -30,7 +30,9 @@ Every scored evidence row becomes one term ``log p(row | theta)``:
 * **Range bounds of a model quantity** (e.g. NAD+ +40-60 %): soft one-sided bounds as for
   directions (``range_low``: Phi((delta - log(1+low))/tau); ``range_high`` the mirror).
 * **Approximate values** (``approx_time_to_plateau``): ``log value ~ Normal(log model,
-  log(approx_factor))``.
+  log(approx_factor))``; a change stated as "about X %" across tissues (``pct_change_median``):
+  ``log(1 + X/100) ~ Normal(model log fold, approx_log_sd)`` (it is not an arm mean with a
+  sampling error, so the arm-level SD does not apply).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ObservationSettings:
     abolished_max: float = 0.25  # residual ratio counted as "abolished"/"required"
     not_required_min: float = 0.5  # residual ratio counted as "not required"
     approx_factor: float = 1.5  # x/÷ tolerance of values stated as approximate
+    approx_log_sd: float = 0.1  # SD on the log-fold scale of a change stated as "about X %"
     cv_softness: float = 20.0  # sharpness of the smooth min/max over arms
 
     def to_dict(self) -> dict:
