@@ -35,6 +35,9 @@ def make_rv(prior: Prior, widen: float = 1.0):
         return pm.Beta(name, alpha=a["alpha"] / widen, beta=a["beta"] / widen)
     if prior.family == "uniform":
         return pm.Uniform(name, lower=a["lower"], upper=a["upper"])
+    if prior.family == "gamma":
+        # widening keeps the mean and divides the shape
+        return pm.Gamma(name, alpha=a["alpha"] / widen, beta=a["beta"] / widen)
     raise ValueError(prior.family)
 
 

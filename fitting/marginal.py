@@ -26,7 +26,7 @@ def _forward(name: str, x: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     Returns the value variable's name, the unconstrained value and log|d x / d u|.
     """
     p = registry()[name]
-    if p.family in ("lognormal", "halfnormal"):
+    if p.family in ("lognormal", "halfnormal", "gamma"):
         u = np.log(x)
         return f"{name}_log__", u, u
     if p.family == "beta":

@@ -18,7 +18,7 @@ import numpy as np
 
 from datasets.errors import UserError
 
-FAMILIES = ("lognormal", "normal", "halfnormal", "beta", "uniform", "truncnormal")
+FAMILIES = ("lognormal", "normal", "halfnormal", "beta", "uniform", "truncnormal", "gamma")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class Prior:
             return float(beta(a["alpha"], a["beta"]).median())
         if self.family == "uniform":
             return 0.5 * (a["lower"] + a["upper"])
+        if self.family == "gamma":
+            from scipy.stats import gamma
+
+            return float(gamma(a["alpha"], scale=1.0 / a["beta"]).median())
         raise ValueError(self.family)
 
     def scipy(self):
@@ -63,6 +67,8 @@ class Prior:
             return stats.beta(a["alpha"], a["beta"])
         if self.family == "uniform":
             return stats.uniform(a["lower"], a["upper"] - a["lower"])
+        if self.family == "gamma":
+            return stats.gamma(a["alpha"], scale=1.0 / a["beta"])
         if self.family == "truncnormal":
             lo = (a["lower"] - a["mu"]) / a["sigma"]
             hi = (a["upper"] - a["mu"]) / a["sigma"]
@@ -213,12 +219,15 @@ def _registry() -> dict[str, Prior]:
           "deviations), added to the arm's sampling error sigma_person / sqrt(n) when n is known",
           "weakly informative, bounded away from 0 (an arm mean always carries assay error)",
           (), weak=True, group="observation"),
-        P("sigma_drift", "halfnormal", {"sigma": 0.1}, "log",
+        P("sigma_drift", "gamma", {"alpha": 2.0, "beta": 20.0}, "log",
           "SD of study-by-visit shifts shared by all arms of a study (placebo drift)",
-          "weakly informative", (), weak=True, group="observation"),
-        P("sigma_het", "halfnormal", {"sigma": 0.3}, "log",
-          "between-study SD of the log response scale (heterogeneity)", "weakly informative",
-          (), weak=True, group="observation"),
+          "weakly informative, boundary-avoiding Gamma(2, 20) (mean 0.1): with two visits the data "
+          "cannot bound a hierarchical SD away from 0 (Chung et al. 2013)", (), weak=True,
+          group="observation"),
+        P("sigma_het", "gamma", {"alpha": 2.0, "beta": 8.0}, "log",
+          "between-study SD of the log response scale (heterogeneity)",
+          "weakly informative, boundary-avoiding Gamma(2, 8) (mean 0.25) for three studies "
+          "(Chung et al. 2013)", (), weak=True, group="observation"),
         P("sigma_person", "lognormal", {"mu": math.log(0.2), "sigma": 0.75}, "log",
           "between-person SD of the log change of blood NAD+ within an arm",
           "weakly informative; Yang 2022's ~17 % between-person spread of levels (KP120/KP121) "
