@@ -46,7 +46,7 @@ class FitConfig:
     tune: int = 1000
     chains: int = 4
     seed: int = 20261122
-    target_accept: float = 0.98
+    target_accept: float = 0.99
     widen_priors: float = 1.0
     accept_failed_gates: bool = False
     prior_draws: int = 500
