@@ -101,24 +101,10 @@ QUICK = {"draws": 300, "tune": 300, "chains": 2, "prior_draws": 200}
 
 def config_from_file(path: Path) -> FitConfig:
     """A FitConfig from a TOML or YAML file (keys as in FitConfig)."""
-    import tomllib
-
-    import yaml
+    from fitting.runs import read_mapping_file
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read config ({exc.strerror})", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise UserError("config is not UTF-8 text", file=str(path)) from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except Exception as exc:
-        raise UserError(f"config is not valid {'TOML' if path.suffix == '.toml' else 'YAML'} "
-                        f"({exc.__class__.__name__})", file=str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError("config must be a mapping of settings", file=str(path))
+    data = read_mapping_file(path, "config", "config must be a mapping of settings")
     known = set(FitConfig.__dataclass_fields__)
     for k in data:
         if k not in known:  # the key is echoed: keep the message on one line whatever it holds

@@ -146,3 +146,31 @@ def load_posterior(run: Path):
     if "posterior" not in dt.children:
         raise UserError("posterior.nc has no posterior group", file=str(path))
     return dt
+
+
+def read_mapping_file(path: Path, what: str, mapping_message: str) -> dict:
+    """Parse a TOML (``.toml``) or YAML (anything else, safe loader) file that must hold a mapping.
+
+    Every failure is a one-line UserError naming the file: unreadable, not UTF-8, not valid
+    TOML/YAML, or not a mapping (``mapping_message``).
+    """
+    import tomllib
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {what} ({exc.strerror})", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not UTF-8 text", file=str(path)) from None
+    toml = path.suffix == ".toml"
+    try:
+        data = tomllib.loads(text) if toml else yaml.safe_load(text)
+    except Exception as exc:
+        raise UserError(f"{what} is not valid {'TOML' if toml else 'YAML'} ({exc.__class__.__name__})",
+                        file=str(path)) from None
+    if not isinstance(data, dict):
+        raise UserError(mapping_message, file=str(path))
+    return data

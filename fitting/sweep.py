@@ -50,7 +50,6 @@ import math
 import os
 import socket
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -342,21 +341,10 @@ def parse_spec(data: dict, file: str = "<spec>") -> SweepSpec:
 
 
 def load_spec(path: Path) -> SweepSpec:
-    import yaml
+    from fitting.runs import read_mapping_file
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read sweep spec ({exc.strerror})", file=str(path)) from None
-    toml = path.suffix == ".toml"
-    try:
-        data = tomllib.loads(text) if toml else yaml.safe_load(text)
-    except Exception as exc:
-        raise UserError(f"sweep spec is not valid {'TOML' if toml else 'YAML'} ({exc.__class__.__name__})",
-                        file=str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError("sweep spec must be a mapping", file=str(path))
+    data = read_mapping_file(path, "sweep spec", "sweep spec must be a mapping")
     return parse_spec(data, str(path))
 
 
