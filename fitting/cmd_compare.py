@@ -45,28 +45,35 @@ def psense_for_run(run: dict) -> dict:
     return out
 
 
-def _evidence_for(run: dict):
-    """The evidence rows the run was fitted to (its own selection, not the whole dossier)."""
+def _run_config(run: dict):
+    """The FitConfig a run was fitted with (stored as JSON in posterior.nc's attributes)."""
     import json
 
+    from fitting.fit import FitConfig
+
+    try:
+        cfg = json.loads(run["dt"].attrs.get("config") or "{}")
+        return FitConfig(**cfg) if cfg else FitConfig(hypothesis=run["summary"]["hypothesis"])
+    except (TypeError, ValueError):
+        raise UserError("posterior.nc has a damaged 'config' attribute", file=str(run["dir"])) from None
+
+
+def _evidence_for(run: dict):
+    """The evidence rows the run was fitted to (its own selection, not the whole dossier)."""
     from datasets import load_evidence
     from fitting.fit import select_evidence
 
-    try:
-        cfg = json.loads(run["dt"].attrs.get("config", "{}"))
-    except (TypeError, ValueError):
-        raise UserError("posterior.nc has a damaged 'config' attribute", file=str(run["dir"])) from None
-    return select_evidence(load_evidence(), cfg.get("evidence", []), cfg.get("exclude", []))
+    cfg = _run_config(run)
+    return select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
 
 
 def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws: int = 1000,
                 bridge: bool = True, psense: bool = True, wider: list[Path] | None = None,
                 allow_failed: bool = False, html: bool = True, console: Console | None = None,
                 calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300) -> dict:
-    from datasets import evidence_fingerprint, load_evidence
+    from datasets import evidence_fingerprint
     from fitting.build import build_pymc_model
     from fitting.compare import build_comparison, load_runs, psis_loo
-    from fitting.fit import FitConfig
     from fitting.marginal import bridge_log_ml, smc_log_ml
     from fitting.runs import atomic_dir, check_output_dir, write_json
     from models.model import EvidenceModel
@@ -82,14 +89,8 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
     t0 = time.time()
     smc, bridge_res = {}, {}
     for h, r in runs.items():
-        cfg = FitConfig(**{k: v for k, v in r["summary"].get("config", {}).items()}) if r["summary"].get("config") else None
-        cfg_json = r["dt"].attrs.get("config")
-        import json
-
-        cfg = FitConfig(**json.loads(cfg_json)) if cfg_json else FitConfig(hypothesis=h)
-        from fitting.fit import select_evidence
-
-        evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
+        cfg = _run_config(r)
+        evidence = _evidence_for(r)
         if evidence_fingerprint(evidence) != r["summary"]["evidence_fingerprint"]:
             raise UserError("the shipped evidence changed since this run was fitted; refit before comparing",
                             file=str(r["dir"]))

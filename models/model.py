@@ -238,14 +238,18 @@ class EvidenceModel:
     def _core(self, th):
         return th["beta"], th["kappa"], th["ell"], th["gamma"]
 
-    def blood(self, th):
-        """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
-        p = {
+    def _blood_params(self, th) -> dict:
+        """Parameters of the human slow-time simulation (fast.blood_course) from theta."""
+        return {
             "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
             "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
-            "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"], "phi": self._phi(th, "human") if self.hypothesis.phi is None else self.hypothesis.phi,
-            "k_a": th.get("k_a", jnp.inf),
+            "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"],
+            "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
         }
+
+    def blood(self, th):
+        """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
+        p = self._blood_params(th)
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
         b, _ = fast.blood_course(p, self._nmn_rate, nr, DT_DAYS)
         return {name: b[:, i] for name, i in self._column.items()}
@@ -448,11 +452,5 @@ class EvidenceModel:
 
         reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
         nmn, nr = fast.rate_grid([reg], DT_DAYS, days)
-        p = {
-            "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
-            "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
-            "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"],
-            "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
-        }
-        b, e = fast.blood_course(p, jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
+        b, e = fast.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
         return b[:, 0], e[:, 0]
