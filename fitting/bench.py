@@ -19,7 +19,7 @@ Paths:
 1. ``production`` — the nadfit way: ``models.fast.blood_course`` (daily-mean flux, tissue NAD+ at
    quasi-steady state, exponential-midpoint slow states) for the human arms and the same scheme
    on a 1-hour grid for the rodent course, in PyMC through ``pytensor.wrap_jax``, nutpie JAX
-   backend with ``low_rank_modified_mass_matrix=True`` (as ``fitting.fit.sample_posterior``).
+   backend with ``adaptation="low_rank"`` (as ``fitting.fit.sample_posterior``).
 2. ``pm_ode`` — the same rate laws as a 14-state ODE (n, e, b per arm with the daily-mean dose as
    a constant infusion; n, e for the rodent), tissue NAD+ dynamic with a fixed k_t = 24 per day
    (stated assumption: the production path is its k_t -> inf limit), in
@@ -61,8 +61,12 @@ K_T_ODE = 24.0
 PARAMS = ("beta", "kappa", "pi_nmn", "t_blood_days", "t_nampt_days", "one_plus_gamma")
 SIGMA_TRUE = 0.05
 SEED = 20240601
-FULL = {"chains": 4, "tune": 500, "draws": 500, "pm_ode_cap_s": 300.0}
-QUICK = {"chains": 1, "tune": 50, "draws": 50, "pm_ode_cap_s": 15.0}
+FULL = {"chains": 4, "tune": 500, "draws": 500, "pm_ode_cap_s": 300.0, "max_tree_depth": 10}
+#: quick mode checks that every path runs and the JSON has its shape; its numbers are not a
+#: benchmark (tiny runs, trees capped at depth 4 on every path so the stiff ODE paths finish).
+QUICK = {"chains": 1, "tune": 20, "draws": 20, "pm_ode_cap_s": 5.0, "max_tree_depth": 4}
+#: (studies, days) rows of the scaling table; quick mode times the first two only
+SCALING = ((1, 60), (4, 60), (16, 60), (1, 30), (1, 120))
 
 
 def _priors():
@@ -191,7 +195,8 @@ def production_loglik(problem: OdeProblem, predict):
     return loglik
 
 
-def run_production(problem: OdeProblem, predict, *, chains=4, tune=500, draws=500, seed=1) -> dict:
+def run_production(problem: OdeProblem, predict, *, chains=4, tune=500, draws=500, seed=1,
+                   max_tree_depth: int = 10) -> dict:
     import nutpie
     import pymc as pm
     import pytensor
@@ -206,7 +211,8 @@ def run_production(problem: OdeProblem, predict, *, chains=4, tune=500, draws=50
     compile_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     dt = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                       seed=seed, progress_bar=False, low_rank_modified_mass_matrix=True)
+                       seed=seed, progress_bar=False, adaptation="low_rank",
+                       maxdepth=max_tree_depth)
     sample_s = time.perf_counter() - t1
     names = list(problem.param_names) + ["sigma"]
     post = dt["posterior"]
@@ -234,7 +240,7 @@ def _time_calls(f, *args, n=20) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def scaling_table(n_evals: int = 20) -> list[dict]:
+def scaling_table(n_evals: int = 20, sizes=SCALING) -> list[dict]:
     """Cost of one log-density + gradient evaluation on the production path."""
     import jax
     import jax.numpy as jnp
@@ -242,7 +248,7 @@ def scaling_table(n_evals: int = 20) -> list[dict]:
     _, _, ell = _priors()
     theta = jnp.asarray(true_theta())
     rows = []
-    for copies, days in ((1, 60), (4, 60), (16, 60), (1, 30), (1, 120)):
+    for copies, days in sizes:
         predict = production_predict(ell, copies, days)
 
         def logp(th, predict=predict):
@@ -291,11 +297,17 @@ def _ratio(a, b):
 
 
 def run_bench(quick: bool = False, pm_ode_cap_s: float | None = None, with_scaling: bool = True) -> dict:
+    import jax
+
+    # every path compiles from scratch: the persistent compilation cache that the CLI enables
+    # would otherwise hand the JAX paths programs compiled by an earlier run
+    jax.config.update("jax_enable_compilation_cache", False)
     s = dict(QUICK if quick else FULL)
     if pm_ode_cap_s is not None:
         s["pm_ode_cap_s"] = pm_ode_cap_s
     problem, predict = bench_problem()
-    kw = {"chains": s["chains"], "tune": s["tune"], "draws": s["draws"], "seed": 1}
+    kw = {"chains": s["chains"], "tune": s["tune"], "draws": s["draws"], "seed": 1,
+          "max_tree_depth": s["max_tree_depth"]}
     paths = {}
     paths["production"] = run_production(problem, predict, **kw)
     paths["pm_ode"] = run_pm_ode(problem, max_seconds=s["pm_ode_cap_s"], **kw)
@@ -308,12 +320,13 @@ def run_bench(quick: bool = False, pm_ode_cap_s: float | None = None, with_scali
                      "true_values": dict(zip(PARAMS, true_theta().tolist(), strict=True)) | {"sigma": SIGMA_TRUE},
                      "k_t_ode_per_day": K_T_ODE, "ode_solver_numpyro": problem.solver_kwargs,
                      "n_observations": int(problem.obs_index.size),
+                     "compilation_cache": "off (every path compiles from scratch)",
                      "note": "pm_ode is stopped at the cap and its total time extrapolated (see its note); "
                              "ESS/s = min bulk ESS / (compile + sampling) time"},
         "paths": paths,
         "ratio_ess_per_s_vs_pm_ode": _ratio(prod, paths["pm_ode"]["ess_per_s"]),
         "ratio_ess_per_s_vs_numpyro_diffrax": _ratio(prod, paths["numpyro_diffrax"]["ess_per_s"]),
-        "scaling": scaling_table(5 if quick else 20) if with_scaling else [],
+        "scaling": (scaling_table(3, SCALING[:2]) if quick else scaling_table(20)) if with_scaling else [],
         "simulate": simulate_timings() if (with_scaling and not quick) else [],
     }
 

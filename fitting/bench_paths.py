@@ -207,6 +207,7 @@ def run_pm_ode(
     seed: int = 1,
     max_seconds: float = 900.0,
     target_accept: float = 0.8,
+    max_tree_depth: int = 10,
 ) -> dict[str, Any]:
     """``pm.ode`` + PyMC NUTS, chains run one after another, stopped after ``max_seconds``.
 
@@ -224,7 +225,7 @@ def run_pm_ode(
     with model:
         init_points, step = pm.init_nuts(
             init="jitter+adapt_diag", chains=chains, random_seed=seed, progressbar=False,
-            tune=tune, target_accept=target_accept,
+            tune=tune, target_accept=target_accept, max_treedepth=max_tree_depth,
         )
         # value variables -> constrained values (compile_fn on the RVs themselves would draw
         # fresh random values instead)
@@ -397,6 +398,7 @@ def run_numpyro_diffrax(
     seed: int = 1,
     chain_method: str = "vectorized",
     target_accept: float = 0.8,
+    max_tree_depth: int = 10,
 ) -> dict[str, Any]:
     """Pure numpyro + diffrax NUTS. ``compile_s`` = jit of log density + gradient at the init
     point (numpyro re-traces inside ``run``, so part of the compile cost is in ``sample_s``)."""
@@ -418,7 +420,7 @@ def run_numpyro_diffrax(
 
     t1 = time.perf_counter()
     mcmc = MCMC(
-        NUTS(model, target_accept_prob=target_accept),
+        NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth),
         num_warmup=tune, num_samples=draws, num_chains=chains, chain_method=chain_method,
         progress_bar=False,
     )

@@ -261,15 +261,19 @@ def simulate_cmd(
 
 def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
-    quick: bool = typer.Option(False, help="tiny sizes (1 chain, 50+50 draws, pm_ode capped at 15 s)"),
+    quick: bool = typer.Option(False, help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
+                                           "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
 ) -> None:
     """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem."""
     from fitting.bench import format_report, run_bench
+    from fitting.runs import check_output_file, write_text_atomic
 
+    if out:
+        check_output_file(out)  # before the (long) benchmark, not after it
     res = run_bench(quick=quick)
     if out:
-        Path(out).write_text(json.dumps(res, indent=1))
+        write_text_atomic(Path(out), json.dumps(res, indent=1))
     print(json.dumps(res, indent=1) if as_json else format_report(res))
 
 

@@ -30,6 +30,34 @@ def check_output_dir(out: Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError("output path exists and is not a directory", file=str(out))
+    _check_parent(out)
+    return out
+
+
+def check_output_file(out: Path) -> Path:
+    """Refuse an output *file* path that cannot be written (checked before any long work)."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError("output path is a folder; give a file name", file=str(out))
+    _check_parent(out)
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _check_parent(out: Path) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     for anc in (parent, *parent.parents):  # a file where a folder is needed
         if anc.exists():
@@ -43,7 +71,6 @@ def check_output_dir(out: Path) -> Path:
             raise UserError(f"cannot create the output folder ({exc.strerror})", file=str(parent)) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError("output directory is not writable", file=str(parent))
-    return out
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""nadfit bench: the ODE formulation matches the production path; JSON shape (slow)."""
+"""nadfit bench: the ODE formulation matches the production path; JSON shape (quick mode in the
+default suite, the full benchmark with the slow tests)."""
 
 from __future__ import annotations
 
@@ -26,23 +27,50 @@ def test_ode_formulation_matches_production_at_truth():
 
 
 KEYS = {"date", "machine", "settings", "paths", "ratio_ess_per_s_vs_pm_ode",
-        "ratio_ess_per_s_vs_numpyro_diffrax", "scaling"}
-PATH_KEYS = {"compile_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mem_mb"}
+        "ratio_ess_per_s_vs_numpyro_diffrax", "scaling", "simulate"}
+PATH_KEYS = {"path", "compile_s", "sample_s", "total_s", "min_ess_bulk", "ess_per_s", "max_rhat",
+             "divergences", "peak_mem_mb", "draws_done", "extrapolated"}
 
 
-# the quick bench takes ~8 min on 2 cores (JIT of the sampler, pm.ode compile, stiff diffrax):
-# too long for the default suite (< 2 min), so it runs with the slow tests
-@pytest.mark.slow
-def test_quick_bench_json_shape():
-    from fitting.bench import run_bench
-
-    res = run_bench(quick=True, pm_ode_cap_s=10.0)
+def _check_shape(res: dict, quick: bool) -> None:
     assert KEYS <= set(res)
     assert set(res["paths"]) == {"production", "pm_ode", "numpyro_diffrax"}
-    for p in res["paths"].values():
-        assert PATH_KEYS <= set(p)
+    for name, p in res["paths"].items():
+        assert PATH_KEYS <= set(p), name
+        assert p["path"] == name
+        assert p["compile_s"] > 0 and p["sample_s"] > 0 and p["total_s"] >= p["sample_s"]
+        assert isinstance(p["extrapolated"], bool)
     assert {"cpus", "python", "platform"} <= set(res["machine"])
-    assert [r["studies"] for r in res["scaling"]][:3] == [1, 4, 16]
+    assert res["settings"]["quick"] is quick
+    assert res["settings"]["compilation_cache"].startswith("off")
+    for key in ("ratio_ess_per_s_vs_pm_ode", "ratio_ess_per_s_vs_numpyro_diffrax"):
+        assert res[key] is None or res[key] > 0
+    sizes = [(r["studies"], r["days"]) for r in res["scaling"]]
+    assert sizes == ([(1, 60), (4, 60)] if quick else [(1, 60), (4, 60), (16, 60), (1, 30), (1, 120)])
+    assert all(r["eval_ms"] > 0 and r["arms"] == 4 * r["studies"] for r in res["scaling"])
+
+
+# quick mode (~1 min on 2 cores) is a JSON-shape check through the CLI, not a benchmark
+def test_quick_bench_cli_json_shape(tmp_path, capsys):
+    import json
+
+    from fitting.cli import main
+
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--json", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out)
+    assert rc in (0, None)
+    written = json.loads(out.read_text())
+    assert printed == written
+    _check_shape(written, quick=True)
+    assert written["settings"]["max_tree_depth"] == 4
+    # pm.ode (~2 s per iteration here) is stopped at its 5 s cap and extrapolated, and says so
+    pm_ode = written["paths"]["pm_ode"]
+    if pm_ode["extrapolated"]:
+        assert "cap" in pm_ode["note"] and pm_ode["iterations_done"] < pm_ode["iterations_planned"]
+    else:
+        assert pm_ode["draws_done"] == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temporary leftovers
 
 
 @pytest.mark.slow
@@ -50,4 +78,6 @@ def test_full_bench():
     from fitting.bench import run_bench
 
     res = run_bench(quick=False)
+    _check_shape(res, quick=False)
     assert res["paths"]["production"]["max_rhat"] < 1.05
+    assert res["paths"]["production"]["divergences"] == 0

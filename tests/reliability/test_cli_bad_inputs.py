@@ -1,4 +1,4 @@
-"""Bad-input corpus across commands (fit, compare, run-all, report, predict).
+"""Bad-input corpus across commands (fit, compare, run-all, bench, report, predict).
 
 Every case is one row of ``CASES``: a builder that prepares files under ``tmp_path`` and returns
 the command line, the expected exit status, the expected start of the one stderr line and a
@@ -51,6 +51,17 @@ def _fit(*opts):
 def _fit_out_file(tmp: Path):
     (tmp / "out").write_text("precious\n")
     return ["fit", "--out", tmp / "out", "--quick"]
+
+
+def _bench_out_folder(tmp: Path):
+    (tmp / "out").mkdir()
+    (tmp / "out" / "keep.txt").write_text("precious\n")
+    return ["bench", "--quick", "--out", tmp / "out"]
+
+
+def _bench_out_under_file(tmp: Path):
+    (tmp / "afile").write_text("precious\n")
+    return ["bench", "--quick", "--out", tmp / "afile" / "bench.json"]
 
 
 def _fit_out_under_file(tmp: Path):
@@ -297,6 +308,10 @@ CASES: dict[str, Case] = {
     "run_all_out_is_file": Case(_run_all_out_file, 2, "{tmp}/out: output path exists and is not a directory", ""),
     "run_all_zero_chains": Case(lambda tmp: ["run-all", "--out", tmp / "out", "--chains", "0"], 2,
                                 "chains: chains must be a positive whole number", ""),
+    # --- bench (the output file is checked before the benchmark runs) -------------------------
+    "bench_out_is_folder": Case(_bench_out_folder, 2, "{tmp}/out: output path is a folder; give a file name", ""),
+    "bench_out_under_file": Case(_bench_out_under_file, 2, "{tmp}/afile: output path lies inside a file", "",
+                                 out="afile"),
     # --- predict (fitting/cmd_report.py, being written by a colleague: checked loosely) --------
     "predict_unknown_compound": Case(_predict("--compound", "NAD", "--dose-mg", "300", "--day", "30"), 2,
                                      "--compound must be NMN or NR", "'NAD'", needs="predict"),
