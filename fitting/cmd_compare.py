@@ -205,12 +205,13 @@ def run_all_command(
     out: Path = typer.Option(Path("runs/main"), "--out", help="output folder"),
     quick: bool = typer.Option(False, help="small fits for a first look (diagnostics gates may fail)"),
     draws: int = typer.Option(1000, help="posterior draws per chain"),
-    tune: int = typer.Option(1000, help="tuning steps per chain"),
+    tune: int = typer.Option(500, help="tuning steps per chain"),
     chains: int = typer.Option(4, help="chains"),
     seed: int = typer.Option(20261122, help="random seed"),
     smc_runs: int = typer.Option(3, help="independent SMC runs per hypothesis (0 = skip)"),
     smc_draws: int = typer.Option(500, help="SMC particles per run"),
-    wider: bool = typer.Option(True, help="also refit under the wider prior set (x2 spreads; 2 chains)"),
+    wider: bool = typer.Option(False, help="also refit under the wider prior set (x2 spreads; 2 chains; "
+                                             "adds three fits, ~4-8 min on 2 cores)"),
 ) -> None:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
     from fitting.fit import QUICK, FitConfig, run_fit

@@ -44,7 +44,7 @@ def fit_command(
     evidence: Optional[list[str]] = typer.Option(None, help="keep only these study/evidence ids (comma-separated)"),
     exclude: Optional[list[str]] = typer.Option(None, help="leave out these study/evidence ids"),
     draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 1000)"),
-    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 1000)"),
+    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
     quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
