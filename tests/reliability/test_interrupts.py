@@ -61,8 +61,12 @@ def _env():
 
 
 def _start(code: str, out: Path, timeout: float = 240.0):
+    # a test run started in the background (``pytest &``) inherits SIGINT as *ignored*, and
+    # Python then installs no KeyboardInterrupt handler: give the child the default disposition,
+    # as an interactive user's Ctrl-C would find it
     proc = subprocess.Popen([PY, "-c", code, str(out)], cwd=str(out.parent), env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     line = ""
     while time.time() < deadline:
