@@ -77,10 +77,14 @@ def enable_compile_cache() -> str | None:
         Path(where).mkdir(parents=True, exist_ok=True)
     except OSError:
         return None  # a read-only home: run without the cache
-    import jax
+    if "jax" in sys.modules:
+        import jax
 
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        jax.config.update("jax_compilation_cache_dir", where)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    else:  # JAX reads these at import: commands that never import JAX do not pay for it
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = where
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     return where
 
 

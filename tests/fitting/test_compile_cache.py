@@ -39,3 +39,16 @@ def test_unusable_folder_means_no_cache_not_an_error(monkeypatch, tmp_path, rest
     blocker.write_text("x")
     monkeypatch.setenv("NADFIT_JAX_CACHE", str(blocker / "cache"))
     assert enable_compile_cache() is None
+
+
+def test_commands_without_jax_do_not_import_it(tmp_path):
+    """Before JAX is imported the folder is handed over through JAX's environment variables."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fitting.cli import enable_compile_cache; enable_compile_cache(); "
+            "assert 'jax' not in sys.modules; import jax; print(jax.config.jax_compilation_cache_dir)")
+    env = {"PATH": "/usr/bin:/bin", "NADFIT_JAX_CACHE": str(tmp_path / "c"), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]), check=True)
+    assert out.stdout.strip() == str(tmp_path / "c")
