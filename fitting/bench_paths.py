@@ -193,6 +193,42 @@ def build_jax_pm_model(problem: OdeProblem):
     return model
 
 
+def _capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped) -> dict:
+    """Timing and diagnostics of a run that may have been stopped at a wall-time cap.
+
+    If stopped, the sampling time is extrapolated linearly to ``total_iters`` iterations (warm-up
+    included; early warm-up iterations are often the most expensive, so the extrapolation can go
+    either way); ESS / r-hat come from the post-warm-up draws done, truncated to a common length
+    over the chains that have any (None if none has draws)."""
+    sample_total = sample_s / max(iters_done, 1) * total_iters if stopped else sample_s
+    min_ess = max_rhat = None
+    stuck = 0
+    lens = [len(k) for k in per_chain if len(k) > 0]
+    if lens:
+        n = min(lens)
+        arr = np.stack([np.asarray(k[:n]) for k in per_chain if len(k) >= n])  # (chain, draw, p)
+        stuck = stuck_chains(arr)
+        if stuck < arr.shape[0]:  # ESS of chains that never moved is meaningless (ArviZ reports n)
+            min_ess, max_rhat = _diag_from_arrays({nm: arr[:, :, j] for j, nm in enumerate(names)})
+    return {"compile_s": compile_s, "sample_s": sample_s, "total_s": compile_s + sample_total,
+            "min_ess": min_ess, "max_rhat": max_rhat, "draws_done": sum(len(k) for k in per_chain),
+            "stuck_chains": stuck}
+
+
+def stuck_chains(arr: np.ndarray) -> int:
+    """Number of chains of a ``(chain, draw, param)`` array whose draws are all identical."""
+    if arr.shape[1] < 2:
+        return 0
+    return int(np.sum(np.all(arr == arr[:, :1, :], axis=(1, 2))))
+
+
+def _cap_note(stopped: bool, max_seconds, iters_done: int, total_iters: int) -> str:
+    if not stopped:
+        return "ran to completion"
+    return (f"stopped at the {max_seconds:g} s cap after {iters_done} of {total_iters} NUTS "
+            "iterations (incl. warm-up); total_s extrapolated linearly, ESS from draws done")
+
+
 # --------------------------------------------------------------------------------------------
 # path 1: pm.ode + PyMC NUTS with a wall-time cap
 # --------------------------------------------------------------------------------------------
@@ -269,41 +305,16 @@ def run_pm_ode(
         if stopped:
             break
     sample_s = time.perf_counter() - t_s0
-
     total_iters = chains * (tune + draws)
-    if stopped:
-        sample_total = sample_s / max(iters_done, 1) * total_iters
-    else:
-        sample_total = sample_s
-    total_s = compile_s + sample_total
-
-    # ESS from the complete chains' kept draws, truncated to a common length
-    lens = [len(k) for k in per_chain if len(k) > 0]
-    min_ess = max_rhat = None
-    draws_done = sum(len(k) for k in per_chain)
-    if lens:
-        n = min(lens)
-        arr = np.stack([np.asarray(k[:n]) for k in per_chain if len(k) >= n])  # (chain, draw, p)
-        samples = {nm: arr[:, :, j] for j, nm in enumerate(names)}
-        min_ess, max_rhat = _diag_from_arrays(samples)
     return _result(
         "pm_ode",
-        compile_s=compile_s,
-        sample_s=sample_s,
-        total_s=total_s,
-        min_ess=min_ess,
-        max_rhat=max_rhat,
+        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped),
         divergences=divergences,
         peak_mem_mb=_maxrss_mb() - rss0,
-        draws_done=draws_done,
         extrapolated=stopped,
         iterations_done=iters_done,
         iterations_planned=total_iters,
-        note=(
-            f"stopped at the {max_seconds:g} s cap after {iters_done} of {total_iters} NUTS "
-            "iterations (incl. warm-up); total_s extrapolated linearly, ESS from draws done"
-            if stopped else "ran to completion"
-        ),
+        note=_cap_note(stopped, max_seconds, iters_done, total_iters),
     )
 
 
@@ -389,6 +400,15 @@ def numpyro_model_fn(problem: OdeProblem):
     return model
 
 
+def jittered_init(problem: OdeProblem, chains: int, seed: int) -> dict[str, np.ndarray]:
+    """Unconstrained (log-scale) starting points, ``(chains,)`` per variable: the prior median
+    plus uniform(-1, 1) jitter, as PyMC's ``init="jitter+adapt_diag"`` starts a log-normal."""
+    rng = np.random.default_rng([seed, 7])
+    mus = list(problem.prior_log_mu) + [problem.sigma_prior[0]]
+    names = list(problem.param_names) + ["sigma"]
+    return {n: float(m) + rng.uniform(-1.0, 1.0, size=chains) for n, m in zip(names, mus, strict=True)}
+
+
 def run_numpyro_diffrax(
     problem: OdeProblem,
     *,
@@ -396,54 +416,88 @@ def run_numpyro_diffrax(
     tune: int = 500,
     draws: int = 500,
     seed: int = 1,
-    chain_method: str = "vectorized",
+    chain_method: str = "sequential",
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Pure numpyro + diffrax NUTS. ``compile_s`` = jit of log density + gradient at the init
-    point (numpyro re-traces inside ``run``, so part of the compile cost is in ``sample_s``)."""
-    if chain_method == "parallel":
-        raise ValueError("chain_method='parallel' fails with diffrax under jax 0.12; "
-                         "use 'vectorized' or 'sequential'")
+    """Pure numpyro + diffrax NUTS, stepped iteration by iteration so a wall-time cap can stop it.
+
+    The kernel is numpyro's ``NUTS`` (windowed step-size / diagonal mass adaptation during the
+    ``tune`` iterations), driven as ``numpyro.infer.MCMC`` drives it: ``kernel.init`` then one
+    jitted ``kernel.sample`` per iteration. ``chain_method`` "sequential" runs the chains one
+    after another (one core); "vectorized" advances all chains together under ``jax.vmap``
+    (on this problem slower: a vmapped tree build runs as deep as the deepest chain's).
+    ``compile_s`` = model initialisation + ahead-of-time compilation of one NUTS iteration.
+    Chains start where PyMC's ``jitter+adapt_diag`` starts them (:func:`jittered_init`), not at
+    numpyro's default ``init_to_uniform`` (uniform in [-2, 2] on the log scale): on the nadfit
+    bench problem that default put chain 1 at beta = 0.64 (prior median 66), where the gradient
+    of the log density is ~1e17; the step size fell from 2.3 to 9e-21 within 30 warm-up
+    iterations and the chain never moved again, at 1023 leapfrog steps per iteration (measured
+    2026-11-23).
+    ``max_seconds`` (None = no cap) stops sampling as :func:`run_pm_ode` does and extrapolates
+    ``total_s`` linearly from the iterations completed (``extrapolated=True``).
+    """
+    if chain_method not in ("sequential", "vectorized"):
+        raise ValueError(f"chain_method must be 'sequential' or 'vectorized', not {chain_method!r} "
+                         "('parallel' fails with diffrax under jax 0.12)")
     import jax
-    from numpyro.infer import MCMC, NUTS
-    from numpyro.infer.util import initialize_model
+    import jax.numpy as jnp
+    from numpyro.infer import NUTS
 
     rss0 = _maxrss_mb()
     t0 = time.perf_counter()
     model = numpyro_model_fn(problem)
-    key = jax.random.PRNGKey(seed)
-    init = initialize_model(key, model)
-    vg = jax.jit(jax.value_and_grad(init.potential_fn))
-    jax.block_until_ready(vg(init.param_info.z))
+    kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    z0 = jittered_init(problem, chains, seed)
+    if chain_method == "vectorized":
+        groups = [(keys, {n: jnp.asarray(v) for n, v in z0.items()})]
+    else:
+        groups = [(keys[c], {n: jnp.asarray(v[c]) for n, v in z0.items()}) for c in range(chains)]
+    state = kernel.init(groups[0][0], tune, init_params=groups[0][1], model_args=(), model_kwargs={})
+    step = jax.jit(lambda s: kernel.sample(s, (), {})).lower(state).compile()
+    to_constrained = jax.jit(kernel.postprocess_fn((), {}))
+    if chain_method == "vectorized":
+        to_constrained = jax.jit(jax.vmap(kernel.postprocess_fn((), {})))
+    jax.block_until_ready(to_constrained(state.z))
     compile_s = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
-    mcmc = MCMC(
-        NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth),
-        num_warmup=tune, num_samples=draws, num_chains=chains, chain_method=chain_method,
-        progress_bar=False,
-    )
-    mcmc.run(key, extra_fields=("diverging",))
-    samples = mcmc.get_samples(group_by_chain=True)
-    jax.block_until_ready(samples)
-    sample_s = time.perf_counter() - t1
     names = list(problem.param_names) + ["sigma"]
-    arrs = {n: np.asarray(samples[n]) for n in names}
-    min_ess, max_rhat = _diag_from_arrays(arrs)
-    div = int(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]).sum())
+    per_chain: list[list[np.ndarray]] = [[] for _ in range(chains)]
+    divergences = iters_done = 0
+    stopped = False
+    t_s0 = time.perf_counter()
+    for g, (key, init) in enumerate(groups):
+        if g > 0:
+            state = kernel.init(key, tune, init_params=init, model_args=(), model_kwargs={})
+        width = chains if chain_method == "vectorized" else 1
+        for i in range(tune + draws):
+            state = step(state)
+            iters_done += width
+            if i >= tune:
+                z = to_constrained(state.z)
+                vals = np.stack([np.asarray(z[n]) for n in names], axis=-1).reshape(width, len(names))
+                for w in range(width):
+                    per_chain[g * width + w if chain_method == "sequential" else w].append(vals[w])
+                divergences += int(jnp.sum(state.diverging))
+            if max_seconds is not None and time.perf_counter() - t_s0 > max_seconds:
+                stopped = not (g == len(groups) - 1 and i == tune + draws - 1)
+                break
+        if stopped:
+            break
+    sample_s = time.perf_counter() - t_s0
+    total_iters = chains * (tune + draws)
     return _result(
         "numpyro_diffrax",
-        compile_s=compile_s,
-        sample_s=sample_s,
-        total_s=compile_s + sample_s,
-        min_ess=min_ess,
-        max_rhat=max_rhat,
-        divergences=div,
+        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped),
+        divergences=divergences,
         peak_mem_mb=_maxrss_mb() - rss0,
-        draws_done=chains * draws,
-        extrapolated=False,
+        extrapolated=stopped,
         chain_method=chain_method,
+        iterations_done=iters_done,
+        iterations_planned=total_iters,
+        note=_cap_note(stopped, max_seconds, iters_done, total_iters),
     )
 
 

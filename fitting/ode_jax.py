@@ -15,7 +15,11 @@ Two layers:
   JAX), for PyMC models sampled with nutpie's JAX backend (or numpyro). Add
   :func:`failure_logp` (0 or -inf) to the model with ``pm.Potential`` so failed solves are rejected.
 
-JAX 64-bit mode is enabled on import: ODE solves at rtol ~1e-8 need float64.
+JAX 64-bit mode is enabled on import: ODE solves at rtol ~1e-8 need float64. ``EQX_ON_ERROR``
+defaults to ``nan`` here (unless set by the user): with an implicit solver the Newton iteration's
+linear solve can meet a singular Jacobian at extreme parameter values, and Equinox would then
+raise a runtime error out of the compiled sampler; as NaN the solve is reported as failed
+(``ok`` = 0) and the sampler rejects the point. It must be set before Equinox is imported.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
+import os
+
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

@@ -81,14 +81,24 @@ def test_bench_paths_tiny(ref):
             run_pm_ode(prob, max_seconds=20.0, **kw),
         ]
         capped = run_pm_ode(prob, chains=2, tune=200, draws=200, seed=3, max_seconds=1.0)
+        capped_np = run_numpyro_diffrax(prob, chains=2, tune=200, draws=200, seed=3, max_seconds=0.5)
+        vec = run_numpyro_diffrax(prob, chain_method="vectorized", **(kw | {"chains": 2}))
+    with pytest.raises(ValueError, match="parallel"):
+        run_numpyro_diffrax(prob, chain_method="parallel")
     for r in results:
         assert set(RESULT_KEYS) <= set(r), r
         assert r["draws_done"] > 0
         assert r["total_s"] >= r["sample_s"] > 0
         assert r["min_ess_bulk"] is None or r["min_ess_bulk"] > 0
-    assert capped["extrapolated"] is True
-    assert capped["iterations_done"] < capped["iterations_planned"]
-    assert capped["total_s"] > capped["compile_s"] + capped["sample_s"]
+    for c in (capped, capped_np):
+        assert c["extrapolated"] is True and "cap" in c["note"]
+        assert c["iterations_done"] < c["iterations_planned"]
+        assert c["total_s"] > c["compile_s"] + c["sample_s"]
+    # the numpyro path completes: all draws, both chains of the vectorized run
+    np_full = results[1]
+    assert np_full["extrapolated"] is False and np_full["draws_done"] == 50
+    assert vec["draws_done"] == 100 and vec["chain_method"] == "vectorized"
+    assert np_full["max_rhat"] is None or np.isfinite(np_full["max_rhat"])
 
 
 @pytest.mark.slow
