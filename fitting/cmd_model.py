@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -264,6 +265,11 @@ def bench_cmd(
     quick: bool = typer.Option(False, help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
                                            "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
+    pm_ode_cap: Optional[float] = typer.Option(None, "--pm-ode-cap", min=0.1,
+                                               help="wall-time cap of the pm.ode path in s [300; quick 5]"),
+    numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,
+                                                help="wall-time cap of the numpyro path in s, 0 = none "
+                                                     "[2400; quick 60]"),
 ) -> None:
     """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem."""
     from fitting.bench import format_report, run_bench
@@ -271,7 +277,8 @@ def bench_cmd(
 
     if out:
         check_output_file(out)  # before the (long) benchmark, not after it
-    res = run_bench(quick=quick)
+    res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap,
+                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
     if out:
         write_text_atomic(Path(out), json.dumps(res, indent=1))
     print(json.dumps(res, indent=1) if as_json else format_report(res))

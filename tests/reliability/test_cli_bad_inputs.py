@@ -312,6 +312,8 @@ CASES: dict[str, Case] = {
     "bench_out_is_folder": Case(_bench_out_folder, 2, "{tmp}/out: output path is a folder; give a file name", ""),
     "bench_out_under_file": Case(_bench_out_under_file, 2, "{tmp}/afile: output path lies inside a file", "",
                                  out="afile"),
+    "bench_negative_cap": Case(lambda tmp: ["bench", "--quick", "--numpyro-cap", "-1", "--out", tmp / "out"], 2,
+                               "Invalid value for '--numpyro-cap'", "greater than or equal to 0"),
     # --- predict (fitting/cmd_report.py, being written by a colleague: checked loosely) --------
     "predict_unknown_compound": Case(_predict("--compound", "NAD", "--dose-mg", "300", "--day", "30"), 2,
                                      "--compound must be NMN or NR", "'NAD'", needs="predict"),
