@@ -13,8 +13,12 @@ Paths (each ``run_*`` returns the same keys, see :data:`RESULT_KEYS`):
    PyMC's own NUTS driven draw by draw so a wall-time cap can stop it; total time is then
    extrapolated from the iterations completed (``extrapolated=True``).
 2. :func:`run_production_like` — diffrax via ``pytensor.wrap_jax`` in PyMC, nutpie JAX backend.
-3. :func:`run_numpyro_diffrax` — pure numpyro model with the same diffrax solve, numpyro NUTS
-   (``chain_method`` "vectorized" or "sequential"; "parallel" fails with diffrax under jax 0.12).
+3. :func:`run_numpyro_diffrax` — pure numpyro model with the same diffrax solve, numpyro's NUTS
+   kernel stepped iteration by iteration (``chain_method`` "sequential" or "vectorized";
+   "parallel" fails with diffrax under jax 0.12), with the same optional wall-time cap.
+
+Capped runs are summarised by :func:`_capped_summary` (time and ESS per draw extrapolated to the
+planned run); chains whose draws are all identical are counted in ``stuck_chains`` and get no ESS.
 
 ``peak_mem_mb`` is the increase of the process's peak RSS (``resource.getrusage`` maxrss)
 during the run: it is a lower bound when an earlier run in the same process already peaked higher.
@@ -107,8 +111,9 @@ def _diag_from_arrays(samples: dict[str, np.ndarray]) -> tuple[float | None, flo
 
 
 def _result(path: str, *, compile_s, sample_s, total_s, min_ess, max_rhat, divergences,
-            peak_mem_mb, draws_done, extrapolated, **extra) -> dict[str, Any]:
-    ess_per_s = None if (min_ess is None or not total_s) else min_ess / total_s
+            peak_mem_mb, draws_done, extrapolated, ess_per_s=None, **extra) -> dict[str, Any]:
+    if ess_per_s is None:
+        ess_per_s = None if (min_ess is None or not total_s) else min_ess / total_s
     out = {
         "path": path,
         "compile_s": float(compile_s),
@@ -193,26 +198,36 @@ def build_jax_pm_model(problem: OdeProblem):
     return model
 
 
-def _capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped) -> dict:
+def _capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped,
+                    draws_per_chain: int | None = None, chains: int | None = None) -> dict:
     """Timing and diagnostics of a run that may have been stopped at a wall-time cap.
 
     If stopped, the sampling time is extrapolated linearly to ``total_iters`` iterations (warm-up
     included; early warm-up iterations are often the most expensive, so the extrapolation can go
-    either way); ESS / r-hat come from the post-warm-up draws done, truncated to a common length
-    over the chains that have any (None if none has draws)."""
+    either way). ESS / r-hat come from the post-warm-up draws done: the complete chains if any
+    chain finished, else all chains with draws truncated to a common length
+    (``ess_draws_used`` draws in all). For a stopped run ``ess_per_s`` extrapolates the ESS
+    per draw to the planned ``draws_per_chain * chains`` draws of the full run (ESS grows about
+    linearly with the draws of a mixing chain) and divides by the extrapolated total time, so
+    it is comparable with a complete run's ESS / total time."""
     sample_total = sample_s / max(iters_done, 1) * total_iters if stopped else sample_s
-    min_ess = max_rhat = None
-    stuck = 0
+    total_s = compile_s + sample_total
+    min_ess = max_rhat = ess_per_s = None
+    stuck = used = 0
     lens = [len(k) for k in per_chain if len(k) > 0]
     if lens:
-        n = min(lens)
-        arr = np.stack([np.asarray(k[:n]) for k in per_chain if len(k) >= n])  # (chain, draw, p)
+        complete = [k for k in per_chain if draws_per_chain and len(k) >= draws_per_chain]
+        chosen = complete or [k[:min(lens)] for k in per_chain if len(k) > 0]
+        arr = np.stack([np.asarray(k) for k in chosen])  # (chain, draw, p)
         stuck = stuck_chains(arr)
+        used = int(arr.shape[0] * arr.shape[1])
         if stuck < arr.shape[0]:  # ESS of chains that never moved is meaningless (ArviZ reports n)
             min_ess, max_rhat = _diag_from_arrays({nm: arr[:, :, j] for j, nm in enumerate(names)})
-    return {"compile_s": compile_s, "sample_s": sample_s, "total_s": compile_s + sample_total,
+            if min_ess is not None and stopped and draws_per_chain:
+                ess_per_s = min_ess / used * draws_per_chain * (chains or len(per_chain)) / total_s
+    return {"compile_s": compile_s, "sample_s": sample_s, "total_s": total_s,
             "min_ess": min_ess, "max_rhat": max_rhat, "draws_done": sum(len(k) for k in per_chain),
-            "stuck_chains": stuck}
+            "stuck_chains": stuck, "ess_draws_used": used, "ess_per_s": ess_per_s}
 
 
 def stuck_chains(arr: np.ndarray) -> int:
@@ -226,7 +241,8 @@ def _cap_note(stopped: bool, max_seconds, iters_done: int, total_iters: int) -> 
     if not stopped:
         return "ran to completion"
     return (f"stopped at the {max_seconds:g} s cap after {iters_done} of {total_iters} NUTS "
-            "iterations (incl. warm-up); total_s extrapolated linearly, ESS from draws done")
+            "iterations (incl. warm-up); total_s extrapolated linearly; ESS from the post-warm-up draws "
+            "done (complete chains if any), ESS/s with the ESS per draw extrapolated to the planned draws")
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +324,8 @@ def run_pm_ode(
     total_iters = chains * (tune + draws)
     return _result(
         "pm_ode",
-        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped),
+        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped,
+                           draws_per_chain=draws, chains=chains),
         divergences=divergences,
         peak_mem_mb=_maxrss_mb() - rss0,
         extrapolated=stopped,
@@ -490,7 +507,8 @@ def run_numpyro_diffrax(
     total_iters = chains * (tune + draws)
     return _result(
         "numpyro_diffrax",
-        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped),
+        **_capped_summary(per_chain, names, compile_s, sample_s, iters_done, total_iters, stopped,
+                           draws_per_chain=draws, chains=chains),
         divergences=divergences,
         peak_mem_mb=_maxrss_mb() - rss0,
         extrapolated=stopped,

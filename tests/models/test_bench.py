@@ -60,6 +60,17 @@ def test_stuck_chains_and_jittered_init():
     # a single stuck chain: ArviZ would report ESS = n; the summary reports no ESS instead
     one = _capped_summary([list(arr[1])], ["a", "b"], 1.0, 2.0, 100, 100, False)
     assert one["stuck_chains"] == 1 and one["min_ess"] is None
+    # stopped run: two complete chains (500 draws), a partial one, one not started -> ESS from the
+    # complete chains; ESS/s extrapolates ESS per draw to the 4 x 500 planned draws
+    chains = [list(rng.normal(size=(500, 2))), list(rng.normal(size=(500, 2))), list(rng.normal(size=(246, 2))), []]
+    cap = _capped_summary(chains, ["a", "b"], 10.0, 100.0, 2746, 4000, True, draws_per_chain=500, chains=4)
+    assert cap["ess_draws_used"] == 1000 and cap["draws_done"] == 1246
+    assert cap["total_s"] == pytest.approx(10.0 + 100.0 / 2746 * 4000)
+    assert cap["ess_per_s"] == pytest.approx(cap["min_ess"] / 1000 * 2000 / cap["total_s"])
+    # nothing complete: truncated to the shortest started chain
+    part = _capped_summary(chains[2:] + [list(rng.normal(size=(100, 2)))], ["a", "b"], 1.0, 1.0, 10, 40, True,
+                           draws_per_chain=500, chains=4)
+    assert part["ess_draws_used"] == 200
     problem, _ = bench_problem()
     z0 = jittered_init(problem, 4, 1)
     assert set(z0) == set(problem.param_names) | {"sigma"}
@@ -86,6 +97,7 @@ def _check_shape(res: dict, quick: bool) -> None:
     assert {"cpus", "python", "platform"} <= set(res["machine"])
     assert res["settings"]["quick"] is quick
     assert res["settings"]["compilation_cache"].startswith("off")
+    assert res["settings"]["target_accept"] == 0.8
     for key in ("ratio_ess_per_s_vs_pm_ode", "ratio_ess_per_s_vs_numpyro_diffrax"):
         assert res[key] is None or res[key] > 0
     for name in ("pm_ode", "numpyro_diffrax"):
@@ -147,4 +159,6 @@ def test_full_bench():
     res = run_bench(quick=False)
     _check_shape(res, quick=False)
     assert res["paths"]["production"]["max_rhat"] < 1.05
-    assert res["paths"]["production"]["divergences"] == 0
+    # target_accept 0.8 on every path: a few divergences (5 of 2000 on 2026-11-23) are possible
+    assert res["paths"]["production"]["divergences"] <= 0.01 * res["paths"]["production"]["draws_done"]
+    assert res["settings"]["target_accept"] == 0.8
