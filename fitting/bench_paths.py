@@ -474,9 +474,8 @@ def run_numpyro_diffrax(
         groups = [(keys[c], {n: jnp.asarray(v[c]) for n, v in z0.items()}) for c in range(chains)]
     state = kernel.init(groups[0][0], tune, init_params=groups[0][1], model_args=(), model_kwargs={})
     step = jax.jit(lambda s: kernel.sample(s, (), {})).lower(state).compile()
-    to_constrained = jax.jit(kernel.postprocess_fn((), {}))
-    if chain_method == "vectorized":
-        to_constrained = jax.jit(jax.vmap(kernel.postprocess_fn((), {})))
+    post = kernel.postprocess_fn((), {})
+    to_constrained = jax.jit(jax.vmap(post) if chain_method == "vectorized" else post)
     jax.block_until_ready(to_constrained(state.z))
     compile_s = time.perf_counter() - t0
 
@@ -496,7 +495,7 @@ def run_numpyro_diffrax(
                 z = to_constrained(state.z)
                 vals = np.stack([np.asarray(z[n]) for n in names], axis=-1).reshape(width, len(names))
                 for w in range(width):
-                    per_chain[g * width + w if chain_method == "sequential" else w].append(vals[w])
+                    per_chain[g * width + w].append(vals[w])  # sequential: g, vectorized: w
                 divergences += int(jnp.sum(state.diverging))
             if max_seconds is not None and time.perf_counter() - t_s0 > max_seconds:
                 stopped = not (g == len(groups) - 1 and i == tune + draws - 1)
