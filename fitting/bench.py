@@ -27,9 +27,8 @@ Paths:
    (``fitting.bench_paths.run_pm_ode``).
 3. ``numpyro_diffrax`` — the same ODE with diffrax (Kvaerno3, implicit: with the explicit Tsit5 the
    reverse-mode gradient of this stiff system is wrong by ~170 orders of magnitude and NUTS
-   stalls) in a pure numpyro model, chains
-   one after another, time-capped and extrapolated like ``pm_ode``
-   (``fitting.bench_paths.run_numpyro_diffrax``).
+   stalls) in a pure numpyro model, chains one after another, time-capped and extrapolated like
+   ``pm_ode`` (``fitting.bench_paths.run_numpyro_diffrax``).
 """
 
 from __future__ import annotations
@@ -365,10 +364,10 @@ def run_bench(quick: bool = False, pm_ode_cap_s: float | None = None, numpyro_ca
     ):
         t = time.perf_counter()
         log(f"bench: {name} ...")
-        paths[name] = run(**extra, **kw) | {"cores_used": used}
+        r = paths[name] = run(**extra, **kw) | {"cores_used": used}
+        ess_s = "–" if r["ess_per_s"] is None else f"{r['ess_per_s']:.3g}"
         log(f"bench: {name} done in {time.perf_counter() - t:.0f} s "
-            f"(ESS/s {paths[name]['ess_per_s'] if paths[name]['ess_per_s'] is None else round(paths[name]['ess_per_s'], 3)}"
-            f"{', extrapolated' if paths[name]['extrapolated'] else ''})")
+            f"(ESS/s {ess_s}{', extrapolated' if r['extrapolated'] else ''})")
     planned = s["chains"] * s["draws"]
     r_pm = ratio_vs(paths["production"], paths["pm_ode"], planned)
     r_np = ratio_vs(paths["production"], paths["numpyro_diffrax"], planned)
@@ -382,7 +381,8 @@ def run_bench(quick: bool = False, pm_ode_cap_s: float | None = None, numpyro_ca
                      "compilation_cache": "off (every path compiles from scratch)",
                      "note": "pm_ode and numpyro_diffrax stop at their caps and their total time is then "
                              "extrapolated (see each path's note); ESS/s = min bulk ESS / (compile + "
-                             "sampling) time; chains run one after another on pm_ode and numpyro_diffrax "
+                             "sampling) time, for a capped path with the ESS per draw extrapolated to the "
+                             "planned draws; chains run one after another on pm_ode and numpyro_diffrax "
                              "(1 core), two at a time on production (cores_used)"},
         "paths": paths,
         "ratio_ess_per_s_vs_pm_ode": r_pm["ratio"],

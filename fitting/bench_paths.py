@@ -483,11 +483,11 @@ def run_numpyro_diffrax(
     per_chain: list[list[np.ndarray]] = [[] for _ in range(chains)]
     divergences = iters_done = 0
     stopped = False
+    width = chains if chain_method == "vectorized" else 1  # chains advanced per step
     t_s0 = time.perf_counter()
     for g, (key, init) in enumerate(groups):
         if g > 0:
             state = kernel.init(key, tune, init_params=init, model_args=(), model_kwargs={})
-        width = chains if chain_method == "vectorized" else 1
         for i in range(tune + draws):
             state = step(state)
             iters_done += width

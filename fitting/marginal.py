@@ -64,8 +64,8 @@ def batched_logp(pm_model, shapes: dict[str, tuple]):
     for flattened value-variable rows, vectorised over rows with ``jax.vmap``.
 
     The model's log density is translated to JAX by PyMC (``get_jaxified_logp``), so one call
-    evaluates a whole batch instead of one Python round trip per row (13.6 s -> 5.6 s, mostly
-    compilation, for the bridge estimate of one hypothesis on 4000 draws).
+    evaluates a whole batch instead of one Python round trip per row (13.6 s -> 5.6 s for the
+    bridge estimate of one hypothesis on 4000 draws).
     """
     import jax
     import jax.numpy as jnp
