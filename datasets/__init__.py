@@ -3,7 +3,7 @@
 See ``datasets/README.md`` for the layout and the JSON shapes of ``nadfit datasets``.
 """
 
-from datasets.load import (
+from nadfit.datasets.load import (
     evidence_fingerprint,
     load_evidence,
     load_gaps,
@@ -11,8 +11,8 @@ from datasets.load import (
     load_studies,
     load_study,
 )
-from datasets.schema import Problem, StudyMeta
-from datasets.validate import validate_paths
+from nadfit.datasets.schema import Problem, StudyMeta
+from nadfit.datasets.validate import validate_paths
 
 __all__ = [
     "Problem", "StudyMeta", "evidence_fingerprint", "load_evidence", "load_gaps",

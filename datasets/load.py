@@ -11,25 +11,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets import units
-from datasets.errors import UserError
-from datasets.schema import EVIDENCE_COLUMNS, StudyMeta, split_multi
-from datasets.validate import parse_float, parse_n, parse_paths, read_study_yaml
+from nadfit.datasets import units
+from nadfit.datasets.errors import UserError
+from nadfit.datasets.schema import EVIDENCE_COLUMNS, StudyMeta, split_multi
+from nadfit.datasets.validate import parse_float, parse_n, parse_paths, read_study_yaml
 
 DATA_DIR = Path(__file__).resolve().parent
+#: one folder per study: ``studies/<author><year>[_qualifier]/`` with ``study.yaml`` + ``evidence.csv``
+STUDIES_DIR = DATA_DIR / "studies"
 
 
-def _display_root() -> str:
+def _display(path: Path) -> str:
     """Shipped files are named relative to the current directory when possible."""
     try:
-        rel = os.path.relpath(DATA_DIR)
+        rel = os.path.relpath(path)
     except ValueError:
-        return str(DATA_DIR)
-    return str(DATA_DIR) if rel.startswith("..") else rel
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def study_dirs(root: Path | str | None = None) -> list[str]:
-    base = str(root) if root is not None else _display_root()
+    base = str(root) if root is not None else _display(STUDIES_DIR)
     return sorted(os.path.join(base, d) for d in os.listdir(base)
                   if os.path.isfile(os.path.join(base, d, "study.yaml")))
 

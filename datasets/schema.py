@@ -1,7 +1,7 @@
 """Column layout, closed vocabularies and metadata models of the nadfit evidence data.
 
 Everything a user may write into ``datasets/<study>/evidence*.csv`` or ``study.yaml`` is checked
-against the sets defined here (see :mod:`datasets.validate`). Vocabularies are closed on purpose:
+against the sets defined here (see :mod:`nadfit.datasets.validate`). Vocabularies are closed on purpose:
 a token that is not listed is an error, never guessed.
 """
 

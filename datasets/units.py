@@ -11,8 +11,8 @@ from functools import lru_cache
 
 import pint
 
-from datasets.errors import UserError
-from datasets.schema import DIMENSIONLESS_UNITS
+from nadfit.datasets.errors import UserError
+from nadfit.datasets.schema import DIMENSIONLESS_UNITS
 
 # dossier unit string -> pint expression
 _PINT_NAMES: dict[str, str] = {

@@ -18,12 +18,32 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import ValidationError
 
-from datasets import units
-from datasets.schema import (
-    ASSOCIATION_KEYWORDS, COMPOUNDS, COUNT_STATISTICS, DIRECTION_KEYWORDS, DIRECTION_RE,
-    DISPERSION_NEEDING_N, DOSE_UNITS, EVIDENCE_COLUMNS, GRADES, ID_RE, MATRICES,
-    NONNEGATIVE_UNITS, N_RANGE_RE, N_TEXT_RE, NUMERIC_STATISTICS, P_STATISTICS, REQUIRED_CELLS,
-    ROUTES, SIGNED_STATISTICS, STATISTICS, STUDY_ID_RE, TIME_UNITS, Problem, StudyMeta,
+from nadfit.datasets import units
+from nadfit.datasets.schema import (
+    ASSOCIATION_KEYWORDS,
+    COMPOUNDS,
+    COUNT_STATISTICS,
+    DIRECTION_KEYWORDS,
+    DIRECTION_RE,
+    DISPERSION_NEEDING_N,
+    DOSE_UNITS,
+    EVIDENCE_COLUMNS,
+    GRADES,
+    ID_RE,
+    MATRICES,
+    N_RANGE_RE,
+    N_TEXT_RE,
+    NONNEGATIVE_UNITS,
+    NUMERIC_STATISTICS,
+    P_STATISTICS,
+    REQUIRED_CELLS,
+    ROUTES,
+    SIGNED_STATISTICS,
+    STATISTICS,
+    STUDY_ID_RE,
+    TIME_UNITS,
+    Problem,
+    StudyMeta,
     split_multi,
 )
 

@@ -1,5 +1,5 @@
 import sys
 
-from fitting.cli import main
+from nadfit.fitting.cli import main
 
 sys.exit(main())

@@ -1,0 +1,1 @@
+"""nadfit model layer: salvage-loop equations, hypotheses, priors and the observation model."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets.errors import UserError
+from nadfit.datasets.errors import UserError
 
 #: systems with their own direct-route share under `mixed` (order fixes z_phi's index)
 PHI_SYSTEMS = ("grozio2019_cells", "grozio2019_gut", "ratajczak2016", "fletcher2017",

@@ -19,11 +19,11 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from datasets.errors import UserError
-from models import fast  # noqa: F401  (enables x64)
-from models.core import consumption_rate, steady_state_jax
-from models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
-from models.observation import (
+from nadfit.datasets.errors import UserError
+from nadfit.models import averaged  # noqa: F401  (enables x64)
+from nadfit.models.core import consumption_rate, steady_state_jax
+from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
+from nadfit.models.observation import (
     KNOWN_DIRECTIONS,
     ObservationSettings,
     cv_relative_se,
@@ -35,8 +35,8 @@ from models.observation import (
     log_t_observed,
     smooth_extreme,
 )
-from models.priors import Prior, registry
-from models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
+from nadfit.models.priors import Prior, registry
+from nadfit.models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
 
 #: where no exposure is reported, in-vitro/in-vivo NMN exposure is set to give a precursor flux
 #: equal to the baseline NAD+ synthesis flux (signs of monotone effects do not depend on it)
@@ -61,7 +61,7 @@ COMMON_PARAMETERS = (
 
 
 def load_evidence_map() -> dict:
-    text = resources.files("models").joinpath("evidence_map.yaml").read_text()
+    text = resources.files("nadfit.models").joinpath("evidence_map.yaml").read_text()
     return yaml.safe_load(text)
 
 
@@ -104,8 +104,8 @@ class EvidenceModel:
         for name, reg in scenarios.items():
             self._column[name] = unique.setdefault(reg, len(unique))
         self._column["airhart_nr"] = len(unique)
-        nmn, nr = fast.rate_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
-        _, nr1 = fast.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
+        nmn, nr = averaged.rate_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
+        _, nr1 = averaged.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
         self._nmn_rate = jnp.asarray(nmn)
         self._nr_rate0 = jnp.asarray(nr)
         # titration adds (nr1 - nr0) * titration to the Airhart column
@@ -239,7 +239,7 @@ class EvidenceModel:
         return th["beta"], th["kappa"], th["ell"], th["gamma"]
 
     def _blood_params(self, th) -> dict:
-        """Parameters of the human slow-time simulation (fast.blood_course) from theta."""
+        """Parameters of the human slow-time simulation (averaged.blood_course) from theta."""
         return {
             "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
             "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
@@ -251,7 +251,7 @@ class EvidenceModel:
         """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
         p = self._blood_params(th)
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
-        b, _ = fast.blood_course(p, self._nmn_rate, nr, DT_DAYS)
+        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS)
         return {name: b[:, i] for name, i in self._column.items()}
 
     def _log_b(self, blood, scenario: str, day: float):
@@ -446,11 +446,21 @@ class EvidenceModel:
             th[name] = jnp.zeros(len(labels))
         return th
 
+    def prior_draw(self, rng: np.random.Generator) -> dict:
+        """One draw theta ~ prior (numpy): scalars from their registry priors, latent vectors ~ N(0, 1).
+
+        The one prior sampler of calibration, recovery and the confusion matrix (same order of
+        random numbers everywhere: scalars in ``scalar_parameters`` order, then the vectors)."""
+        th = {name: float(p.scipy().rvs(random_state=rng)) for name, p in self.priors().items()}
+        for name, (_, labels) in self.vector_parameters.items():
+            th[name] = rng.standard_normal(len(labels))
+        return th
+
     def blood_curve(self, th, compound: str, mg_per_day: float, days: float, doses_per_day: int = 1):
         """Whole-blood pool trajectory for a new regimen (for predictions and plots)."""
-        from models.core import daily_regimen
+        from nadfit.models.core import daily_regimen
 
         reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
-        nmn, nr = fast.rate_grid([reg], DT_DAYS, days)
-        b, e = fast.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
+        nmn, nr = averaged.rate_grid([reg], DT_DAYS, days)
+        b, e = averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
         return b[:, 0], e[:, 0]

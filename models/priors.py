@@ -11,13 +11,15 @@ twice, so such numbers are used only on the evidence side (see ``note``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from datasets.errors import UserError
+from nadfit.datasets.errors import UserError
 
+#: the parameters users ask about first (printed after a fit, checked by recovery and SBC)
+KEY_PARAMETERS = ("beta", "gamma", "pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "mu_phi", "tau_phi")
 FAMILIES = ("lognormal", "normal", "halfnormal", "beta", "uniform", "truncnormal", "gamma")
 
 
@@ -103,7 +105,7 @@ def _to_uM(value: float, unit: str) -> float:
 
 @lru_cache(maxsize=1)
 def _kinetic_rows() -> dict[str, tuple[float, str, str]]:
-    from datasets import load_kinetic_priors
+    from nadfit.datasets import load_kinetic_priors
 
     df = load_kinetic_priors()
     return {r.row_id: (float(r.value), str(r.unit), str(r.parameter)) for r in df.itertuples()}

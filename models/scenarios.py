@@ -7,7 +7,7 @@ column); where a schedule is only partly stated, the unknown part is a model par
 
 from __future__ import annotations
 
-from models.core import Regimen, Segment, daily_regimen
+from nadfit.models.core import Regimen, Segment, daily_regimen
 
 #: step of the slow-time integrator (days); every scored day is a multiple of it
 DT_DAYS = 1.0

@@ -1,0 +1,1 @@
+"""nadfit report layer: HTML reports and figures of loaded runs and comparisons (never imports fitting)."""

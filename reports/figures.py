@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CI_PROB = 0.89
-Q89 = ((1 - CI_PROB) / 2, 1 - (1 - CI_PROB) / 2)  # 0.055, 0.945
+from nadfit.reports.conventions import CI_PROB, CI_QUANTILES  # noqa: E402
+
 Q50 = (0.25, 0.75)
 DPI = 80
 PRIOR_COLOR = "#9aa5b1"
@@ -157,7 +157,7 @@ def prior_posterior_grid(params: list[dict]):
             ax.fill_between(grid, _kde(tr(p["prior_draws"]), grid), color=PRIOR_COLOR, alpha=0.45, lw=0,
                             label="prior")
         ax.plot(grid, _kde(tr(post), grid), color=POST_COLOR, lw=1.6, label="posterior")
-        q = np.quantile(tr(post), Q89)
+        q = np.quantile(tr(post), CI_QUANTILES)
         ax.axvspan(q[0], q[1], color=POST_COLOR, alpha=0.08, lw=0)
         title = ("log " if p["log"] else "") + p["name"]
         if p.get("contraction") is not None:
@@ -181,13 +181,13 @@ def prior_quantile_forest(rows: list[dict]):
     fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(rows) + 1.0))
     for i, r in enumerate(rows):
         u = r["dist"].cdf(r["post"])
-        lo89, hi89 = np.quantile(u, Q89)
+        lo89, hi89 = np.quantile(u, CI_QUANTILES)
         lo50, hi50 = np.quantile(u, Q50)
         y = len(rows) - 1 - i
         ax.plot([lo89, hi89], [y, y], color=POST_COLOR, lw=1.2)
         ax.plot([lo50, hi50], [y, y], color=POST_COLOR, lw=3.5)
         ax.plot([np.median(u)], [y], "o", color="white", mec=POST_COLOR, ms=4)
-    ax.axvspan(*Q89, color=PRIOR_COLOR, alpha=0.18, lw=0, label="prior 89 % ETI")
+    ax.axvspan(*CI_QUANTILES, color=PRIOR_COLOR, alpha=0.18, lw=0, label="prior 89 % ETI")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r["name"] for r in rows][::-1])
     ax.set_xlim(0, 1)
@@ -299,7 +299,7 @@ def dose_time_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, overla
     for k, i in enumerate(nz):
         c = cmap(k / max(len(nz) - 1, 1))
         f = fold[:, i, :]
-        ax.fill_between(days, *np.quantile(f, Q89, axis=0), color=c, alpha=0.10, lw=0)
+        ax.fill_between(days, *np.quantile(f, CI_QUANTILES, axis=0), color=c, alpha=0.10, lw=0)
         ax.fill_between(days, *np.quantile(f, Q50, axis=0), color=c, alpha=0.22, lw=0)
         ax.plot(days, np.median(f, axis=0), color=c, lw=1.5, label=f"{doses[i]:g} mg/day")
     for o in overlay:
@@ -320,7 +320,7 @@ def dose_response_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, da
     k = int(np.argmin(np.abs(days - day)))
     f = fold[:, :, k]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.fill_between(doses, *np.quantile(f, Q89, axis=0), color=POST_COLOR, alpha=0.15, lw=0, label="89 % ETI")
+    ax.fill_between(doses, *np.quantile(f, CI_QUANTILES, axis=0), color=POST_COLOR, alpha=0.15, lw=0, label="89 % ETI")
     ax.fill_between(doses, *np.quantile(f, Q50, axis=0), color=POST_COLOR, alpha=0.3, lw=0, label="50 % ETI")
     ax.plot(doses, np.median(f, axis=0), "o-", color=POST_COLOR, ms=3, lw=1.5, label="median")
     for o in overlay:

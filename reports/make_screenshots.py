@@ -1,4 +1,4 @@
-"""README screenshots of the reports: ``python -m reports.make_screenshots RUN_DIR [COMPARISON_DIR]``.
+"""README screenshots of the reports: ``python -m nadfit.reports.make_screenshots RUN_DIR [COMPARISON_DIR]``.
 
 Renders ``RUN_DIR/report.html`` (and ``COMPARISON_DIR/comparison.html`` when given), opens them in
 headless Chromium and writes ``reports/screenshots/report.png`` / ``comparison.png``: the top of
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reports.browser import inspect_page
-from reports.render import render_comparison, render_run
+from nadfit.reports.browser import inspect_page
+from nadfit.reports.render import render_comparison, render_run
 
 OUT_DIR = Path(__file__).resolve().parent / "screenshots"
 MAX_BYTES = 400_000

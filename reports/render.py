@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.errors import UserError
+from nadfit.datasets.errors import UserError
+from nadfit.reports.conventions import CI_PROB, CI_QUANTILES, PARETO_K_BAD
 
-CI_PROB = 0.89
-Q89 = ((1 - CI_PROB) / 2, 1 - (1 - CI_PROB) / 2)
 CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
 RUN_SECTIONS = ("header", "diagnostics", "parameters", "fit", "dose-response", "provenance")
@@ -109,21 +108,14 @@ def _draws(da) -> np.ndarray:
 # evidence change check
 # --------------------------------------------------------------------------------------------
 
-def evidence_change(summary: dict, config: dict) -> str | None:
-    """A one-line warning when the shipped evidence differs from what the run was fitted to."""
-    from datasets import evidence_fingerprint, load_evidence
+def evidence_change(run) -> str | None:
+    """A one-line warning when the shipped evidence differs from what ``run`` was fitted to."""
+    from nadfit.datasets import evidence_fingerprint
 
-    try:
-        df = load_evidence()
-        keep, exclude = list(config.get("evidence") or []), list(config.get("exclude") or [])
-        if keep or exclude:
-            from fitting.fit import select_evidence
-
-            df = select_evidence(df, keep, exclude)
-        current = evidence_fingerprint(df)
-    except UserError as err:
-        return f"the shipped evidence cannot be loaded or re-selected ({err}); the run may be stale"
-    recorded = summary.get("evidence_fingerprint")
+    if run.evidence is None:
+        return f"the shipped evidence cannot be loaded or re-selected ({run.evidence_problem}); the run may be stale"
+    recorded = run.summary.get("evidence_fingerprint")
+    current = evidence_fingerprint(run.evidence)
     if recorded and recorded != current:
         return (f"the evidence changed since this fit (fingerprint {recorded[:12]}… at fit time, "
                 f"{current[:12]}… now); refit before relying on these results")
@@ -156,7 +148,7 @@ def _prior_dist(prior_dict: dict, widen: float):
     """Frozen scipy prior (None when the prior was widened — then prior draws are used)."""
     if widen != 1.0:
         return None
-    from models.priors import Prior
+    from nadfit.models.priors import Prior
 
     try:
         p = Prior(**{k: (tuple(v) if k == "rows" else v) for k, v in prior_dict.items() if k != "summary"})
@@ -201,60 +193,6 @@ def _parameter_rows(dt, summary: dict, widen: float) -> list[dict]:
     return rows
 
 
-def _log_prior(dt, summary: dict) -> np.ndarray | None:
-    """Sum of the prior log densities per draw (scalar params + standard-normal z vectors)."""
-    from scipy import stats
-
-    post = dt["posterior"]
-    total = None
-    for name, pr in (summary.get("priors") or {}).items():
-        dist = _prior_dist(pr, 1.0)
-        if dist is None or name not in post.data_vars:
-            return None
-        lp = dist.logpdf(post[name].values)
-        total = lp if total is None else total + lp
-    for name in post.data_vars:
-        if str(name).startswith("z_"):
-            lp = stats.norm.logpdf(post[name].values)
-            total = total + lp.reshape(lp.shape[:2] + (-1,)).sum(axis=-1)
-    return total
-
-
-def _psense(dt, summary: dict, config: dict) -> tuple[list[dict] | None, str]:
-    """Power-scaling sensitivity (arviz_stats.psense) — cheap: importance weights only."""
-    if float(config.get("widen_priors", 1.0)) != 1.0:
-        return None, "not computed: the run used widened priors, whose log density is not recorded"
-    if "log_likelihood" not in dt.children:
-        return None, "not computed: the run has no log_likelihood group"
-    try:
-        import arviz_stats as azs
-        import xarray as xr
-
-        lp = _log_prior(dt, summary)
-        if lp is None:
-            return None, "not computed: a prior family could not be evaluated"
-        post = dt["posterior"].to_dataset()
-        dt2 = xr.DataTree.from_dict({
-            "posterior": post[[v for v in summary["priors"] if v in post.data_vars]],
-            "log_likelihood": dt["log_likelihood"].to_dataset(),
-            "log_prior": xr.Dataset({"prior": (("chain", "draw"), lp)},
-                                    coords={"chain": post["chain"], "draw": post["draw"]}),
-        })
-        names = [v for v in summary["priors"] if v in post.data_vars]
-        pri = azs.psense(dt2, var_names=names, group="prior")
-        lik = azs.psense(dt2, var_names=names, group="likelihood")
-        rows = []
-        for v in names:
-            a, b = float(pri[v].values), float(lik[v].values)
-            diag = ("prior-data conflict" if a >= 0.05 and b >= 0.05
-                    else "strong prior / weak likelihood" if a >= 0.05 and b < 0.05 else "–")
-            rows.append({"name": v, "prior": a, "likelihood": b, "diagnosis": diag})
-        return rows, ("power-scaling of the prior and of the likelihood by α ∈ [0.99, 1.01] "
-                      "(arviz_stats.psense, importance-weighted; threshold 0.05)")
-    except Exception as exc:  # noqa: BLE001
-        return None, f"not computed: {exc.__class__.__name__}: {exc}"
-
-
 def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
     pp = dt["posterior_predictive"] if "posterior_predictive" in dt.children else None
     obs = dt["observed_data"] if "observed_data" in dt.children else None
@@ -279,7 +217,7 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
         yr = y_rep[:, k] if y_rep is not None else np.array([np.nan])
         pf = p_find[:, k] if p_find is not None else np.array([np.nan])
         if np.isfinite(yr).any() and math.isfinite(r["observed"]):
-            q = np.quantile(yr[np.isfinite(yr)], (Q89[0], 0.25, 0.5, 0.75, Q89[1]))
+            q = np.quantile(yr[np.isfinite(yr)], (CI_QUANTILES[0], 0.25, 0.5, 0.75, CI_QUANTILES[1]))
             r.update(kind="value", q=[float(x) for x in q],
                      inside=bool(q[0] <= r["observed"] <= q[4]))
         elif np.isfinite(pf).any():
@@ -289,7 +227,7 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
             if mq is not None:
                 v = mq[:, k][np.isfinite(mq[:, k])]
                 if v.size:
-                    r["mq"] = [float(x) for x in np.quantile(v, (Q89[0], 0.5, Q89[1]))]
+                    r["mq"] = [float(x) for x in np.quantile(v, (CI_QUANTILES[0], 0.5, CI_QUANTILES[1]))]
             if ll is not None:
                 r["p_mean"] = float(np.mean(np.exp(ll[:, k])))
         rows.append(r)
@@ -300,7 +238,7 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
 def _decisions(run_ids: set[str]) -> dict[str, dict]:
     """evidence_id -> {kind, detail} from models/evidence_map.yaml."""
     try:
-        from models.model import load_evidence_map
+        from nadfit.models.model import load_evidence_map
 
         emap = load_evidence_map() or {}
     except Exception:  # noqa: BLE001
@@ -324,18 +262,10 @@ def _decisions(run_ids: set[str]) -> dict[str, dict]:
     return out
 
 
-def _provenance(evidence, config: dict, run_ids: set[str]) -> list[dict]:
-    if evidence is None:
+def _provenance(df, run_ids: set[str]) -> list[dict]:
+    """Every evidence row of the run's selection with its source and how it entered."""
+    if df is None:
         return []
-    keep, exclude = list(config.get("evidence") or []), list(config.get("exclude") or [])
-    df = evidence
-    if keep or exclude:
-        try:
-            from fitting.fit import select_evidence
-
-            df = select_evidence(evidence, keep, exclude)
-        except UserError:
-            df = evidence
     dec = _decisions(run_ids)
     rows = []
     for r in df.itertuples(index=False):
@@ -376,9 +306,9 @@ def _dose_response(dt, evidence, summary, figures=None) -> dict:
                 continue
             f = fold[:, i, k]
             table.append({"day": int(days[k]), "dose": mg, "median": float(np.median(f)),
-                          "lo": float(np.quantile(f, Q89[0])), "hi": float(np.quantile(f, Q89[1]))})
+                          "lo": float(np.quantile(f, CI_QUANTILES[0])), "hi": float(np.quantile(f, CI_QUANTILES[1]))})
     if figures is None:
-        from reports import figures
+        from nadfit.reports import figures
 
     return {
         "available": True, "n_samples": fold.shape[0],
@@ -388,21 +318,20 @@ def _dose_response(dt, evidence, summary, figures=None) -> dict:
     }
 
 
-def run_context(run: Path, figures_on: bool = True) -> dict:
+def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dict:
     """Everything the run template needs (figures already rendered to data URIs).
 
-    ``figures_on=False`` skips drawing (text and tables only; used by fast tests)."""
-    from datasets import load_evidence, load_gaps, load_studies
-    from fitting.runs import load_posterior, load_summary, read_json
-    from reports import figures
+    ``run`` is a loaded fitted run (``nadfit.fitting.inference.runs.FittedRun``: ``dir``,
+    ``summary``, ``config``, ``evidence``, ``dt``); ``psense`` the power-scaling result computed
+    by the fitting layer (``{"rows", "note"}``). ``figures_on=False`` skips drawing."""
+    from nadfit.datasets import load_evidence, load_gaps, load_studies
+    from nadfit.reports import figures
 
-    run = Path(run)
-    summary = load_summary(run)
-    dt = load_posterior(run)
-    config = read_json(run / "config.json", "config.json") if (run / "config.json").exists() else {}
+    summary, dt = run.summary, run.dt
+    config = run.config.to_dict()
     widen = float(config.get("widen_priors", 1.0) or 1.0)
     warnings_ = []
-    change = evidence_change(summary, config)
+    change = evidence_change(run)
     if change:
         warnings_.append(change)
     try:
@@ -423,7 +352,7 @@ def run_context(run: Path, figures_on: bool = True) -> dict:
     run_ids = [str(i) for i in summary.get("evidence_ids", [])]
     labels = {}
     try:
-        from models.model import EvidenceModel
+        from nadfit.models.model import EvidenceModel
 
         if evidence is not None:
             labels = {it.evidence_id: it.label for it in EvidenceModel(summary["hypothesis"], evidence).items}
@@ -454,7 +383,8 @@ def run_context(run: Path, figures_on: bool = True) -> dict:
     vector_rows = [{"name": k, **v} for k, v in (summary.get("parameters") or {}).items() if "[" in k]
     worst = sorted(param_rows, key=lambda r: -(r["r_hat"] or 0))[:4]
     pair_vars = [v for v in KEY_PAIR_PARAMS if v in post.data_vars]
-    psense_rows, psense_note = _psense(dt, summary, config)
+    psense = psense or {"rows": None, "note": "not computed"}
+    psense_rows, psense_note = psense.get("rows"), psense.get("note", "")
     fit_rows = _evidence_fit(dt, evidence, labels, studies)
     by_study: dict[str, list] = {}
     for r in fit_rows:
@@ -486,7 +416,7 @@ def run_context(run: Path, figures_on: bool = True) -> dict:
     return {
         "kind": "run",
         "title": f"nadfit run report — {summary.get('hypothesis')}",
-        "summary": summary, "config": config, "run_dir": str(run),
+        "summary": summary, "config": config, "run_dir": str(run.dir),
         "status": summary.get("status"), "gates": gates, "failed_gates": failed,
         "warnings": warnings_, "studies": study_list, "n_scored": len(run_ids),
         "versions": summary.get("versions") or {}, "sampler": summary.get("sampler") or {},
@@ -494,7 +424,7 @@ def run_context(run: Path, figures_on: bool = True) -> dict:
         "uninformed": [r["name"] for r in param_rows if r["uninformed"]],
         "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
         "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary, figures),
-        "provenance": _provenance(evidence, config, set(run_ids)), "gaps": gaps,
+        "provenance": _provenance(run.evidence if run.evidence is not None else evidence, set(run_ids)), "gaps": gaps,
         "figs": figs, "sections": RUN_SECTIONS, "ci_prob": CI_PROB, "contraction_min": CONTRACTION_MIN,
     }
 
@@ -503,44 +433,33 @@ class _NoFigures:
     """Stand-in for reports.figures when drawing is switched off."""
 
     def __getattr__(self, name):
-        from reports.figures import FigureError
+        from nadfit.reports.figures import FigureError
 
         return lambda *a, **k: FigureError("figures switched off")
 
 
-def render_run(run, out=None, *, figures: bool = True) -> Path:
-    """Write ``RUN/report.html`` (or ``out``); returns the path. Warns on stderr when the
-    shipped evidence changed since the fit. ``figures=False`` writes text and tables only."""
-    run = Path(run)
+def render_run(run, out=None, *, psense: dict | None = None, figures: bool = True) -> Path:
+    """Write ``RUN/report.html`` (or ``out``) for a loaded run; returns the path. Warns on stderr
+    when the shipped evidence changed since the fit. ``figures=False`` writes text and tables only."""
     out = _check_out(out) if out is not None else None
-    ctx = run_context(run, figures_on=figures)
+    ctx = run_context(run, psense=psense, figures_on=figures)
     html = _env().get_template("run.html.j2").render(**ctx)
     for w in ctx["warnings"]:
         print(f"nadfit: warning: {w}", file=sys.stderr)
-    return _write(out or run / "report.html", html)
+    return _write(out or Path(run.dir) / "report.html", html)
 
 
 # --------------------------------------------------------------------------------------------
 # comparison report
 # --------------------------------------------------------------------------------------------
 
-def load_comparison(folder) -> dict:
-    from fitting.runs import COMPARISON_SCHEMA, check_run_dir, read_json
-
-    folder = check_run_dir(Path(folder), kind="comparison")
-    comp = read_json(folder / "comparison.json", "comparison.json")
-    if comp.get("schema") != COMPARISON_SCHEMA:
-        raise UserError(f"comparison was written by an incompatible nadfit version (schema "
-                        f"{comp.get('schema')!r}, expected {COMPARISON_SCHEMA!r})",
-                        file=str(folder / "comparison.json"))
-    return comp
-
-
-def comparison_context(folder) -> dict:
-    from reports import figures
+def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
+    """Everything the comparison template needs. ``comp`` is the loaded ``comparison.json``;
+    ``runs`` one entry per compared run (``hypothesis``, ``dir``, ``status``, ``fingerprint``,
+    ``warnings``) looked up by the fitting layer."""
+    from nadfit.reports import figures
 
     folder = Path(folder)
-    comp = load_comparison(folder)
     loo = comp.get("loo") or {}
     ranking = sorted(comp.get("ranking") or [], key=lambda r: r.get("rank", 0))
     hyps = [r["hypothesis"] for r in ranking] or list(loo)
@@ -549,28 +468,7 @@ def comparison_context(folder) -> dict:
                                                 if r.get("weight") is not None}
     pointwise = comp.get("pointwise") or []
     by_study = comp.get("by_study") or []
-    warnings_ = []
-    runs = []
-    for h, d in (comp.get("runs") or {}).items():
-        entry = {"hypothesis": h, "dir": str(d), "status": None, "fingerprint": None}
-        p = Path(d)
-        if not p.is_absolute():
-            p = folder / p if (folder / p).exists() else p
-        try:
-            from fitting.runs import load_summary, read_json
-
-            s = load_summary(p)
-            entry["status"] = s.get("status")
-            entry["fingerprint"] = s.get("evidence_fingerprint")
-            cfg = read_json(p / "config.json", "config.json") if (p / "config.json").exists() else {}
-            w = evidence_change(s, cfg)
-            if w:
-                warnings_.append(f"{h}: {w}")
-            if s.get("status") != "ok":
-                warnings_.append(f"{h}: run status is {s.get('status')!r} (convergence gates failed)")
-        except UserError as err:
-            entry["status"] = f"unavailable ({err})"
-        runs.append(entry)
+    warnings_ = [w for r in runs for w in r.get("warnings", [])]
     fps = {r["fingerprint"] for r in runs if r["fingerprint"]}
     if len(fps) > 1:
         warnings_.append("the compared runs were fitted to different evidence (fingerprints differ); "
@@ -614,7 +512,7 @@ def comparison_context(folder) -> dict:
         "sensitivity_rows": _flatten(comp.get("sensitivity")) if comp.get("sensitivity") else [],
         "phi_share": phi or None, "calibration": comp.get("calibration"), "confusion": conf,
         "verdict": comp.get("verdict") or "", "warnings": warnings_, "figs": figs,
-        "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB,
+        "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB, "k_bad": PARETO_K_BAD,
     }
 
 
@@ -648,11 +546,11 @@ def _flatten(obj, prefix: str = "") -> list[dict]:
     return rows
 
 
-def render_comparison(comparison_dir, out=None) -> Path:
-    """Write ``DIR/comparison.html`` (or ``out``) from ``DIR/comparison.json``; returns the path."""
+def render_comparison(comp: dict, comparison_dir, runs: list[dict], out=None) -> Path:
+    """Write ``DIR/comparison.html`` (or ``out``) from the loaded ``comparison.json``; returns the path."""
     folder = Path(comparison_dir)
     out = _check_out(out) if out is not None else None
-    ctx = comparison_context(folder)
+    ctx = comparison_context(comp, folder, runs)
     html = _env().get_template("comparison.html.j2").render(**ctx)
     for w in ctx["warnings"]:
         print(f"nadfit: warning: {w}", file=sys.stderr)

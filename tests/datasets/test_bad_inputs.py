@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_bad_corpus import BAD, CASES  # noqa: E402
 
-from fitting.cli import main  # noqa: E402
+from nadfit.fitting.cli import main  # noqa: E402
 
 
 def _run(capsys, argv):
@@ -49,8 +49,8 @@ def test_duplicate_across_studies(capsys):
 
 @pytest.mark.parametrize("case", ["unknown_statistic", "malformed_yaml", "truncated"])
 def test_load_evidence_raises_user_error(case):
-    from datasets import load_evidence
-    from datasets.errors import UserError
+    from nadfit.datasets import load_evidence
+    from nadfit.datasets.errors import UserError
 
     with pytest.raises(UserError):
         load_evidence([BAD / case])

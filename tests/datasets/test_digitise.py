@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.digitise import read_wpd_csv, read_wpd_json
-from fitting.cli import main
+from nadfit.datasets.importers.webplotdigitizer import read_wpd_csv, read_wpd_json
+from nadfit.fitting.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 TRUE_T = [0.0, 30.0, 60.0]
@@ -85,7 +85,7 @@ def test_csv_reader(tmp_path):
 
 def _study(tmp_path):
     dst = tmp_path / "yi2022"
-    shutil.copytree(REPO / "datasets" / "yi2022", dst)
+    shutil.copytree(REPO / "datasets" / "studies" / "yi2022", dst)
     return dst
 
 
@@ -105,7 +105,7 @@ def _args(inp, out, **over):
 
 @pytest.mark.parametrize("kind", ["json_log", "json_lin", "csv"])
 def test_import_digitised_cli(tmp_path, capsys, kind):
-    from datasets import load_evidence
+    from nadfit.datasets import load_evidence
 
     study = _study(tmp_path)
     inp = tmp_path / ("fig.csv" if kind == "csv" else "fig.json")

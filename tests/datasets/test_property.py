@@ -11,12 +11,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasets import load_evidence, validate_paths
-from datasets.errors import UserError
-from datasets.schema import EVIDENCE_COLUMNS, REQUIRED_CELLS
+from nadfit.datasets import load_evidence, validate_paths
+from nadfit.datasets.errors import UserError
+from nadfit.datasets.schema import EVIDENCE_COLUMNS, REQUIRED_CELLS
 
 REPO = Path(__file__).resolve().parents[2]
-SRC = REPO / "datasets" / "yi2022"
+SRC = REPO / "datasets" / "studies" / "yi2022"
 NUMERIC_FIELDS = ("dose", "time", "doses_per_day", "duration_days", "value")
 VOCAB_FIELDS = ("compound", "matrix", "route", "unit", "statistic", "dose_unit", "time_unit", "grade")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import datasets
-from datasets.schema import EVIDENCE_COLUMNS, NUMERIC_STATISTICS
-from fitting.cli import main
+from nadfit import datasets
+from nadfit.datasets.schema import EVIDENCE_COLUMNS, NUMERIC_STATISTICS
+from nadfit.fitting.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 DOSSIER = REPO.parent / "shared" / "literature"
@@ -38,7 +38,7 @@ def test_provenance_and_finiteness(ev):
 
 
 def test_every_csv_has_exact_header():
-    for d in (REPO / "datasets").iterdir():
+    for d in (REPO / "datasets" / "studies").iterdir():
         for f in d.glob("evidence*.csv") if d.is_dir() else []:
             with open(f, newline="", encoding="utf-8") as fh:
                 assert next(csv.reader(fh)) == list(EVIDENCE_COLUMNS), f
@@ -124,8 +124,8 @@ def test_time_conversion_and_fingerprint(ev):
 
 
 def test_units():
-    from datasets import units
-    from datasets.errors import UserError
+    from nadfit.datasets import units
+    from nadfit.datasets.errors import UserError
 
     assert units.convert(1.0, "nmol/mL", "uM") == pytest.approx(1.0)
     assert units.to_uM(500.0, "nM") == pytest.approx(0.5)
@@ -137,7 +137,7 @@ def test_units():
 
 
 def test_cli_validate_and_json(capsys):
-    assert main(["datasets", "validate", str(REPO / "datasets")]) == 0
+    assert main(["datasets", "validate", str(REPO / "datasets" / "studies")]) == 0
     assert "files valid" in capsys.readouterr().out
     assert main(["datasets", "list", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from fitting.runs import RUN_SCHEMA
+from nadfit.fitting.inference.runs import RUN_SCHEMA
 
 
 def make_run(path, hypothesis, loglik, evidence_ids, study_ids, fingerprint="f" * 64, status="ok", mixed=False):

@@ -8,13 +8,13 @@ from model_helpers import HYPOTHESES
 
 @pytest.fixture(scope="session")
 def evidence():
-    from datasets import load_evidence
+    from nadfit.datasets import load_evidence
 
     return load_evidence()
 
 
 @pytest.fixture(scope="session")
 def models(evidence):
-    from models.model import EvidenceModel
+    from nadfit.models.model import EvidenceModel
 
     return {h: EvidenceModel(h, evidence) for h in HYPOTHESES}

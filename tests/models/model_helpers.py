@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from models import fast
+from nadfit.models import averaged
 
 HYPOTHESES = ("direct", "via-nr", "mixed")
 SLOW_KEYS = ("beta", "kappa", "ell", "gamma", "k_e", "k_b", "pi_nmn", "pi_nr", "phi", "k_a")
@@ -25,7 +25,7 @@ def draw_theta(model, rng: np.random.Generator) -> dict:
 
 def human_params(**kw) -> dict:
     """Parameters of the full (pulsed) system around the prior medians."""
-    from models.priors import registry
+    from nadfit.models.priors import registry
 
     reg = registry()
     p = dict(beta=reg["beta"].median(), kappa=1.0, ell=reg["ell"].median(), gamma=0.0, e_base=1.0,
@@ -37,10 +37,10 @@ def human_params(**kw) -> dict:
 
 def averaged_b(p: dict, compound: str, mg_per_day: float, days: float, doses_per_day: int = 1):
     """The production (time-scale-separated) path for one regimen: b at every day."""
-    from models.core import daily_regimen
+    from nadfit.models.core import daily_regimen
 
     reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
-    nmn, nr = fast.rate_grid([reg], 1.0, days)
+    nmn, nr = averaged.rate_grid([reg], 1.0, days)
     b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in SLOW_KEYS}, jnp.asarray(nmn), jnp.asarray(nr))
     return np.asarray(b[:, 0]), np.asarray(e[:, 0])
 
@@ -49,12 +49,12 @@ _blood_course_jit = None
 
 
 def blood_course_jit(p, nmn, nr):
-    """``fast.blood_course`` jitted once (DT = 1 day) so repeated calls do not re-trace."""
+    """``averaged.blood_course`` jitted once (DT = 1 day) so repeated calls do not re-trace."""
     global _blood_course_jit
     if _blood_course_jit is None:
         import jax
 
-        _blood_course_jit = jax.jit(lambda p, a, b: fast.blood_course(p, a, b, 1.0))
+        _blood_course_jit = jax.jit(lambda p, a, b: averaged.blood_course(p, a, b, 1.0))
     return _blood_course_jit(p, nmn, nr)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from models.model import load_evidence_map
-from models.scenarios import SCENARIO_NAMES
+from nadfit.models.model import load_evidence_map
+from nadfit.models.scenarios import SCENARIO_NAMES
 
 SECTIONS = ("likelihood", "redundant", "design", "structural", "not_modelled", "outside_model")
 

@@ -1,6 +1,6 @@
 """The production slow-state integrator against brute-force solves.
 
-1. ``fast.blood_course`` (exponential midpoint, DT = 1 day) vs scipy LSODA (rtol 1e-10) on
+1. ``averaged.blood_course`` (exponential midpoint, DT = 1 day) vs scipy LSODA (rtol 1e-10) on
    ``core.slow_rhs`` — the same time-scale-separated equations, solved exactly.
 2. The time-scale separation itself vs the full pulsed-dosing system ``core.simulate_full``
    (every dose a jump). The averaged path is the limit in which tissue NAD+ is fast relative to
@@ -14,11 +14,10 @@ import math
 
 import numpy as np
 import pytest
+from model_helpers import averaged_b, human_params
 from scipy.integrate import solve_ivp
 
-from models.core import daily_regimen, simulate_full, slow_rhs
-
-from model_helpers import averaged_b, human_params
+from nadfit.models.core import daily_regimen, simulate_full, slow_rhs
 
 PARAM_SETS = [
     {},
@@ -31,7 +30,7 @@ REGIMENS = [("NMN", 300.0), ("NMN", 600.0), ("NMN", 900.0), ("NR", 1000.0)]
 
 
 def _slow_reference(p, compound, mg, days=60):
-    from models.core import oral_precursor_flux
+    from nadfit.models.core import oral_precursor_flux
 
     rate = mg / 1000.0
     j = (oral_precursor_flux(rate, p["pi_nmn"], p["phi"], p["k_a"]) if compound == "NMN"

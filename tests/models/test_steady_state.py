@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models import fast
-from models.core import steady_state_jax, steady_state_numpy
+from nadfit.models import averaged
+from nadfit.models.core import steady_state_jax, steady_state_numpy
 
 
 def _random_sets(n: int, seed: int = 7):
@@ -36,7 +36,7 @@ def test_baseline_is_exactly_one():
     for beta, kappa, ell, gamma in [(66.0, 1.0, 0.16, 0.0), (0.5, 10.0, 0.9, -0.8), (1e3, 0.1, 0.01, 0.8)]:
         assert abs(steady_state_numpy(0.0, 1.0, beta, kappa, ell, gamma) - 1.0) < 1e-13
         assert abs(float(steady_state_jax(0.0, 1.0, beta, kappa, ell, gamma)) - 1.0) < 1e-13
-        u = fast.steady_state_newton(jnp.asarray(0.0), 0.0, 1.0, beta, kappa, ell)
+        u = averaged.steady_state_newton(jnp.asarray(0.0), 0.0, 1.0, beta, kappa, ell)
         assert abs(float(u)) < 1e-15  # n = 1 to rounding
 
 
@@ -45,7 +45,7 @@ def test_newton_from_warm_start_agrees():
     s["gamma"] = np.zeros(200)  # steady_state_newton holds NAMPT fixed (gamma enters through e)
     ref = np.asarray(steady_state_jax(*(jnp.asarray(s[k]) for k in s)))
     u0 = np.log(ref) + np.random.default_rng(1).uniform(-0.1, 0.1, 200)  # warm start
-    u = fast.steady_state_newton(jnp.asarray(u0), jnp.asarray(s["j"]), jnp.asarray(s["e_base"]),
+    u = averaged.steady_state_newton(jnp.asarray(u0), jnp.asarray(s["j"]), jnp.asarray(s["e_base"]),
                                  jnp.asarray(s["beta"]), jnp.asarray(s["kappa"]), jnp.asarray(s["ell"]),
                                  jnp.asarray(s["c"]))
     assert np.max(np.abs(np.exp(np.asarray(u)) / ref - 1.0)) < 1e-8

@@ -18,7 +18,7 @@ STUDY_IDS = ("s1", "s1", "s2")
 
 def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
     """Run ``nadfit argv`` in-process; returns (exit code, stdout, stderr)."""
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
 
     rc = main([str(a) for a in argv])
     cap = capsys.readouterr()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from reliability_helpers import make_run, run_cli, snapshot, tmp_leftovers, write_posterior
 
 ERR = "nadfit: error: "
@@ -351,7 +350,7 @@ CASES: dict[str, Case] = {
 
 
 def _commands() -> set[str]:
-    from fitting.cli import _register, app
+    from nadfit.fitting.cli import _register, app
 
     if not app.registered_commands and not app.registered_groups:
         _register()
@@ -361,7 +360,7 @@ def _commands() -> set[str]:
 @pytest.fixture(autouse=True)
 def _no_sampling(monkeypatch):
     """A bad input must be refused before sampling; reaching the sampler fails the test."""
-    import fitting.fit as fit
+    import nadfit.fitting.inference.fit as fit
 
     def boom(*a, **k):
         raise AssertionError("sampling started for a bad input")
@@ -400,8 +399,8 @@ def test_corpus_covers_every_command():
 
 def test_root_cannot_bypass_the_writability_check(tmp_path):
     """A folder whose parent is a file can never be created, even by root (permissions aside)."""
-    from datasets.errors import UserError
-    from fitting.runs import atomic_dir, check_output_dir
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="lies inside a file"):
@@ -426,8 +425,8 @@ def test_non_writable_parent(tmp_path, capsys):
 
 
 def test_nan_is_never_a_valid_setting(tmp_path):
-    from datasets.errors import UserError
-    from fitting.fit import config_from_file
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.inference.config import config_from_file
 
     for key in ("target_accept", "widen_priors"):
         p = tmp_path / f"{key}.toml"

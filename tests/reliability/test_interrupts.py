@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from reliability_helpers import make_run, snapshot, tmp_leftovers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +27,7 @@ PY = sys.executable
 CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from fitting.runs import atomic_dir
+    from nadfit.fitting.storage.outputs import atomic_dir
 
     out = Path(sys.argv[1])
     with atomic_dir(out) as tmp:
@@ -41,14 +40,14 @@ CHILD = textwrap.dedent("""
 
 CLI_CHILD = textwrap.dedent("""
     import sys, time
-    import fitting.fit as fit
+    import nadfit.fitting.inference.fit as fit
 
-    def slow_sampler(pm_model, cfg, progress=False):
+    def slow_sampler(pm_model, cfg, progress=False, cores=None):
         print("READY", flush=True)
         time.sleep(120)
 
     fit.sample_posterior = slow_sampler
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
     sys.exit(main(["fit", "--quick", "--hypothesis", "direct", "--out", sys.argv[1]]))
 """)
 
@@ -112,13 +111,13 @@ def test_interrupted_replacement_keeps_the_earlier_run(tmp_path, sig):
     assert rc != 0, err
     assert snapshot(out) == before
     assert tmp_leftovers(tmp_path) == []
-    from fitting.runs import load_summary
+    from nadfit.fitting.inference.runs import load_summary
 
     assert load_summary(out)["hypothesis"] == "direct"
 
 
 def test_completed_replacement_swaps_atomically(tmp_path):
-    from fitting.runs import atomic_dir
+    from nadfit.fitting.storage.outputs import atomic_dir
 
     out = make_run(tmp_path / "run", hypothesis="direct")
     with atomic_dir(out) as tmp:
@@ -129,7 +128,7 @@ def test_completed_replacement_swaps_atomically(tmp_path):
 
 
 def test_exception_inside_leaves_the_earlier_run(tmp_path):
-    from fitting.runs import atomic_dir
+    from nadfit.fitting.storage.outputs import atomic_dir
 
     out = make_run(tmp_path / "run", hypothesis="direct")
     before = snapshot(out)
@@ -142,7 +141,7 @@ def test_exception_inside_leaves_the_earlier_run(tmp_path):
 
 def test_failed_swap_restores_the_earlier_run(tmp_path, monkeypatch):
     """If moving the new folder into place fails after the old one was moved aside, it comes back."""
-    import fitting.runs as runs
+    import nadfit.fitting.storage.outputs as runs
 
     out = make_run(tmp_path / "run", hypothesis="direct")
     before = snapshot(out)
@@ -177,8 +176,8 @@ def test_cli_fit_interrupted_by_sigterm(tmp_path):
 
 
 def test_folder_without_complete_is_refused(tmp_path):
-    from datasets.errors import UserError
-    from fitting.runs import load_posterior, load_summary
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.inference.runs import load_posterior, load_summary
 
     run = make_run(tmp_path / "run", complete=False)
     json.loads((run / "summary.json").read_text())  # the files themselves are fine

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from datasets.errors import UserError
 from reliability_helpers import run_cli, tmp_leftovers
+
+from nadfit.datasets.errors import UserError
 
 
 class FakeModel:
@@ -26,14 +26,14 @@ class FakeModel:
 
 
 def test_finite_passes():
-    from fitting.fit import preflight
+    from nadfit.fitting.inference.fit import preflight
 
     preflight(FakeModel([-1.0, -2.0, -0.5]))
 
 
 @pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf])
 def test_non_finite_is_named(bad):
-    from fitting.fit import preflight
+    from nadfit.fitting.inference.fit import preflight
 
     with pytest.raises(UserError) as err:
         preflight(FakeModel([-1.0, bad, -0.5]))
@@ -45,7 +45,7 @@ def test_non_finite_is_named(bad):
 
 
 def test_many_rows_are_summarised():
-    from fitting.fit import preflight
+    from nadfit.fitting.inference.fit import preflight
 
     with pytest.raises(UserError, match="and 4 more"):
         preflight(FakeModel([np.nan] * 12))
@@ -55,8 +55,8 @@ def test_fit_command_stops_before_sampling(tmp_path, capsys, monkeypatch):
     """Through ``nadfit fit``: the real model with one row's log-likelihood forced to NaN."""
     import jax.numpy as jnp
 
-    import fitting.fit as fit
-    from models.model import EvidenceModel
+    import nadfit.fitting.inference.fit as fit
+    from nadfit.models.model import EvidenceModel
 
     real = EvidenceModel.loglik_and_pred
 

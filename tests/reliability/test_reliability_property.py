@@ -11,9 +11,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from datasets.errors import UserError
 from reliability_helpers import make_run, write_posterior
+
+from nadfit.datasets.errors import UserError
 
 FIELDS = ("hypothesis", "evidence", "exclude", "draws", "tune", "chains", "seed", "target_accept",
           "widen_priors", "accept_failed_gates", "prior_draws", "observation")
@@ -52,7 +52,7 @@ def to_toml(d: dict) -> str:
 
 
 def _check(path: Path, data: dict):
-    from fitting.fit import FitConfig, config_from_file
+    from nadfit.fitting.inference.config import FitConfig, config_from_file
 
     try:
         cfg = config_from_file(path)
@@ -92,7 +92,7 @@ def test_random_yaml_configs(tmp_path, data):
 @SETTINGS
 @given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_random_config_bytes(tmp_path, blob):
-    from fitting.fit import FitConfig, config_from_file
+    from nadfit.fitting.inference.config import FitConfig, config_from_file
 
     for name in ("c.toml", "c.yaml"):
         p = tmp_path / name
@@ -113,7 +113,7 @@ def good_run(tmp_path_factory):
        | st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4).map(
            lambda d: json.dumps(d).encode()))
 def test_garbage_summary_json(tmp_path, blob):
-    from fitting.runs import load_summary
+    from nadfit.fitting.inference.runs import load_summary
 
     run = make_run(tmp_path / "run") if not (tmp_path / "run").exists() else tmp_path / "run"
     (run / "summary.json").write_bytes(blob)
@@ -124,7 +124,7 @@ def test_garbage_summary_json(tmp_path, blob):
 @SETTINGS
 @given(st.binary(max_size=600))
 def test_garbage_posterior_nc(tmp_path, blob):
-    from fitting.runs import load_posterior
+    from nadfit.fitting.inference.runs import load_posterior
 
     run = make_run(tmp_path / "run") if not (tmp_path / "run").exists() else tmp_path / "run"
     (run / "posterior.nc").write_bytes(blob)
@@ -142,7 +142,7 @@ def nc_bytes(tmp_path_factory):
 @SETTINGS
 @given(st.floats(0.0, 0.999), st.booleans())
 def test_truncated_or_flipped_posterior_nc(tmp_path, nc_bytes, frac, flip):
-    from fitting.runs import load_posterior
+    from nadfit.fitting.inference.runs import load_posterior
 
     run = make_run(tmp_path / "run") if not (tmp_path / "run").exists() else tmp_path / "run"
     data = bytearray(nc_bytes[: int(len(nc_bytes) * frac)])

@@ -13,22 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from datasets.errors import UserError
 from reliability_helpers import make_run
+
+from nadfit.datasets.errors import UserError
 
 TINY = {"draws": 40, "tune": 40, "chains": 1, "prior_draws": 20, "seed": 4242, "accept_failed_gates": True}
 
 
 def _changed_evidence(tmp: Path):
     """A copy of the shipped study folders with one evidence value changed; returns (original, changed)."""
-    from datasets import load_evidence
-    from datasets.load import DATA_DIR, study_dirs
+    from nadfit.datasets import load_evidence
+    from nadfit.datasets.load import STUDIES_DIR, study_dirs
 
     original = load_evidence()
     row = original[np.isfinite(original["value"])].iloc[0]
     copies = []
-    for d in study_dirs(DATA_DIR):
+    for d in study_dirs(STUDIES_DIR):
         dst = tmp / "datasets" / Path(d).name
         shutil.copytree(d, dst)
         copies.append(dst)
@@ -56,7 +56,7 @@ def evidence_pair(tmp_path_factory):
 
 
 def test_changing_one_value_changes_the_fingerprint(evidence_pair):
-    from datasets import evidence_fingerprint
+    from nadfit.datasets import evidence_fingerprint
 
     original, changed, eid = evidence_pair
     assert list(original["evidence_id"]) == list(changed["evidence_id"])
@@ -67,7 +67,8 @@ def test_changing_one_value_changes_the_fingerprint(evidence_pair):
 
 
 def test_config_hash_depends_on_config_and_evidence():
-    from fitting.fit import FitConfig, config_hash
+    from nadfit.fitting.inference.config import FitConfig
+    from nadfit.fitting.inference.fit import config_hash
 
     a = FitConfig(**TINY)
     assert config_hash(a, "f1") == config_hash(FitConfig(**TINY), "f1")
@@ -76,8 +77,9 @@ def test_config_hash_depends_on_config_and_evidence():
 
 
 def test_compare_refuses_runs_fitted_to_different_evidence(tmp_path, evidence_pair, capsys):
-    from datasets import evidence_fingerprint
     from reliability_helpers import run_cli
+
+    from nadfit.datasets import evidence_fingerprint
 
     original, changed, _ = evidence_pair
     a = make_run(tmp_path / "a", hypothesis="direct", fingerprint=evidence_fingerprint(original))
@@ -93,7 +95,8 @@ def test_compare_refuses_runs_fitted_to_different_evidence(tmp_path, evidence_pa
 
 @pytest.fixture(scope="module")
 def two_fits(tmp_path_factory):
-    from fitting.fit import FitConfig, run_fit
+    from nadfit.fitting.inference.config import FitConfig
+    from nadfit.fitting.inference.fit import run_fit
 
     base = tmp_path_factory.mktemp("repro")
     for name in ("a", "b"):
@@ -108,7 +111,7 @@ def test_same_seed_same_summary(two_fits):
     assert sa.pop("wall_time_s") >= 0 and sb.pop("wall_time_s") >= 0
     assert sa == sb
     assert (a / "config.json").read_text() == (b / "config.json").read_text()
-    from fitting.runs import load_posterior
+    from nadfit.fitting.inference.runs import load_posterior
 
     pa, pb = load_posterior(a), load_posterior(b)
     for var in ("gamma", "pi_nmn", "loglik_item"):
@@ -117,9 +120,10 @@ def test_same_seed_same_summary(two_fits):
 
 @pytest.mark.slow
 def test_config_hash_and_fingerprint_recorded(two_fits):
-    from datasets import evidence_fingerprint, load_evidence
-    from fitting.fit import FitConfig, config_hash
-    from fitting.runs import load_posterior, load_summary
+    from nadfit.datasets import evidence_fingerprint, load_evidence
+    from nadfit.fitting.inference.config import FitConfig
+    from nadfit.fitting.inference.fit import config_hash
+    from nadfit.fitting.inference.runs import load_posterior, load_summary
 
     a, _ = two_fits
     s = load_summary(a)
@@ -133,9 +137,9 @@ def test_config_hash_and_fingerprint_recorded(two_fits):
 @pytest.mark.slow
 def test_compare_refuses_real_run_after_evidence_changed(two_fits, evidence_pair, tmp_path, monkeypatch):
     """The real run and a run with the same rows: compare re-checks the current evidence and refuses."""
-    import datasets
-    from fitting.cmd_compare import run_compare
-    from fitting.runs import load_posterior, load_summary
+    from nadfit import datasets
+    from nadfit.fitting.comparison.pipeline import run_compare
+    from nadfit.fitting.inference.runs import load_posterior, load_summary
 
     a, _ = two_fits
     s = load_summary(a)

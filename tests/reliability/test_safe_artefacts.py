@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from reliability_helpers import make_run, write_posterior
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +19,7 @@ class Boom:
 
 
 def test_pickle_looking_attrs_stay_strings(tmp_path, monkeypatch):
-    from fitting.runs import load_posterior
+    from nadfit.fitting.inference.runs import load_posterior
 
     monkeypatch.chdir(tmp_path)
     blob = pickle.dumps(Boom(), protocol=0).decode("latin-1")
@@ -38,7 +37,7 @@ def test_pickle_looking_attrs_stay_strings(tmp_path, monkeypatch):
 def test_summary_with_code_is_just_data(tmp_path, monkeypatch):
     import json
 
-    from fitting.runs import load_summary
+    from nadfit.fitting.inference.runs import load_summary
 
     monkeypatch.chdir(tmp_path)
     run = make_run(tmp_path / "run")

@@ -26,9 +26,10 @@ def _central_draws(prior, rng, shape):
 def make_run(out: Path, hypothesis: str = HYPOTHESIS, seed: int = 7, status: str = "ok") -> Path:
     import xarray as xr
 
-    from datasets import evidence_fingerprint, load_evidence
-    from fitting.runs import RUN_SCHEMA, write_json
-    from models.model import EvidenceModel
+    from nadfit.datasets import evidence_fingerprint, load_evidence
+    from nadfit.fitting.inference.runs import RUN_SCHEMA
+    from nadfit.fitting.storage.outputs import write_json
+    from nadfit.models.model import EvidenceModel
 
     rng = np.random.default_rng(seed)
     evidence = load_evidence()
@@ -129,9 +130,10 @@ def make_run(out: Path, hypothesis: str = HYPOTHESIS, seed: int = 7, status: str
 
 
 def make_comparison(out: Path, runs: dict[str, Path], full: bool = True) -> Path:
-    from datasets import load_evidence
-    from fitting.runs import COMPARISON_SCHEMA, write_json
-    from models.model import EvidenceModel
+    from nadfit.datasets import load_evidence
+    from nadfit.fitting.comparison.assemble import COMPARISON_SCHEMA
+    from nadfit.fitting.storage.outputs import write_json
+    from nadfit.models.model import EvidenceModel
 
     rng = np.random.default_rng(3)
     hyps = list(runs)
@@ -181,9 +183,7 @@ def synth_failed_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rendered_run(synth_run, tmp_path_factory) -> Path:
-    from reports.render import render_run
-
-    return render_run(synth_run, tmp_path_factory.mktemp("html") / "report.html")
+    return render_run_dir(synth_run, tmp_path_factory.mktemp("html") / "report.html")
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +194,16 @@ def synth_comparison(synth_run, synth_failed_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rendered_comparison(synth_comparison) -> Path:
-    from reports.render import render_comparison
+    from nadfit.fitting.comparison.pipeline import render_comparison_folder
 
-    return render_comparison(synth_comparison)
+    return render_comparison_folder(synth_comparison)
+
+
+def render_run_dir(run_dir, out=None, figures: bool = True):
+    """Load a run folder the way the CLI does and render its report."""
+    from nadfit.fitting.comparison.sensitivity import power_scaling
+    from nadfit.fitting.inference.runs import load_run
+    from nadfit.reports.render import render_run
+
+    run = load_run(run_dir)
+    return render_run(run, out, psense=power_scaling(run), figures=figures)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from datasets.errors import UserError
-from fitting.predict import predict
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.inference.predict import predict
 
 KEYS = {"compound", "dose_mg", "doses_per_day", "day", "matrix", "hypothesis", "n_draws", "fold_change",
         "fold_change_mean_effect"}
@@ -15,7 +15,7 @@ QKEYS = {"median", "q05", "q25", "q75", "q95"}
 
 
 def test_predict_json_and_monotone_in_dose(synth_run, capsys):
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
 
     res = [predict(synth_run, "NMN", mg, 30) for mg in (100.0, 500.0, 2000.0)]
     for r in res:
@@ -45,7 +45,7 @@ def test_predict_json_and_monotone_in_dose(synth_run, capsys):
     (["--compound", "NMN", "--dose-mg", "300", "--day", "30", "--matrix", "plasma"], "--matrix"),
 ])
 def test_predict_bad_options(synth_run, capsys, args, msg):
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
 
     assert main(["predict", str(synth_run), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -53,7 +53,7 @@ def test_predict_bad_options(synth_run, capsys, args, msg):
 
 
 def test_predict_bad_run(tmp_path, capsys):
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
 
     with pytest.raises(UserError, match="does not exist"):
         predict(tmp_path / "missing", "NMN", 300, 30)

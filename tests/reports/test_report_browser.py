@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reports.browser import find_chromium, inspect_page
-from reports.render import COMPARISON_SECTIONS, RUN_SECTIONS
+from nadfit.reports.browser import find_chromium, inspect_page
+from nadfit.reports.render import COMPARISON_SECTIONS, RUN_SECTIONS
 
 pytestmark = [
     pytest.mark.browser,

@@ -7,9 +7,11 @@ import re
 import shutil
 
 import pytest
+from conftest import render_run_dir as render_run
 
-from datasets.errors import UserError
-from reports.render import COMPARISON_SECTIONS, RUN_SECTIONS, render_comparison, render_run
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.comparison.pipeline import render_comparison_folder as render_comparison
+from nadfit.reports.render import COMPARISON_SECTIONS, RUN_SECTIONS
 
 
 def _sections(html: str) -> list[str]:
@@ -58,7 +60,7 @@ def test_evidence_change_warning(synth_run, tmp_path, capsys):
 
 
 def test_metadata_is_escaped(synth_run, tmp_path, monkeypatch):
-    import datasets
+    from nadfit import datasets
 
     evil = "<script>alert(1)</script>"
     real_ev, real_st = datasets.load_evidence, datasets.load_studies
@@ -95,15 +97,14 @@ def test_run_errors(tmp_path, synth_run):
 
 
 def test_cli_report(synth_run, tmp_path, capsys, monkeypatch):
-    from fitting.cli import main
-
-    import reports.render as rr
+    import nadfit.reports.render as rr
+    from nadfit.fitting.cli import main
 
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nadfit: error:")
     calls = []
-    monkeypatch.setattr(rr, "render_run", lambda run, out=None: calls.append((run, out)) or
+    monkeypatch.setattr(rr, "render_run", lambda run, out=None, psense=None: calls.append((run.dir, out)) or
                         rr._write(out, "<html></html>"))
     out = tmp_path / "cli.html"
     assert main(["report", str(synth_run), "--out", str(out)]) == 0
@@ -132,7 +133,7 @@ def test_comparison_minimal_says_not_computed(synth_run, tmp_path):
 
 
 def test_comparison_errors(tmp_path, synth_comparison, capsys):
-    from fitting.cli import main
+    from nadfit.fitting.cli import main
 
     bad = tmp_path / "bad"
     shutil.copytree(synth_comparison, bad)

@@ -1,0 +1,1 @@
+"""Importers: WebPlotDigitizer files and the literature dossier into evidence rows."""

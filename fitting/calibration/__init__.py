@@ -1,0 +1,1 @@
+"""Calibration: simulation-based calibration, parameter recovery, confusion matrix of the comparison."""

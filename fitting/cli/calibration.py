@@ -1,0 +1,105 @@
+"""``nadfit sbc`` (simulation-based calibration), ``nadfit recovery`` (parameter recovery) and
+``nadfit compare-calibration`` (confusion matrix of the comparison)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.cli.sweep import progress_printer
+
+
+def sbc_command(
+    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
+    n_sims: int = typer.Option(..., "--n-sims", help="number of simulations"),
+    out: Path = typer.Option(..., "--out", help="output folder (sbc.json, sbc_ranks.png, sim-NNNN/)"),
+    draws: int = typer.Option(500, help="posterior draws per chain"),
+    tune: int = typer.Option(500, help="tuning steps per chain"),
+    chains: int = typer.Option(2, help="chains per fit"),
+    rank_draws: int = typer.Option(99, "--rank-draws", help="L: thinned posterior draws the truth is ranked among"),
+    seed: int = typer.Option(20261122, help="base seed (simulation i uses SeedSequence([seed, i]))"),
+    workers: int = typer.Option(2, help="local worker processes"),
+    address: Optional[str] = typer.Option(None, help="Dask scheduler address instead of a local cluster"),
+) -> None:
+    """Simulation-based calibration (Talts et al. 2018) of one hypothesis."""
+    from nadfit.fitting.calibration.sbc import run_sbc
+    from nadfit.models.hypotheses import get_hypothesis
+
+    get_hypothesis(hypothesis)
+    for name, v, lo in (("n-sims", n_sims, 1), ("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1),
+                        ("rank-draws", rank_draws, 1), ("workers", workers, 1)):
+        if v < lo:
+            raise UserError(f"--{name} must be >= {lo}, got {v}", field=name)
+    console = Console(stderr=True)
+    doc = run_sbc(hypothesis, n_sims, out, draws=draws, tune=tune, chains=chains, rank_draws=rank_draws, seed=seed,
+                  workers=workers, address=address, on_done=progress_printer(console))
+    bad = [k for k, v in doc["uniformity_pass"].items() if not v]
+    Console().print(f"SBC {hypothesis}: {doc['n_sims']} simulations ({len(doc['failed_sims'])} failed), "
+                    f"{doc['bins']} bins, {doc['pass_rule']}; "
+                    + ("all parameters uniform" if not bad else f"NOT uniform: {', '.join(bad)}")
+                    + f"; {Path(out) / 'sbc.json'}", highlight=False)
+
+
+def recovery_command(
+    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
+    out: Path = typer.Option(..., "--out", help="output folder (recovery.json)"),
+    truth: str = typer.Option("median", help="median (prior medians) | draw (one prior draw)"),
+    draws: int = typer.Option(500, help="posterior draws per chain"),
+    tune: int = typer.Option(500, help="tuning steps per chain"),
+    chains: int = typer.Option(2, help="chains"),
+    seed: int = typer.Option(20261122, help="seed"),
+) -> None:
+    """Parameter recovery: simulate evidence at a known truth, fit it, check 94 % interval coverage."""
+    from nadfit.fitting.calibration.sbc import run_recovery
+    from nadfit.fitting.inference.config import FitConfig
+
+    cfg = FitConfig(hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed).validate()
+    doc = run_recovery(hypothesis, out, truth=truth, cfg=cfg, seed=seed)
+    c = Console()
+    for k in doc["key_parameters"]:
+        r = doc["parameters"][k]
+        c.print(f"{k:14s} truth {r['truth']:.4g}  94% [{r['low']:.4g}, {r['high']:.4g}]  "
+                f"contraction {r['contraction']:.2f}  {'identifiable' if r['identifiable'] else 'weakly identified'}"
+                f"  {'covered' if r['covered'] else 'MISSED'}", highlight=False)
+    c.print(f"recovery {'passed' if doc['passed'] else 'FAILED'}: {len(doc['covered_key_parameters'])}/"
+            f"{len(doc['identifiable_key_parameters'])} identifiable key parameters covered", highlight=False)
+
+
+def compare_calibration_command(
+    out: Path = typer.Option(..., "--out", help="folder for calibration.json"),
+    reps: int = typer.Option(2, help="replicates per generating hypothesis"),
+    draws: int = typer.Option(300, help="draws per chain of each fit"),
+    tune: int = typer.Option(300, help="tuning steps per chain"),
+    chains: int = typer.Option(2, help="chains per fit"),
+    seed: int = typer.Option(7, help="random seed"),
+) -> None:
+    """Confusion matrix: how often LOO picks the hypothesis that generated synthetic evidence."""
+    from nadfit.fitting.calibration.confusion import run_confusion
+
+    for name, v in (("reps", reps), ("draws", draws), ("chains", chains)):
+        if v < 1:
+            raise UserError(f"--{name} must be at least 1", field=name)
+    if tune < 0 or seed < 0:
+        raise UserError("--tune and --seed must be non-negative", field="tune")
+    res = run_confusion(out, reps=reps, draws=draws, tune=tune, chains=chains, seed=seed,
+                        log=Console(stderr=True).print)
+    t = Table(title=f"LOO picks (rows: generating hypothesis; {reps} replicates each)")
+    hs = list(res["confusion"])
+    t.add_column("generated by")
+    for h in hs:
+        t.add_column(h)
+    for g in hs:
+        t.add_row(g, *[str(res["confusion"][g][h]) for h in hs])
+    Console().print(t)
+    Console().print(f"recovery rate {res['recovery_rate']:.2f}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sbc")(sbc_command)
+    app.command("recovery")(recovery_command)
+    app.command("compare-calibration")(compare_calibration_command)

@@ -1,0 +1,72 @@
+"""CLI: ``nadfit fit``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nadfit.models.priors import KEY_PARAMETERS
+
+EXIT_GATES_FAILED = 3
+
+
+def _split(values: Optional[list[str]]) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out += [t.strip() for t in v.split(",") if t.strip()]
+    return out
+
+
+def print_fit_summary(summary: dict, console: Console) -> None:
+    table = Table(title=f"nadfit fit — hypothesis {summary['hypothesis']} ({summary['status']})")
+    for col in ("parameter", "mean", "sd", "89% interval", "ess_bulk", "r_hat"):
+        table.add_column(col)
+    for name in KEY_PARAMETERS:
+        r = summary["parameters"].get(name)
+        if r:
+            table.add_row(name, f"{r['mean']:.4g}", f"{r['sd']:.3g}", f"[{r['ci89_low']:.3g}, {r['ci89_high']:.3g}]",
+                          f"{r['ess_bulk']:.0f}", f"{r['r_hat']:.3f}")
+    console.print(table)
+    for gname, g in summary["gates"].items():
+        mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
+        console.print(f"gate {gname}: {g['value']} (threshold {g['threshold']}) {mark}")
+    console.print(f"sampling wall time {summary['wall_time_s']:.1f} s")
+
+
+def fit_command(
+    hypothesis: Optional[str] = typer.Option(None, help="direct | via-nr | mixed [config file's, else mixed]"),
+    out: Path = typer.Option(..., "--out", help="run folder to write"),
+    evidence: Optional[list[str]] = typer.Option(None, help="keep only these study/evidence ids (comma-separated)"),
+    exclude: Optional[list[str]] = typer.Option(None, help="leave out these study/evidence ids"),
+    draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 1000)"),
+    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
+    chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
+    quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
+    config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
+    accept_failed_gates: bool = typer.Option(False, help="keep and mark the run usable even if diagnostics fail"),
+) -> None:
+    """Fit one uptake hypothesis to the shipped evidence and write DIR/posterior.nc + summary.json."""
+    from nadfit.fitting.inference.config import make_config
+    from nadfit.fitting.inference.fit import run_fit
+
+    cfg = make_config(config, quick=quick, hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed,
+                      evidence=_split(evidence) or None, exclude=_split(exclude) or None,
+                      accept_failed_gates=True if accept_failed_gates else None)
+    console = Console(stderr=True)
+    summary = run_fit(cfg, out, progress=console.is_terminal)
+    print_fit_summary(summary, Console())
+    if summary["status"] == "failed_gates":
+        from nadfit.fitting.inference.fit import ADVICE
+
+        console.print(f"[red]nadfit: diagnostics gates failed; the run is marked failed and later commands "
+                      f"refuse it unless --accept-failed-gates[/red]\n{ADVICE}")
+        raise typer.Exit(EXIT_GATES_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_command)

@@ -1,0 +1,59 @@
+"""``nadfit simulate`` (trajectories of one regimen) and ``nadfit bench`` (the inference benchmark)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def simulate_cmd(
+    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
+    compound: str = typer.Option(..., help="NMN | NR"),
+    dose_mg: float = typer.Option(..., "--dose-mg", help="daily dose (mg/day)"),
+    doses_per_day: int = typer.Option(1, "--doses-per-day", help="doses per day"),
+    days: int = typer.Option(..., help="days to simulate (1-365)"),
+    params: Optional[Path] = typer.Option(None, "--params", help="JSON file: parameter name -> value"),
+    method: str = typer.Option("production", help="production | full | both"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the trajectories"),
+) -> None:
+    """Simulate one regimen: daily blood NAD+, NAMPT and tissue NAD+ trajectories."""
+    from nadfit.fitting.inference.simulate import format_simulation, plot_simulation, simulate
+
+    out = simulate(hypothesis, compound, dose_mg, doses_per_day, days, params, method)
+    if plot:
+        plot_simulation(out, plot)
+    print(json.dumps(out, indent=1) if as_json else format_simulation(out))
+
+
+def bench_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
+    quick: bool = typer.Option(False, help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
+                                           "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
+    pm_ode_cap: Optional[float] = typer.Option(None, "--pm-ode-cap", min=0.1,
+                                               help="wall-time cap of the pm.ode path in s [300; quick 5]"),
+    numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,
+                                                help="wall-time cap of the numpyro path in s, 0 = none "
+                                                     "[2400; quick 60]"),
+) -> None:
+    """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem."""
+    from nadfit.fitting.benchmark.bench import format_report, run_bench
+    from nadfit.fitting.storage.outputs import check_output_file, write_text_atomic
+
+    if out:
+        check_output_file(out)  # before the (long) benchmark, not after it
+    res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap,
+                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if out:
+        write_text_atomic(Path(out), json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1) if as_json else format_report(res))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_cmd)
+    app.command("bench")(bench_cmd)

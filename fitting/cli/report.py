@@ -1,0 +1,67 @@
+"""``nadfit report`` and ``nadfit predict``.
+
+* ``nadfit report RUN_DIR [--out FILE]`` — self-contained HTML report of one run
+  (default ``RUN_DIR/report.html``).
+* ``nadfit predict RUN_DIR --compound NMN|NR --dose-mg X [--doses-per-day K] --day D
+  [--matrix whole_blood|serum|blood_unspecified] [--json]`` — blood NAD+ fold change for a new
+  regimen (JSON shape in :mod:`nadfit.fitting.inference.predict`).
+
+User mistakes raise :class:`UserError` (one line on stderr, exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default RUN_DIR/report.html)"),
+) -> None:
+    """Write a self-contained HTML report of a fitted run."""
+    from nadfit.fitting.comparison.pipeline import render_run_report
+
+    path = render_run_report(run_dir, out)
+    print(f"report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def predict_cmd(
+    run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
+    compound: str = typer.Option(..., "--compound", help="NMN or NR"),
+    dose_mg: float = typer.Option(..., "--dose-mg", help="oral dose in mg per day"),
+    day: float = typer.Option(..., "--day", help="day of continuous daily dosing (0 < day <= 365)"),
+    doses_per_day: int = typer.Option(1, "--doses-per-day", help="the daily dose split into K doses"),
+    matrix: str = typer.Option("whole_blood", "--matrix", help="whole_blood, serum or blood_unspecified"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Predict the blood NAD+ fold change for a new oral NMN/NR regimen from a run's posterior."""
+    from nadfit.fitting.inference.predict import predict, validate_options
+
+    validate_options(compound, dose_mg, day, doses_per_day, matrix)  # option errors before loading
+    res = predict(run_dir, compound, dose_mg, day, doses_per_day, matrix)
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=(f"{res['compound']} {res['dose_mg']:g} mg/day ({res['doses_per_day']} dose(s)/day), "
+                     f"day {res['day']:g}, {res['matrix']} — hypothesis {res['hypothesis']}, "
+                     f"{res['n_draws']} posterior draws"))
+    t.add_column("NAD+ fold change vs baseline")
+    for k in ("median", "q05", "q25", "q75", "q95"):
+        t.add_column(k, justify="right")
+    for key, label in (("fold_change_mean_effect", "population mean effect"),
+                       ("fold_change", "new study (incl. study effect and drift)")):
+        t.add_row(label, *(f"{res[key][k]:.3f}" for k in ("median", "q05", "q25", "q75", "q95")))
+    Console(file=sys.stdout, width=140).print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)
+    app.command("predict")(predict_cmd)

@@ -1,0 +1,47 @@
+"""``nadfit sweep``: many fits on Dask distributed (local cluster or a scheduler address)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+
+def progress_printer(console: Console):
+    """A sweep ``on_done`` callback printing one line per finished task."""
+    def on_done(entry: dict, k: int, n: int) -> None:
+        status = entry["status"]
+        colour = {"done": "green", "failed": "red"}.get(status, "yellow")
+        wall = entry.get("task_wall_s")
+        extra = f" {wall:.1f} s" if wall is not None else ""
+        if status == "failed":
+            extra += f" ({entry.get('error', '')[:120]})"
+        console.print(f"[{k}/{n}] {entry['id']} [{colour}]{status}[/{colour}]{extra} "
+                      f"(at {entry.get('finished_s', 0):.1f} s)", highlight=False)
+
+    return on_done
+
+
+def sweep_command(
+    spec: Path = typer.Argument(..., help="sweep spec (TOML or YAML)"),
+    out: Path = typer.Option(..., "--out", help="output folder (one sub-folder per task + sweep.json)"),
+    workers: int = typer.Option(2, help="local worker processes (one core each)"),
+    address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786) instead of a local cluster"),
+) -> None:
+    """Run every fit of a sweep spec in parallel; finished tasks are skipped on a re-run."""
+    from nadfit.fitting.sweep.engine import load_spec, run_sweep
+
+    s = load_spec(spec)
+    console = Console(stderr=True)
+    console.print(f"nadfit sweep: {len(s.tasks)} tasks -> {out}", highlight=False)
+    m = run_sweep(s, out, workers=workers, address=address, on_done=progress_printer(console))
+    console.print(f"done {m['n_done']}, skipped {m['n_skipped']}, failed {m['n_failed']} "
+                  f"in {m['wall_time_s']:.1f} s; manifest {Path(out) / 'sweep.json'}", highlight=False)
+    if m["n_failed"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_command)

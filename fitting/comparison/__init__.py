@@ -1,0 +1,1 @@
+"""Hypothesis comparison: PSIS-LOO, stacking, leave-one-study-out, marginal likelihoods, sensitivity."""

@@ -1,0 +1,399 @@
+"""Assembling ``comparison.json``: statistical comparison of the NMN-uptake hypotheses.
+
+What it computes from fitted run folders (all hypotheses fitted to the same evidence rows):
+
+* PSIS-LOO over evidence rows (ArviZ ``loo``) per hypothesis, ELPD differences with standard
+  errors and stacking weights (``az.compare(method="stacking")``), Pareto-k diagnostics. Rows with
+  k > 0.7 are listed and, with ``refit_bad_k``, re-scored by exact leave-one-out refits.
+* Pointwise attribution: per-row and per-study ELPD for every hypothesis (sums equal totals).
+* Leave-one-study-out: PSIS on study-grouped log-likelihoods (a study is the exchangeable unit);
+  studies whose grouped k > 0.7 are flagged (exact refits with ``refit_bad_k``).
+* Marginal likelihoods: several independent SMC runs (``pm.sample_smc``), their spread as the
+  Monte-Carlo error, and a bridge-sampling estimate from the NUTS draws as an independent
+  cross-check; Bayes factors from both, disagreement reported.
+* Prior sensitivity: power-scaling diagnostics (``psense``) on the key quantities and the verdict
+  under the documented wider prior set, when those runs are given.
+* For ``mixed``: the posterior share of NMN use through the direct route, overall and per system.
+* A verdict line built only from these numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.inference.runs import REQUIRED_GROUPS, check_run_dir, load_run
+from nadfit.fitting.storage.files import read_json
+from nadfit.reports.conventions import CI_QUANTILES, PARETO_K_BAD
+
+COMPARISON_SCHEMA = "nadfit.comparison/1"
+BAD_K = PARETO_K_BAD
+
+
+def _r(x, d=6):
+    x = float(x)
+    return None if not math.isfinite(x) else float(f"{x:.{d}g}")
+
+
+def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
+    """Load and cross-check runs: one per hypothesis, same evidence rows, usable status."""
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run folders", field="RUN_DIR")
+    runs = {}
+    ref = None
+    for d in run_dirs:
+        d = Path(d)
+        run = load_run(d, groups=REQUIRED_GROUPS)
+        summary = run.summary
+        h = summary["hypothesis"]
+        if h in runs:
+            raise UserError(f"two runs for hypothesis {h!r}", file=str(d))
+        if summary["status"] == "failed_gates" and not allow_failed:
+            raise UserError("run failed its diagnostics gates; refit it or pass --allow-failed", file=str(d))
+        key = (tuple(summary["evidence_ids"]), summary["evidence_fingerprint"])
+        if ref is None:
+            ref = (key, d)
+        elif key != ref[0]:
+            raise UserError(f"run was fitted to different evidence than {ref[1]} "
+                            "(evidence rows or values differ); refit both on the same evidence", file=str(d))
+        runs[h] = run
+    return runs
+
+
+def _loglik(dt) -> np.ndarray:
+    """(chain, draw, item) pointwise log-likelihood."""
+    return dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values
+
+
+def psis_loo(ll: np.ndarray) -> dict:
+    """PSIS-LOO on a (chain, draw, unit) array via ArviZ; returns pointwise elpd and Pareto k.
+
+    Units whose log-likelihood is the same in every draw (e.g. a finding that depends only on a
+    share fixed by the hypothesis) have an exact LOO density equal to that value (k = 0); they
+    are handled directly because Pareto smoothing is undefined for them.
+    """
+    import arviz as az
+    import xarray as xr
+
+    n = ll.shape[-1]
+    flat = ll.reshape(-1, n)
+    constant = np.ptp(flat, axis=0) < 1e-12
+    elpd_i = np.where(constant, flat[0], np.nan)
+    k = np.zeros(n)
+    p_loo = 0.0
+    raw_is = np.zeros(n, dtype=bool)
+
+    def _az_loo(cols):
+        sub = ll[..., cols]
+        ds = xr.Dataset({"y": (("chain", "draw", "unit"), sub)})
+        dt = xr.DataTree.from_dict({"log_likelihood": ds,
+                                    "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
+        return az.loo(dt, pointwise=True, var_name="y")
+
+    cols = np.where(~constant)[0]
+    if cols.size:
+        try:
+            res = _az_loo(cols)
+            elpd_i[cols] = np.asarray(res.elpd_i).ravel()
+            k[cols] = np.asarray(res.pareto_k).ravel()
+            p_loo = float(res.p)
+        except ValueError:
+            # Pareto smoothing fails when a unit's largest importance ratios are tied (a
+            # finding whose likelihood sits on its floor for many draws); such ratios are
+            # bounded, so plain importance sampling is used for that unit and it is flagged
+            for c in cols:
+                try:
+                    r = _az_loo(np.array([c]))
+                    elpd_i[c] = float(np.asarray(r.elpd_i).ravel()[0])
+                    k[c] = float(np.asarray(r.pareto_k).ravel()[0])
+                except ValueError:
+                    x = -flat[:, c]
+                    m = x.max()
+                    elpd_i[c] = -(m + np.log(np.mean(np.exp(x - m))))
+                    k[c] = 0.0
+                    raw_is[c] = True
+            lpd = np.log(np.mean(np.exp(flat - flat.max(0)), axis=0)) + flat.max(0)
+            p_loo = float(np.sum(lpd[cols] - elpd_i[cols]))
+    return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(n * np.var(elpd_i))),
+            "p_loo": p_loo, "elpd_i": elpd_i, "k": k, "raw_is": raw_is}
+
+
+def stacking_weights(elpd_i: dict[str, np.ndarray], ll: dict[str, np.ndarray]) -> dict[str, float]:
+    """Stacking of predictive distributions (Yao et al. 2018) on LOO densities."""
+    from scipy.optimize import minimize
+
+    names = list(elpd_i)
+    dens = np.exp(np.stack([elpd_i[h] for h in names], axis=1))  # (n, K)
+
+    def neg(w_raw):
+        w = np.exp(w_raw - w_raw.max())
+        w /= w.sum()
+        return -np.sum(np.log(dens @ w + 1e-300))
+
+    best = min((minimize(neg, x0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+                for x0 in [np.zeros(len(names))] + [np.eye(len(names))[i] * 3 for i in range(len(names))]),
+               key=lambda r: r.fun)
+    w = np.exp(best.x - best.x.max())
+    w /= w.sum()
+    return {h: float(x) for h, x in zip(names, w)}
+
+
+def phi_shares(dt) -> dict | None:
+    """Posterior share of NMN use through the direct route (mixed hypothesis)."""
+    post = dt["posterior"]
+    if "mu_phi" not in post:
+        return None
+    mu = post["mu_phi"].values.ravel()
+    tau = post["tau_phi"].values.ravel()
+    z = post["z_phi"].stack(s=("chain", "draw")).transpose("s", ...).values
+    labels = [str(x) for x in post["z_phi"].coords[list(post["z_phi"].dims)[-1]].values]
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    out = {}
+    rng = np.random.default_rng(0)
+
+    def stat(v):
+        return {"mean": _r(np.mean(v)), "ci89_low": _r(np.quantile(v, CI_QUANTILES[0])), "ci89_high": _r(np.quantile(v, CI_QUANTILES[1]))}
+
+    out["population_median_system"] = stat(sig(mu))
+    out["new_system"] = stat(sig(mu + tau * rng.standard_normal(mu.shape)))
+    for i, lab in enumerate(labels):
+        out[lab] = stat(sig(mu + tau * z[:, i]))
+    return out
+
+
+def row_labels(ids) -> dict[str, str]:
+    """Short human labels for evidence rows: 'study: analyte (statistic value)'."""
+    from nadfit.datasets import load_evidence
+
+    ev = load_evidence().set_index("evidence_id")
+    out = {}
+    for eid in ids:
+        if eid not in ev.index:
+            out[eid] = eid
+            continue
+        r = ev.loc[eid]
+        shown = r["value_text"] if isinstance(r["value_text"], str) and r["value_text"] else (
+            f"{r['value']:g}" if r["value"] == r["value"] else "")
+        when = f", {r['time']:g} {r['time_unit']}" if r["time"] == r["time"] else ""
+        group = f"{r['group']}, " if isinstance(r["group"], str) and r["group"] else ""
+        out[eid] = f"{r['study_id']}: {group}{r['analyte']}{when} ({r['statistic']} {shown})".strip()
+    return out
+
+
+def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = None,
+                     sensitivity: dict | None = None, refits: dict | None = None) -> dict:
+    names = list(runs)
+    first = next(iter(runs.values()))
+    ids = first.summary["evidence_ids"]
+    study_of = dict(zip(first.dt["observed_data"]["evidence_id"].values.astype(str),
+                        first.dt["observed_data"]["study_id"].values.astype(str)))
+    loo = {}
+    ll = {}
+    for h, r in runs.items():
+        ll[h] = _loglik(r.dt)
+        loo[h] = psis_loo(ll[h])
+    # exact refits replace PSIS values where given: refits[h][evidence_id] = elpd
+    for h, per in (refits or {}).items():
+        for eid, val in per.items():
+            i = ids.index(eid)
+            loo[h]["elpd_i"][i] = val
+            loo[h]["k"][i] = 0.0
+        loo[h]["elpd"] = float(loo[h]["elpd_i"].sum())
+        loo[h]["se"] = float(np.sqrt(len(ids) * np.var(loo[h]["elpd_i"])))
+    weights = stacking_weights({h: loo[h]["elpd_i"] for h in names}, ll)
+    order = sorted(names, key=lambda h: -loo[h]["elpd"])
+    best = order[0]
+    ranking = []
+    for rank, h in enumerate(order):
+        diff = loo[best]["elpd_i"] - loo[h]["elpd_i"]
+        ranking.append({"hypothesis": h, "rank": rank, "elpd": _r(loo[h]["elpd"]),
+                        "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
+                        "weight": _r(weights[h])})
+    pointwise = []
+    labels = row_labels(ids)
+    for i, eid in enumerate(ids):
+        pointwise.append({"evidence_id": eid, "study_id": study_of.get(eid, ""), "label": labels.get(eid, eid),
+                          "elpd": {h: _r(loo[h]["elpd_i"][i]) for h in names},
+                          "pareto_k": {h: _r(loo[h]["k"][i], 3) for h in names}})
+    studies = sorted(set(study_of[e] for e in ids), key=lambda s: ids.index(next(e for e in ids if study_of[e] == s)))
+    by_study = []
+    for s in studies:
+        idx = [i for i, e in enumerate(ids) if study_of[e] == s]
+        by_study.append({"study_id": s, "n_rows": len(idx),
+                         "elpd": {h: _r(loo[h]["elpd_i"][idx].sum()) for h in names}})
+    # leave-one-study-out by PSIS on study-grouped log-likelihoods
+    loso = {}
+    for h in names:
+        grouped = np.stack([ll[h][..., [i for i, e in enumerate(ids) if study_of[e] == s]].sum(-1) for s in studies], -1)
+        res = psis_loo(grouped)
+        loso[h] = {"elpd": _r(res["elpd"]), "se": _r(res["se"]),
+                   "per_study": {s: {"elpd": _r(v), "pareto_k": _r(k, 3)} for s, v, k in zip(studies, res["elpd_i"], res["k"])},
+                   "n_bad_k": int(np.sum(res["k"] > BAD_K))}
+    loo_out = {h: {"elpd": _r(loo[h]["elpd"]), "se": _r(loo[h]["se"]), "p_loo": _r(loo[h]["p_loo"]),
+                   "n_bad_k": int(np.sum(loo[h]["k"] > BAD_K)), "k_max": _r(np.max(loo[h]["k"]), 3),
+                   "bad_k_rows": [ids[i] for i in np.where(loo[h]["k"] > BAD_K)[0]]} for h in names}
+    bayes_factors = []
+    for i, h1 in enumerate(names):
+        for h2 in names[i + 1:]:
+            entry = {"h1": h1, "h2": h2}
+            if smc and h1 in smc and h2 in smc:
+                a, b = smc[h1], smc[h2]
+                entry["log_bf"] = _r(a["log_ml_mean"] - b["log_ml_mean"])
+                entry["mc_se"] = _r(math.hypot(a["log_ml_mc_se"], b["log_ml_mc_se"]))
+            if bridge and h1 in bridge and h2 in bridge:
+                entry["bridge_log_bf"] = _r(bridge[h1]["log_ml"] - bridge[h2]["log_ml"])
+                entry["bridge_mc_se"] = _r(math.hypot(bridge[h1]["mc_se"], bridge[h2]["mc_se"]))
+            if "log_bf" in entry and "bridge_log_bf" in entry:
+                gap = abs(entry["log_bf"] - entry["bridge_log_bf"])
+                tol = 3 * math.hypot(entry["mc_se"] or 0, entry.get("bridge_mc_se") or 0) + 0.5
+                entry["estimators_agree"] = bool(gap <= tol)
+            if len(entry) > 2:
+                bayes_factors.append(entry)
+    out = {
+        "schema": COMPARISON_SCHEMA,
+        "runs": {h: str(r.dir) for h, r in runs.items()},
+        "evidence_fingerprint": first.summary["evidence_fingerprint"],
+        "n_rows": len(ids),
+        "loo": loo_out,
+        "ranking": ranking,
+        "stacking_weights": {h: _r(w) for h, w in weights.items()},
+        "pointwise": pointwise,
+        "by_study": by_study,
+        "loso": loso,
+        "smc": smc,
+        "bridge": bridge,
+        "bayes_factors": bayes_factors,
+        "sensitivity": sensitivity,
+        "phi_share": phi_shares(runs["mixed"].dt) if "mixed" in runs else None,
+    }
+    out["verdict"] = verdict(out)
+    return out
+
+
+def attribution_drivers(cmp: dict, h_best: str, h_other: str, k: int = 3) -> tuple[list, list]:
+    """Studies that most favour h_best over h_other, and those that most favour h_other."""
+    diffs = [(s["study_id"], (s["elpd"][h_best] or 0) - (s["elpd"][h_other] or 0)) for s in cmp["by_study"]]
+    pro = [d for d in sorted(diffs, key=lambda x: -x[1]) if d[1] > 0.1][:k]
+    con = [d for d in sorted(diffs, key=lambda x: x[1]) if d[1] < -0.1][:k]
+    return pro, con
+
+
+def verdict(cmp: dict) -> str:
+    rk = cmp["ranking"]
+    best = rk[0]
+    w = cmp["stacking_weights"]
+    parts = [f"PSIS-LOO favours '{best['hypothesis']}' (stacking weight {w[best['hypothesis']]:.2f}"]
+    for r in rk[1:]:
+        z = (r["elpd_diff"] / r["dse"]) if r["dse"] else float("inf")
+        strength = "clearly" if z > 4 else "modestly" if z > 2 else "not distinguishably"
+        parts.append(f"{strength} over '{r['hypothesis']}': ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f}")
+    text = parts[0] + "; " + "; ".join(parts[1:]) + ")."
+    if len(rk) > 1:
+        pro, con = attribution_drivers(cmp, best["hypothesis"], rk[1]["hypothesis"])
+        if pro:
+            text += " Driven by " + ", ".join(f"{s} ({d:+.1f})" for s, d in pro)
+        if con:
+            text += "; against it: " + ", ".join(f"{s} ({d:+.1f})" for s, d in con)
+        text += "."
+    if cmp.get("reloo"):
+        text += " Exact refits replaced PSIS for " + ", ".join(
+            f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
+    bad = {h: v["n_bad_k"] for h, v in cmp["loo"].items() if v["n_bad_k"]}
+    if bad:
+        text += " PSIS is unreliable for " + ", ".join(f"{n} row(s) of {h}" for h, n in bad.items()) + " (k > 0.7)."
+    for bf in cmp.get("bayes_factors") or []:
+        if bf.get("log_bf") is not None:
+            text += f" SMC log Bayes factor {bf['h1']} vs {bf['h2']}: {bf['log_bf']:.1f} ± {bf['mc_se']:.1f}"
+            if bf.get("bridge_log_bf") is not None:
+                agree = "agrees" if bf.get("estimators_agree") else "DISAGREES"
+                text += f" (bridge sampling {bf['bridge_log_bf']:.1f}: {agree})"
+            text += "."
+    sens = cmp.get("sensitivity") or {}
+    if sens.get("wider_prior_best") is not None:
+        same = sens["wider_prior_best"] == best["hypothesis"]
+        text += (" The ranking survives the wider prior set." if same else
+                 f" Under the wider prior set '{sens['wider_prior_best']}' ranks first: the verdict is not robust to the priors.")
+    if sens.get("psense_flagged"):
+        text += " Power-scaling flags prior or likelihood sensitivity for: " + ", ".join(sens["psense_flagged"]) + "."
+    ps = cmp.get("phi_share")
+    if ps:
+        p = ps["population_median_system"]
+        text += (f" Under 'mixed', the direct-route share for a typical system is {p['mean']:.2f} "
+                 f"(89% interval {p['ci89_low']:.2f}-{p['ci89_high']:.2f}).")
+    return text
+
+
+def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int = 300, chains: int = 2,
+                     log=print) -> dict[str, float]:
+    """Exact leave-one-out for the given rows: refit without the row, score it on the refit draws.
+
+    elpd_i = log mean_s p(row_i | theta_s), theta_s from the posterior fitted without row i.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from nadfit.fitting.inference.build import build_pymc_model
+    from nadfit.fitting.inference.config import FitConfig
+    from nadfit.fitting.inference.fit import sample_posterior
+    from nadfit.models.model import EvidenceModel
+
+    cfg, evidence = run.config, run.evidence
+    run.require_current_evidence()
+    full = run.model()
+    names = list(full.scalar_parameters) + list(full.vector_parameters)
+    ll_fn = jax.jit(jax.vmap(lambda th: full.loglik_and_pred(th)[0]))
+    out = {}
+    for eid in evidence_ids:
+        reduced = EvidenceModel(cfg.hypothesis, evidence, cfg.settings(), exclude=(eid,))
+        sub = FitConfig(hypothesis=cfg.hypothesis, draws=draws, tune=tune, chains=chains, seed=cfg.seed,
+                        widen_priors=cfg.widen_priors, observation=cfg.observation)
+        dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub)
+        post = dt["posterior"]
+        th = {k: jnp.asarray(post[k].stack(s=("chain", "draw")).transpose("s", ...).values) for k in names}
+        ll = np.asarray(ll_fn(th))[:, full.evidence_ids.index(eid)]
+        m = ll.max()
+        out[eid] = float(m + np.log(np.mean(np.exp(ll - m))))
+        log(f"exact LOO refit {cfg.hypothesis} without {eid}: elpd {out[eid]:.3f}")
+    return out
+
+
+def load_comparison(folder) -> dict:
+    """``comparison.json`` of a complete comparison folder (schema checked)."""
+    folder = check_run_dir(Path(folder), kind="comparison")
+    comp = read_json(folder / "comparison.json", "comparison.json")
+    if comp.get("schema") != COMPARISON_SCHEMA:
+        raise UserError(f"comparison was written by an incompatible nadfit version (schema "
+                        f"{comp.get('schema')!r}, expected {COMPARISON_SCHEMA!r})",
+                        file=str(folder / "comparison.json"))
+    return comp
+
+
+def run_statuses(comp: dict, folder: Path) -> list[dict]:
+    """One entry per compared run for the comparison report: status, fingerprint and warnings
+    (run missing, gates failed, shipped evidence changed since the fit)."""
+    from nadfit.reports.render import evidence_change
+
+    out = []
+    for h, d in (comp.get("runs") or {}).items():
+        entry = {"hypothesis": h, "dir": str(d), "status": None, "fingerprint": None, "warnings": []}
+        p = Path(d)
+        if not p.is_absolute() and (folder / p).exists():
+            p = folder / p
+        try:
+            run = load_run(p, posterior=False)
+        except UserError as err:
+            entry["status"] = f"unavailable ({err})"
+            out.append(entry)
+            continue
+        entry["status"] = run.summary.get("status")
+        entry["fingerprint"] = run.summary.get("evidence_fingerprint")
+        w = evidence_change(run)
+        if w:
+            entry["warnings"].append(f"{h}: {w}")
+        if entry["status"] != "ok":
+            entry["warnings"].append(f"{h}: run status is {entry['status']!r} (convergence gates failed)")
+        out.append(entry)
+    return out

@@ -1,0 +1,181 @@
+"""The comparison pipeline (``nadfit compare``) and the main job (``nadfit run-all``).
+
+``run_compare`` loads fitted runs, estimates marginal likelihoods (bridge sampling, SMC),
+power-scaling sensitivity, optional wider-prior and exact-LOO results, assembles
+``comparison.json`` and renders the HTML report. ``run_all`` fits the three hypotheses and
+compares them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nadfit.datasets.errors import UserError
+
+HYPOTHESIS_ORDER = ("direct", "via-nr", "mixed")
+#: settings of the wider-prior refits of ``run-all --wider`` (spreads x2; shorter, 2 chains)
+WIDER_PRIOR_FACTOR = 2.0
+
+
+def _quiet(*_a, **_k) -> None:
+    return None
+
+
+def clean_json(obj):
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return clean_json(obj.tolist())
+    return obj
+
+
+def _loo_elpd(run) -> float:
+    from nadfit.fitting.comparison.assemble import psis_loo
+
+    return psis_loo(run.dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values)
+
+
+def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws: int = 1000,
+                bridge: bool = True, psense: bool = True, wider: list[Path] | None = None,
+                allow_failed: bool = False, html: bool = True, log=_quiet,
+                calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300) -> dict:
+    from nadfit.fitting.comparison.assemble import BAD_K, build_comparison, exact_refit_elpd, load_runs
+    from nadfit.fitting.comparison.marginal import bridge_log_ml, smc_log_ml
+    from nadfit.fitting.comparison.sensitivity import flagged, power_scaling
+    from nadfit.fitting.inference.build import build_pymc_model
+    from nadfit.fitting.storage.files import read_json
+    from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
+
+    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
+    runs = load_runs(run_dirs, allow_failed=allow_failed)
+    cal = None
+    if calibration is not None:
+        cal = read_json(Path(calibration), "calibration.json")
+        if "confusion" not in cal:
+            raise UserError("not a calibration.json from nadfit compare-calibration", file=str(calibration))
+    t0 = time.time()
+    smc, bridge_res = {}, {}
+    for h, r in runs.items():
+        r.require_current_evidence()
+        pm_model = build_pymc_model(r.model(), widen=r.config.widen_priors)
+        if bridge:
+            log(f"bridge sampling: {h}")
+            bridge_res[h] = bridge_log_ml(pm_model, r.model(), r.dt["posterior"].to_dataset(), seed=r.config.seed)
+        if smc_runs > 0:
+            log(f"SMC marginal likelihood ({smc_runs} runs x {smc_draws} particles): {h}")
+            smc[h] = smc_log_ml(pm_model, runs=smc_runs, draws=smc_draws, seed=r.config.seed)
+    sensitivity = {}
+    if psense:
+        log("power-scaling sensitivity")
+        sensitivity["psense"] = {h: power_scaling(r) for h, r in runs.items()}
+        sensitivity["psense_flagged"] = flagged(sensitivity["psense"])
+    if wider:
+        log("wider-prior runs")
+        wruns = load_runs(wider, allow_failed=True)
+        elpd = {h: _loo_elpd(wr)["elpd"] for h, wr in wruns.items()}
+        sensitivity["wider_prior_factor"] = float(next(iter(wruns.values())).config.widen_priors)
+        sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
+        sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
+        sensitivity["wider_prior_runs"] = {h: str(wr.dir) for h, wr in wruns.items()}
+    refits = None
+    if reloo:
+        refits = {}
+        for h, r in runs.items():
+            res = _loo_elpd(r)
+            ids = r.summary["evidence_ids"]
+            bad = [ids[i] for i in np.where(res["k"] > BAD_K)[0]]
+            if bad:
+                log(f"exact refits for {len(bad)} high-k rows of {h}")
+                refits[h] = exact_refit_elpd(r, bad, draws=reloo_draws, tune=reloo_draws, log=log)
+    cmp = build_comparison(runs, smc=smc or None, bridge=bridge_res or None, sensitivity=sensitivity or None,
+                           refits=refits)
+    if refits:
+        cmp["reloo"] = {h: sorted(v) for h, v in refits.items()}
+    if cal is not None:
+        cmp["calibration"] = cal
+    cmp["wall_time_s"] = round(time.time() - t0, 1)
+    cmp = clean_json(cmp)
+    with atomic_dir(out) as tmp:
+        write_json(tmp / "comparison.json", cmp)
+    if html:
+        render_comparison_folder(Path(out))
+    return cmp
+
+
+def render_comparison_folder(folder: Path, out: Path | None = None) -> Path:
+    """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here)."""
+    from nadfit.fitting.comparison.assemble import load_comparison, run_statuses
+    from nadfit.reports.render import render_comparison
+
+    comp = load_comparison(folder)
+    return render_comparison(comp, Path(folder), run_statuses(comp, Path(folder)), out)
+
+
+def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | None = None) -> Path:
+    """Render ``report.html`` of a fitted run; ``psense`` reuses numbers already computed."""
+    from nadfit.fitting.comparison.sensitivity import power_scaling
+    from nadfit.fitting.inference.runs import load_run
+    from nadfit.reports.render import render_run
+
+    run = load_run(Path(run_dir))
+    return render_run(run, out, psense=psense if psense is not None else power_scaling(run))
+
+
+def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,
+            seed: int = 20261122, smc_runs: int = 3, smc_draws: int = 500, wider: bool = False,
+            progress: bool = False, log=_quiet) -> dict:
+    """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
+    from nadfit.fitting.inference.config import QUICK, FitConfig
+    from nadfit.fitting.inference.fit import run_fit
+    from nadfit.fitting.storage.outputs import check_output_dir
+
+    out = check_output_dir(Path(out))
+    FitConfig(draws=draws, tune=tune, chains=chains, seed=seed).validate()  # refuse bad options before any fit
+    if smc_runs < 0 or smc_draws < 10:
+        raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
+    t0 = time.time()
+    fits = []
+    for h in HYPOTHESIS_ORDER:
+        cfg = FitConfig(hypothesis=h, draws=draws, tune=tune, chains=chains, seed=seed)
+        if quick:
+            for k, v in QUICK.items():
+                setattr(cfg, k, v)
+            cfg.accept_failed_gates = True
+        log(f"[bold]fit {h}[/bold]")
+        s = run_fit(cfg, out / "fits" / h, progress=progress)
+        log(f"  {h}: status {s['status']}, {s['wall_time_s']:.0f} s, divergences {s['divergences']}, "
+            f"min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat {s['gates']['r_hat_max']['value']}")
+        fits.append(out / "fits" / h)
+    wider_dirs = []
+    if wider:
+        for h in HYPOTHESIS_ORDER:
+            cfg = FitConfig(hypothesis=h, draws=max(draws // 2, 100), tune=max(tune // 2, 100), chains=2, seed=seed,
+                            widen_priors=WIDER_PRIOR_FACTOR, accept_failed_gates=True)
+            if quick:
+                for k, v in QUICK.items():
+                    setattr(cfg, k, v)
+            log(f"[bold]fit {h} under the wider prior set[/bold]")
+            run_fit(cfg, out / "fits-wider-priors" / h, progress=progress)
+            wider_dirs.append(out / "fits-wider-priors" / h)
+    log("[bold]compare[/bold]")
+    cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
+                      wider=wider_dirs or None, allow_failed=True, log=log)
+    psense = (cmp.get("sensitivity") or {}).get("psense") or {}
+    for d in fits:
+        log(f"report {d / 'report.html'}")
+        render_run_report(d, psense=psense.get(d.name))
+    cmp["total_wall_time_s"] = round(time.time() - t0, 1)
+    return cmp

@@ -1,0 +1,1 @@
+"""Inference: fit configuration, PyMC model assembly, sampling, diagnostics gates, prediction, simulation."""

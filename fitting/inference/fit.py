@@ -1,0 +1,279 @@
+"""``nadfit fit``: sample the posterior of one hypothesis, check it, save it.
+
+Outputs (see README, "Run folder"): ``posterior.nc`` with groups posterior, prior,
+log_likelihood (``evidence``: one term per scored evidence row), posterior_predictive
+(``y_rep`` replicated values and ``p_finding`` reproduction probabilities per row),
+predictions (blood NAD+ fold-change curves over dose and day, thinned), observed_data,
+sample_stats; ``summary.json``; ``config.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.inference.config import FitConfig, select_evidence
+from nadfit.fitting.inference.runs import RUN_SCHEMA
+from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
+from nadfit.reports.conventions import CI_PROB
+
+GATES = {"r_hat_max": 1.01, "ess_bulk_min": 400, "divergences_max": 0}
+CURVE_DOSES_MG = (0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1200.0, 2000.0)
+CURVE_DAYS = 90
+CURVE_DRAWS = 200
+
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scipy", "pandas", "xarray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def config_hash(cfg: FitConfig, fingerprint: str) -> str:
+    blob = json.dumps({"config": cfg.to_dict(), "evidence": fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _round(x, digits=6):
+    x = float(x)
+    return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
+def gate_results(summary_rows: dict, divergences: int) -> dict:
+    rhat = max((r["r_hat"] for r in summary_rows.values() if r["r_hat"] is not None), default=float("nan"))
+    ess = min((r["ess_bulk"] for r in summary_rows.values() if r["ess_bulk"] is not None), default=float("nan"))
+    return {
+        "r_hat_max": {"value": _round(rhat), "threshold": GATES["r_hat_max"], "passed": bool(rhat <= GATES["r_hat_max"])},
+        "ess_bulk_min": {"value": _round(ess), "threshold": GATES["ess_bulk_min"], "passed": bool(ess >= GATES["ess_bulk_min"])},
+        "divergences": {"value": int(divergences), "threshold": GATES["divergences_max"],
+                        "passed": bool(divergences <= GATES["divergences_max"])},
+    }
+
+
+ADVICE = ("try: more tuning (--tune 2000), a higher target acceptance (target_accept = 0.99 in a config "
+          "file), more draws (--draws 2000), or inspect the pair plot in the report for funnels")
+
+
+def summarise(dt, model, cfg: FitConfig) -> dict:
+    import arviz as az
+
+    names = list(model.scalar_parameters) + list(model.vector_parameters)
+    s = az.summary(dt, var_names=names, ci_prob=CI_PROB, ci_kind="eti")
+    rows = {}
+    for label, r in s.iterrows():
+        rows[str(label)] = {
+            "mean": _round(r["mean"]), "sd": _round(r["sd"]),
+            "ci89_low": _round(r.iloc[2]), "ci89_high": _round(r.iloc[3]),
+            "ess_bulk": _round(r["ess_bulk"]), "ess_tail": _round(r["ess_tail"]), "r_hat": _round(r["r_hat"], 4),
+        }
+    return rows
+
+
+def _curves(model, post, n_draws: int, seed: int):
+    """Whole-blood NAD+ fold change for oral NMN over CURVE_DOSES_MG x days 0..CURVE_DAYS."""
+    import jax
+    import jax.numpy as jnp
+
+    stacked = {k: post[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
+               for k in list(model.scalar_parameters) + list(model.vector_parameters)}
+    total = next(iter(stacked.values())).shape[0]
+    idx = np.random.default_rng(seed).choice(total, size=min(n_draws, total), replace=False)
+    idx.sort()
+
+    def one(th, mg):
+        b, _ = model.blood_curve(th, "NMN", mg, CURVE_DAYS)
+        return b
+
+    f = jax.jit(jax.vmap(lambda th: jnp.stack([one(th, mg) for mg in CURVE_DOSES_MG])))
+    th = {k: jnp.asarray(v[idx]) for k, v in stacked.items()}
+    return np.asarray(f(th)), idx  # (draw, dose, day)
+
+
+def _posterior_predictive(model, post, seed: int):
+    """y_rep for continuous rows (reported scale) and p_finding (= exp loglik) for findings."""
+    rng = np.random.default_rng(seed + 1)
+    ll = post["loglik_item"].values
+    q = post["model_quantity"].values
+    y_rep = np.full_like(q, np.nan)
+    p_finding = np.full_like(q, np.nan)
+    sigma_arm = post["sigma_arm"].values[..., None]
+    for k, it in enumerate(model.items):
+        if it.keyword is not None or it.observable == "nampt_overexpression_nad":
+            p_finding[..., k] = np.exp(ll[..., k])
+        elif it.statistic == "pct_change_median":
+            sd = model.settings.approx_log_sd
+            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
+        elif it.statistic == "pct_change_from_baseline":
+            n = it.const.get("n")
+            sd = np.sqrt(post["sigma_arm"].values ** 2 + (post["sigma_person"].values ** 2 / n if n else 0.0))
+            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
+        else:
+            p_finding[..., k] = np.nan
+    return y_rep, p_finding
+
+
+def _sampler_finished(sampler) -> bool:
+    """nutpie 0.16: ``is_finished`` raises TimeoutError while the sampler is still running."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def worker_cores() -> int | None:
+    """Cores a sweep worker may use (``NADFIT_CORES``, set by the sweep engine), else None."""
+    cores = int(os.environ.get("NADFIT_CORES", "0") or 0)
+    return cores if cores > 0 else None
+
+
+def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None):
+    """NUTS with nutpie (JAX backend, low-rank modified mass matrix adaptation).
+
+    The low-rank adaptation matters here: potency, study-effect and matrix-elasticity
+    parameters form correlated ridges that a diagonal mass matrix explores slowly.
+    """
+    import nutpie
+
+    compiled = nutpie.compile_pymc_model(pm_model, backend="jax", gradient_backend="jax")
+    sampler = nutpie.sample(compiled, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
+                            cores=min(cfg.chains, cores or os.cpu_count() or 1), seed=cfg.seed,
+                            target_accept=cfg.target_accept, progress_bar=progress,
+                            adaptation="low_rank", blocking=False)
+    # poll from Python so that SIGINT/SIGTERM interrupt sampling promptly (a blocking call into
+    # the Rust sampler would delay signal handling until sampling ends)
+    try:
+        while not _sampler_finished(sampler):
+            time.sleep(0.2)
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
+
+
+def preflight(model) -> None:
+    """Refuse to sample when the log-likelihood is not finite at the prior-median point.
+
+    Evaluates ``model.loglik_and_pred`` once (cheap compared with sampling) and raises a
+    one-line :class:`UserError` naming the non-finite evidence rows and the parameter values.
+    """
+    th = model.prior_median_theta()
+    ll, _ = model.loglik_and_pred(th)
+    ll = np.asarray(ll, dtype=float).reshape(-1)
+    ids = list(model.evidence_ids)
+    bad = [i for i in range(len(ll)) if not math.isfinite(ll[i])]
+    if not bad:
+        return
+    items = list(model.items)
+    rows = ", ".join(f"{ids[i]} ({items[i].study_id}, loglik {ll[i]})" if i < len(items) else f"{ids[i]} ({ll[i]})"
+                     for i in bad[:8])
+    more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+    params = ", ".join(f"{k}={float(np.asarray(v)):.4g}" for k, v in th.items() if np.ndim(v) == 0)
+    raise UserError(f"the log-likelihood is not finite at the prior median for evidence row(s) {rows}{more}; "
+                    f"parameter values: {params}; check these rows' values or exclude them (--exclude)",
+                    field="evidence")
+
+
+def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None) -> dict:
+    """Fit one hypothesis and write the run folder atomically. Returns the summary dict."""
+    import pymc as pm
+    import xarray as xr
+
+    from nadfit.datasets import evidence_fingerprint, load_evidence
+    from nadfit.fitting.inference.build import build_pymc_model
+    from nadfit.models.model import EvidenceModel
+    from nadfit.models.priors import registry
+
+    cfg.validate()
+    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
+    evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
+    fingerprint = evidence_fingerprint(evidence)
+    model = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
+    if not model.items:
+        raise UserError("the evidence selection leaves no scored evidence row", field="evidence")
+    preflight(model)
+    pm_model = build_pymc_model(model, widen=cfg.widen_priors)
+    t0 = time.time()
+    with atomic_dir(out) as tmp:
+        dt = sample_posterior(pm_model, cfg, progress=progress, cores=cores)
+        with pm_model:
+            prior = pm.sample_prior_predictive(draws=cfg.prior_draws, random_seed=cfg.seed)
+        wall = time.time() - t0
+        post = dt["posterior"].to_dataset()
+        ll = post["loglik_item"].rename("evidence")
+        dt["log_likelihood"] = xr.DataTree(xr.Dataset({"evidence": ll}))
+        prior_ds = prior["prior"].to_dataset()
+        dt["prior"] = xr.DataTree(prior_ds)
+        y_rep, p_finding = _posterior_predictive(model, post, cfg.seed)
+        coords = {"chain": post["chain"], "draw": post["draw"], "evidence_id": model.evidence_ids}
+        dt["posterior_predictive"] = xr.DataTree(xr.Dataset(
+            {"y_rep": (("chain", "draw", "evidence_id"), y_rep),
+             "p_finding": (("chain", "draw", "evidence_id"), p_finding)}, coords=coords))
+        observed = np.array([np.nan if it.value is None else it.value for it in model.items])
+        dt["observed_data"] = xr.DataTree(xr.Dataset(
+            {"value": (("evidence_id",), observed),
+             "statistic": (("evidence_id",), np.array([it.statistic for it in model.items], dtype=object).astype(str)),
+             "finding": (("evidence_id",), np.array([it.keyword or "" for it in model.items], dtype=object).astype(str)),
+             "observable": (("evidence_id",), np.array([it.observable for it in model.items], dtype=object).astype(str)),
+             "study_id": (("evidence_id",), np.array([it.study_id for it in model.items], dtype=object).astype(str))},
+            coords={"evidence_id": model.evidence_ids}))
+        curves, idx = _curves(model, post, CURVE_DRAWS, cfg.seed)
+        dt["predictions"] = xr.DataTree(xr.Dataset(
+            {"blood_nad_fold_nmn": (("sample", "dose_mg", "day"), curves)},
+            coords={"sample": idx, "dose_mg": list(CURVE_DOSES_MG), "day": np.arange(CURVE_DAYS + 1)}))
+
+        divergences = int(dt["sample_stats"]["diverging"].sum())
+        rows = summarise(dt, model, cfg)
+        gates = gate_results(rows, divergences)
+        passed = all(g["passed"] for g in gates.values())
+        status = "ok" if passed else ("accepted_failed_gates" if cfg.accept_failed_gates else "failed_gates")
+        chash = config_hash(cfg, fingerprint)
+        versions = package_versions()
+        attrs = {
+            "nadfit_schema": RUN_SCHEMA, "hypothesis": cfg.hypothesis, "seed": cfg.seed,
+            "config_hash": chash, "evidence_fingerprint": fingerprint,
+            "evidence_ids": json.dumps(model.evidence_ids), "versions": json.dumps(versions),
+            "config": json.dumps(cfg.to_dict()), "status": status,
+        }
+        dt.attrs.update(attrs)
+        for group in ("prior", "posterior"):
+            for var in list(dt[group].data_vars):
+                if dt[group][var].dtype == object:
+                    dt[group][var] = dt[group][var].astype(str)
+        dt.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+        summary = {
+            "schema": RUN_SCHEMA,
+            "hypothesis": cfg.hypothesis,
+            "status": status,
+            "seed": cfg.seed,
+            "sampler": {"name": "nutpie", "backend": "jax", "draws": cfg.draws, "tune": cfg.tune,
+                        "chains": cfg.chains, "target_accept": cfg.target_accept},
+            "wall_time_s": round(wall, 2),
+            "divergences": divergences,
+            "gates": gates,
+            "config_hash": chash,
+            "evidence_fingerprint": fingerprint,
+            "evidence_ids": model.evidence_ids,
+            "n_evidence_rows": int(len(evidence)),
+            "ci": {"prob": CI_PROB, "kind": "eti"},
+            "parameters": rows,
+            "priors": {name: registry()[name].to_dict() for name in model.scalar_parameters},
+            "versions": versions,
+        }
+        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "config.json", cfg.to_dict())
+    summary["wall_time_total_s"] = round(time.time() - t0, 2)
+    return summary

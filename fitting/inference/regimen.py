@@ -1,0 +1,39 @@
+"""An oral regimen as the user gives it (compound, mg/day, doses per day, day): one validator for
+``nadfit simulate`` and ``nadfit predict``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nadfit.datasets.errors import UserError
+
+COMPOUNDS = ("NMN", "NR")
+#: the longest continuous dosing the production path simulates (days)
+MAX_DAYS = 365
+
+
+def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "--day") -> tuple[str, float, int, float]:
+    """``(compound, mg per day, doses per day, day)`` checked; one-line UserError otherwise.
+
+    ``day`` may be fractional (prediction at day 14.5); it must lie in (0, MAX_DAYS]. Messages name
+    the command-line options (``day_option`` for the day)."""
+    match = {c.lower(): c for c in COMPOUNDS}.get(str(compound).strip().lower())
+    if match is None:
+        raise UserError(f"--compound must be NMN or NR, got {compound!r}")
+    try:
+        dose = float(dose_mg)
+    except (TypeError, ValueError):
+        raise UserError(f"--dose-mg must be a number, got {dose_mg!r}") from None
+    if not math.isfinite(dose) or dose <= 0:
+        raise UserError(f"--dose-mg must be a positive finite number of mg per day, got {dose_mg!r}")
+    if isinstance(doses_per_day, bool) or not isinstance(doses_per_day, (int, np.integer)) or doses_per_day < 1:
+        raise UserError(f"--doses-per-day must be a whole number >= 1, got {doses_per_day!r}")
+    try:
+        d = float(day)
+    except (TypeError, ValueError):
+        raise UserError(f"{day_option} must be a number, got {day!r}") from None
+    if not math.isfinite(d) or d <= 0 or d > MAX_DAYS:
+        raise UserError(f"{day_option} must be in (0, {MAX_DAYS}], got {day!r}")
+    return match, dose, int(doses_per_day), d

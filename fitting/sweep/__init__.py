@@ -1,0 +1,1 @@
+"""Sweeps: many independent fits on Dask distributed (streamed results, retries, resume)."""

@@ -1,0 +1,59 @@
+"""Fit configuration, evidence selection and diagnostics gates (no sampling)."""
+
+import pytest
+
+from nadfit.datasets import load_evidence
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.inference.config import FitConfig, config_from_file, select_evidence
+from nadfit.fitting.inference.fit import gate_results
+
+
+def test_gates_pass_and_fail_at_the_documented_thresholds():
+    good = {"a": {"r_hat": 1.005, "ess_bulk": 800.0}, "b": {"r_hat": 1.0, "ess_bulk": 401.0}}
+    g = gate_results(good, 0)
+    assert all(v["passed"] for v in g.values())
+    bad = {"a": {"r_hat": 1.02, "ess_bulk": 800.0}, "b": {"r_hat": 1.0, "ess_bulk": 399.0}}
+    g = gate_results(bad, 1)
+    assert not g["r_hat_max"]["passed"] and not g["ess_bulk_min"]["passed"] and not g["divergences"]["passed"]
+    assert g["r_hat_max"]["value"] == 1.02 and g["ess_bulk_min"]["value"] == 399.0
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("hypothesis", "direct-ish", "unknown hypothesis"),
+    ("draws", 0, "draws must be a positive whole number"),
+    ("chains", -1, "chains must be a positive whole number"),
+    ("tune", -5, "tune must be a positive whole number"),
+    ("seed", -1, "seed must be a non-negative"),
+    ("target_accept", 1.2, "target_accept must be in"),
+    ("widen_priors", 0.0, "widen_priors must be a positive"),
+])
+def test_config_validation(field, value, msg):
+    cfg = FitConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(UserError, match=msg):
+        cfg.validate()
+
+
+def test_config_file_toml_and_yaml(tmp_path):
+    t = tmp_path / "c.toml"
+    t.write_text('hypothesis = "via-nr"\ndraws = 200\nobservation = { tau = 0.2 }\n')
+    cfg = config_from_file(t)
+    assert cfg.hypothesis == "via-nr" and cfg.draws == 200 and cfg.settings().tau == 0.2
+    y = tmp_path / "c.yaml"
+    y.write_text("hypothesis: mixed\nprior_widen: 2\n")
+    with pytest.raises(UserError, match="unknown setting 'prior_widen'") as err:
+        config_from_file(y)
+    assert str(y) in str(err.value)
+    y.write_text("observation: {taux: 1}\n")
+    with pytest.raises(UserError, match="unknown observation setting"):
+        config_from_file(y)
+
+
+def test_evidence_selection_by_study_and_row():
+    ev = load_evidence()
+    only = select_evidence(ev, ["yi2022", "EV028"], [])
+    assert set(only["study_id"]) == {"yi2022", "huang2022"} and "EV028" in set(only["evidence_id"])
+    without = select_evidence(ev, [], ["grozio2019"])
+    assert "grozio2019" not in set(without["study_id"]) and len(without) == len(ev) - (ev["study_id"] == "grozio2019").sum()
+    with pytest.raises(UserError, match="matches no study or evidence id"):
+        select_evidence(ev, ["nosuchstudy"], [])
