@@ -17,24 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import yaml
-from scipy import stats
 
 from nadfit.datasets.errors import UserError
 from nadfit.models import averaged  # noqa: F401  (enables x64)
 from nadfit.models.core import consumption_rate, steady_state_jax
 from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
-from nadfit.models.observation import (
-    KNOWN_DIRECTIONS,
-    ObservationSettings,
-    cv_relative_se,
-    direction_keyword,
-    log_bound,
-    log_direction,
-    log_normal_obs,
-    log_p_upper_bound,
-    log_t_observed,
-    smooth_extreme,
-)
+from nadfit.models.kinds import KINDS, kind_of
+from nadfit.models.observation import KNOWN_DIRECTIONS, ObservationSettings, direction_keyword, smooth_extreme
 from nadfit.models.priors import Prior, registry
 from nadfit.models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
 
@@ -77,12 +66,13 @@ class Item:
     value: float | None
     keyword: str | None
     label: str
+    kind: str = ""  # observation kind (models/kinds.py)
     const: dict = field(default_factory=dict)
     holds: float = 1.0  # 1: the reported finding held (real data); 0: it did not (simulations)
 
     @property
     def binary(self) -> bool:
-        return self.keyword is not None or self.observable in ("human_t_vs_placebo", "nampt_overexpression_nad")
+        return KINDS[self.kind].binary
 
 
 class EvidenceModel:
@@ -150,7 +140,8 @@ class EvidenceModel:
                             file="models/evidence_map.yaml", field=evidence_id)
         return rows.iloc[0]
 
-    def _n_of(self, ids) -> int:
+    def n_of(self, ids) -> int:
+        """Participants in the design row(s) ``ids`` (one id or a list, summed)."""
         ids = ids if isinstance(ids, list) else [ids]
         total = 0
         for eid in ids:
@@ -178,7 +169,11 @@ class EvidenceModel:
                     raise UserError(f"direction {keyword!r} has no likelihood", field=eid)
             label = f"{row['study_id']}: {row.get('analyte', '')} ({statistic}"
             label += f" {keyword})" if keyword else f" {value:g})" if value is not None else ")"
-            item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label)
+            try:
+                kind = kind_of(statistic, spec["observable"], keyword)
+            except UserError as err:
+                raise UserError(err.message, file="models/evidence_map.yaml", field=eid) from None
+            item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label, kind)
             if override is not None:
                 if item.binary:
                     item.holds = 1.0 if bool(override) else 0.0
@@ -189,38 +184,10 @@ class EvidenceModel:
         return items
 
     def _precompute(self, it: Item, row) -> None:
-        c = it.const
-        if it.observable == "human_t_vs_placebo":
-            n1, n2 = self._n_of(it.spec["n_arm"]), self._n_of(it.spec["n_placebo"])
-            df = n1 + n2 - 2
-            alpha = it.value
-            c.update(n1=n1, n2=n2, df=df, t_crit=float(stats.t.ppf(1 - alpha / 2, df)))
-        elif it.observable == "human_t_paired":
-            n = int(row["n"])
-            df = n - 1
-            c.update(n=n, df=df, t_obs=float(stats.t.ppf(1 - it.value / 2, df)))
-        elif it.observable == "human_cv_extreme":
-            n = self._n_of(it.spec["n_arm"])
-            cv = it.value / 100.0
-            c.update(n=n, se=cv_relative_se(cv, n), log_cv=math.log(cv))
-        elif it.observable == "human_t90":
-            unit = str(row["unit"])
-            factor = {"week": 7.0, "day": 1.0, "weeks": 7.0, "days": 1.0}.get(unit)
-            if factor is None:
-                raise UserError(f"time unit {unit!r} not understood", field=it.evidence_id)
-            c.update(log_days=math.log(it.value * factor), unit_days=factor)
-        elif it.observable == "nampt_overexpression_nad":
-            c.update(factor=float(self._row(it.spec["factor_from"])["value"]))
-        if it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-            c.update(y=math.log1p(it.value / 100.0))
-            import pandas as pd
-
-            n = row["n"]
-            if pd.isna(n) and it.spec.get("n_arm"):
-                n = self._n_of(it.spec["n_arm"])
-            c.update(n=None if pd.isna(n) else int(n))
-        if it.statistic in ("range_low", "range_high") and it.observable == "nampt_overexpression_nad":
-            c.update(bound=math.log1p(it.value / 100.0), side="low" if it.statistic == "range_low" else "high")
+        """Constants of the item's observable (here) and of its observation kind (models/kinds.py)."""
+        if it.observable == "nampt_overexpression_nad":
+            it.const.update(factor=float(self._row(it.spec["factor_from"])["value"]))
+        KINDS[it.kind].precompute(self, it, row)
 
     # ---------------------------------------------------------------------------------------
     # the model
@@ -369,27 +336,7 @@ class EvidenceModel:
         return th["sigma_arm"]
 
     def item_loglik(self, it: Item, q, th):
-        s, c = self.settings, it.const
-        if it.keyword is not None:
-            return jnp.sum(log_direction(q, it.keyword, s))
-        if it.statistic == "pct_change_median":
-            return log_normal_obs(c["y"], q, s.approx_log_sd)
-        if it.statistic == "pct_change_from_baseline":
-            return log_normal_obs(c["y"], q, self.arm_sd(it, th))
-        if it.observable == "human_t_vs_placebo":
-            ncp = q / (th["sigma_person"] * math.sqrt(1 / c["n1"] + 1 / c["n2"]))
-            return log_p_upper_bound(ncp, c["t_crit"], c["df"])
-        if it.observable == "human_t_paired":
-            ncp = q / (th["sigma_person"] / math.sqrt(c["n"]))
-            return log_t_observed(ncp, c["t_obs"], c["df"])
-        if it.observable == "human_cv_extreme":
-            return log_normal_obs(c["log_cv"], q, c["se"])
-        if it.observable == "human_t90":
-            return log_normal_obs(c["log_days"], q, math.log(s.approx_factor))
-        if it.observable == "nampt_overexpression_nad":
-            return log_bound(q, c["bound"], c["side"], s)
-        raise UserError(f"no likelihood for statistic {it.statistic!r} with observable {it.observable!r}",
-                        field=it.evidence_id)
+        return KINDS[it.kind].loglik(self, it, q, th)
 
     def loglik_and_pred(self, th: dict):
         """(pointwise log-likelihood, model quantity) vectors in ``self.items`` order."""
@@ -411,30 +358,11 @@ class EvidenceModel:
         """
         cache: dict = {}
         out = {}
-        s = self.settings
         for it in self.items:
             q = self.quantity(it, th, cache)
             if not it.binary:
                 q = jnp.reshape(q, (-1,))[0]
-            if it.binary:
-                lp = float(jnp.sum(self.item_loglik(it, q, th)))
-                out[it.evidence_id] = bool(rng.random() < math.exp(lp))
-            elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
-                sd = s.approx_log_sd if it.statistic == "pct_change_median" else float(self.arm_sd(it, th))
-                y = float(q) + sd * rng.standard_normal()
-                out[it.evidence_id] = 100.0 * math.expm1(y)
-            elif it.observable == "human_t_paired":
-                c = it.const
-                ncp = float(q) / (float(th["sigma_person"]) / math.sqrt(c["n"]))
-                t = abs(ncp + math.sqrt(1 + ncp ** 2 / (2 * c["df"])) * rng.standard_normal())
-                out[it.evidence_id] = float(max(2 * stats.t.sf(t, c["df"]), 1e-300))
-            elif it.observable == "human_cv_extreme":
-                out[it.evidence_id] = 100.0 * math.exp(float(q) + it.const["se"] * rng.standard_normal())
-            elif it.observable == "human_t90":
-                days = math.exp(float(q) + math.log(s.approx_factor) * rng.standard_normal())
-                out[it.evidence_id] = days / it.const["unit_days"]
-            else:
-                raise ValueError(f"cannot simulate {it.evidence_id}")
+            out[it.evidence_id] = KINDS[it.kind].simulate(self, it, q, th, rng)
         return out
 
     # ---------------------------------------------------------------------------------------
