@@ -222,6 +222,23 @@ def study_meta(sid: str, orig: list[dict], conv: list[dict], gap_ids: list[str])
     }
 
 
+#: dossier study ids renamed to ``<author><year>`` in the shipped folders (first authors verified
+#: 2026-11-30; sources in each study.yaml's notes)
+RENAMED_STUDIES = {"hsniacin_pmc6353685": "subramani2019", "humgenomics2019": "assiri2019",
+                   "pnp_pmc9667316": "kropotov2022", "rpe_aging10_6": "jadeja2018",
+                   "mcreynolds_aged": "mcreynolds2020"}
+
+
+def shipped_study_id(dossier_id: str) -> str:
+    return RENAMED_STUDIES.get(dossier_id, dossier_id)
+
+
+def _rename_in_text(value: str) -> str:
+    for old, new in RENAMED_STUDIES.items():
+        value = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(old)}(?![A-Za-z0-9_])", new, value)
+    return value
+
+
 GAP_COLUMNS = ("gap_id", "study_id", "study", "source_url", "where", "what", "constrains", "priority")
 
 
@@ -261,9 +278,9 @@ def _write_csv(path: Path, columns, rows) -> None:
 def main(src: str) -> None:
     src_p = Path(src)
     with open(src_p / "evidence.csv", newline="", encoding="utf-8") as fh:
-        orig = list(csv.DictReader(fh))
+        orig = [{k: _rename_in_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
     conv = convert_rows(orig)
-    gaps = parse_gaps((src_p / "gaps.md").read_text(encoding="utf-8"))
+    gaps = parse_gaps(_rename_in_text((src_p / "gaps.md").read_text(encoding="utf-8")))
     _write_csv(HERE / "gaps.csv", GAP_COLUMNS, gaps)
     for sid in _uniq(r["study_id"] for r in orig):
         o = [r for r in orig if r["study_id"] == sid]
@@ -276,7 +293,7 @@ def main(src: str) -> None:
             yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
         _write_csv(d / "evidence.csv", EVIDENCE_COLUMNS, c)
     with open(src_p / "kinetic_priors.csv", newline="", encoding="utf-8") as fh:
-        kp = list(csv.DictReader(fh))
+        kp = [{k: _rename_in_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
     cols = ["row_id"] + list(kp[0].keys())
     for i, r in enumerate(kp, 1):
         r["row_id"] = f"KP{i:03d}"
