@@ -21,6 +21,12 @@ def _split(values: Optional[list[str]]) -> list[str]:
     return out
 
 
+def _fmt(value, spec: str) -> str:
+    """A number formatted with ``spec``; '–' for a statistic that could not be computed (None/NaN),
+    e.g. R-hat of a single chain."""
+    return "–" if value is None or value != value else format(value, spec)
+
+
 def print_fit_summary(summary: dict, console: Console) -> None:
     table = Table(title=f"nadfit fit — hypothesis {summary['hypothesis']} ({summary['status']})")
     for col in ("parameter", "mean", "sd", "89% interval", "ess_bulk", "r_hat"):
@@ -28,8 +34,9 @@ def print_fit_summary(summary: dict, console: Console) -> None:
     for name in KEY_PARAMETERS:
         r = summary["parameters"].get(name)
         if r:
-            table.add_row(name, f"{r['mean']:.4g}", f"{r['sd']:.3g}", f"[{r['ci89_low']:.3g}, {r['ci89_high']:.3g}]",
-                          f"{r['ess_bulk']:.0f}", f"{r['r_hat']:.3f}")
+            table.add_row(name, _fmt(r["mean"], ".4g"), _fmt(r["sd"], ".3g"),
+                          f"[{_fmt(r['ci89_low'], '.3g')}, {_fmt(r['ci89_high'], '.3g')}]",
+                          _fmt(r["ess_bulk"], ".0f"), _fmt(r["r_hat"], ".3f"))
     console.print(table)
     for gname, g in summary["gates"].items():
         mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
