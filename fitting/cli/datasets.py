@@ -168,33 +168,50 @@ def validate_cmd(paths: list[str] = typer.Argument(..., help="study folders, evi
 
 @app.command("import-digitised")
 def import_digitised_cmd(
-    input_path: str = typer.Argument(..., help="WebPlotDigitizer project .json or .csv export"),
-    study: str = typer.Option(..., "--study"),
+    input_path: str = typer.Argument(..., help="WebPlotDigitizer project (.tar from Save Project, or its "
+                                               "wpd.json; WPD 3 or 4) or CSV export (.csv/.tsv/.txt)"),
+    study: str = typer.Option(..., "--study", help="study_id of the study folder that --out is in"),
     figure: str = typer.Option(..., "--figure", help='e.g. "Fig 2B"'),
-    x_unit: str = typer.Option(..., "--x-unit", help="time unit of the x axis"),
-    y_unit: str = typer.Option(..., "--y-unit"),
-    analyte: str = typer.Option(..., "--analyte"),
-    matrix: str = typer.Option(..., "--matrix"),
-    compound: str = typer.Option(..., "--compound"),
-    dose: str = typer.Option(..., "--dose"),
-    out: str = typer.Option(..., "--out", help="datasets/<study>/evidence_digitised*.csv"),
-    dose_unit: str = typer.Option("mg/day", "--dose-unit"),
+    x_unit: str = typer.Option(..., "--x-unit", help="time unit of the x axis (min, h, day, week, month)"),
+    y_unit: str = typer.Option(..., "--y-unit", help="unit of the y values, e.g. nmol/L"),
+    analyte: str = typer.Option(..., "--analyte", help="what was measured"),
+    matrix: str = typer.Option(..., "--matrix", help="sample matrix, e.g. blood_unspecified"),
+    compound: str = typer.Option(..., "--compound", help="compound given, e.g. NMN"),
+    dose: str = typer.Option(..., "--dose", help="dose of the arm"),
+    out: str = typer.Option(..., "--out", help="datasets/studies/<study>/evidence_digitised*.csv"),
+    dose_unit: str = typer.Option("mg/day", "--dose-unit", help="unit of --dose"),
     group: Optional[str] = typer.Option(None, "--group", help="arm name in study.yaml "
                                         "(default: '<compound> <dose> <dose-unit>')"),
     n: str = typer.Option("", "--n", help="per-group n (needed for sd/se unless the arm has n)"),
-    route: str = typer.Option("", "--route"),
+    route: str = typer.Option("", "--route", help="route of administration, e.g. oral"),
     error: Optional[str] = typer.Option(None, "--error", help="sd or se: meaning of the error bars"),
-    source_url: Optional[str] = typer.Option(None, "--source-url"),
-    series: Optional[str] = typer.Option(None, "--series", help="name of the point series"),
+    source_url: Optional[str] = typer.Option(None, "--source-url", help="default: the study's url"),
+    series: Optional[str] = typer.Option(None, "--series", help="name of the point series (dataset) to import"),
     x_nominal: Optional[str] = typer.Option(None, "--x-nominal",
                                             help="';'-separated nominal times to snap x to"),
+    time_origin: Optional[str] = typer.Option(
+        None, "--time-origin", help="study time 0 for date axes (YYYY-MM-DD[ HH:MM]) or time-of-day axes (HH:MM)"),
+    bar_times: Optional[str] = typer.Option(
+        None, "--bar-times", help="time of each bar of a bar chart, e.g. 'Bar0=0;Bar1=30;Bar2=60'"),
+    replicates: Optional[str] = typer.Option(
+        None, "--replicates", help="replicate scatter (points sharing x): mean-sd or mean-se (one mean and "
+                                   "SD/SE row per time, n = points) or points (one n = 1 row per point)"),
+    allow_outside_design: bool = typer.Option(
+        False, "--allow-outside-design", help="import times beyond the study's design with a warning "
+                                              "instead of refusing them"),
+    force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
 ) -> None:
-    """Convert a WebPlotDigitizer export into grade-'digitised' evidence rows (atomic write)."""
+    """Convert a WebPlotDigitizer project or export into grade-'digitised' evidence rows (atomic write)."""
     from nadfit.datasets.importers.webplotdigitizer import import_digitised
 
+    warnings: list[str] = []
     rows = import_digitised(input_path, study=study, figure=figure, x_unit=x_unit, y_unit=y_unit,
                             analyte=analyte, matrix=matrix, compound=compound, dose=dose,
                             dose_unit=dose_unit, out=out, group=group, n=n, route=route,
                             error=error, source_url=source_url, series_name=series,
-                            x_nominal=x_nominal)
+                            x_nominal=x_nominal, force=force, time_origin=time_origin,
+                            bar_times=bar_times, replicates=replicates,
+                            allow_outside_design=allow_outside_design, warnings=warnings)
+    for w in warnings:
+        print(f"nadfit: warning: {w}", file=sys.stderr)
     print(f"wrote {len(rows)} rows to {out}")
