@@ -42,7 +42,7 @@ def _env():
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
+        loader=jinja2.PackageLoader("nadfit.reports", "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2", "html.j2"), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

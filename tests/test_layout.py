@@ -22,13 +22,22 @@ def test_import_layers_have_no_upward_imports_and_no_circles():
 
 
 def test_generic_top_level_names_are_not_nadfit(tmp_path):
-    """``import datasets`` (a widely used package's name) must not find nadfit's evidence layer."""
+    """``import datasets`` (a widely used package's name) must not find nadfit's evidence layer, and
+    the package finds its own data (templates, evidence map, studies) from any folder — the test
+    suite itself runs with the repository on sys.path, which would hide a bare ``"reports"``."""
     code = ("import importlib.util as u, sys\n"
             "for name in ('datasets', 'models', 'fitting', 'reports'):\n"
             "    spec = u.find_spec(name)\n"
             "    if spec is not None and spec.origin and 'nadfit' in open(spec.origin).read(2000):\n"
             "        sys.exit(f'{name} resolves to {spec.origin}')\n"
-            "import nadfit.datasets, nadfit.models, nadfit.reports, nadfit.fitting.cli\n")
+            "import nadfit.datasets, nadfit.models, nadfit.reports, nadfit.fitting.cli\n"
+            "assert not any(p in ('', '.') or p.rstrip('/').endswith('/main') for p in sys.path[1:]), sys.path\n"
+            "from nadfit.reports.render import _env\n"
+            "_env().get_template('run.html.j2'); _env().get_template('comparison.html.j2')\n"
+            "from nadfit.models.model import load_evidence_map\n"
+            "assert load_evidence_map()['likelihood']\n"
+            "from nadfit.datasets import load_evidence\n"
+            "assert len(load_evidence()) > 200\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr + out.stdout
 
