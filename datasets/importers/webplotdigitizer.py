@@ -970,6 +970,9 @@ def select_series(series: list[Series], series_name: str | None, input_name: str
     ends = {}
     for kind in ("upper", "lower"):
         cand = [s for s in peers if _kind(s.name) == kind]
+        named = [s for s in cand if mean.name.strip().lower() in s.name.lower()]
+        if len(cand) > 1 and len(named) == 1:   # "600 mg upper" belongs to "600 mg"
+            cand = named
         if len(cand) > 1:
             raise UserError(f"more than one {kind} error-bar series ({', '.join(repr(s.name) for s in cand)}) "
                             f"for {mean.name!r}", file=input_name)

@@ -346,3 +346,24 @@ def test_error_bars_follow_their_own_axes(tmp_path, capsys):
     assert res.rc == 0, res.err
     sds = [float(r["value"]) for r in res.rows() if r["statistic"] == "sd"]
     assert sds == pytest.approx([20 * 60 / 420] * 6, rel=1e-3)
+
+
+def test_error_bars_are_matched_by_name_when_a_figure_has_several_arms(tmp_path, capsys):
+    doc = json.loads((SYN / "wpd4_all_axis_types.json").read_text())
+    xy = doc["datasetColl"][0]
+    sets = []
+    for arm, shift in (("300 mg", 10), ("600 mg", 20)):
+        sets.append(dict(copy.deepcopy(xy), name=arm))
+        up = dict(copy.deepcopy(xy), name=f"{arm} upper")
+        for d in up["data"]:
+            d["y"] -= shift
+        sets.append(up)
+    doc["datasetColl"] = sets
+    p = _project(tmp_path, doc)
+    res = run(tmp_path, capsys, p, **{"--series": "600 mg", "--error": "sd"})
+    assert res.rc == 0, res.err
+    assert [float(r["value"]) for r in res.rows() if r["statistic"] == "sd"] == pytest.approx([20 * 60 / 420] * 6,
+                                                                                             rel=1e-3)
+    doc["datasetColl"].append(dict(copy.deepcopy(sets[1]), name="600 mg upper (again)"))
+    assert_refused(run(tmp_path, capsys, _project(tmp_path, doc, "two.json"), **{"--series": "600 mg", "--error": "sd"}),
+                   "more than one upper error-bar series")
