@@ -21,12 +21,21 @@ app = typer.Typer(
 )
 
 
+_registered = False
+
+
 def _register() -> None:
+    """Register every command once (``main`` may run many times in one process, as in the tests;
+    registering again would add every command again and slow each call down)."""
+    global _registered
+    if _registered:
+        return
     from nadfit.fitting.cli import calibration, compare, datasets, fit, model, report, sweep
 
     app.add_typer(datasets.app, name="datasets")
     for module in (model, fit, compare, report, calibration, sweep):
         module.register(app)
+    _registered = True
 
 
 def _is_click_error(exc: BaseException) -> bool:
