@@ -77,8 +77,8 @@ def run_confusion(out, reps: int = 2, draws: int = 300, tune: int = 300, chains:
     from nadfit.fitting.comparison.pipeline import clean_json
     from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
-    check_output_dir(Path(out))
-    with atomic_dir(Path(out)) as tmp:
+    check_output_dir(Path(out), "calibration")  # before the fits
+    with atomic_dir(Path(out), "calibration") as tmp:
         res = clean_json(confusion_matrix(reps=reps, draws=draws, tune=tune, chains=chains, seed=seed, log=log))
         res["schema"] = CALIBRATION_SCHEMA
         write_json(tmp / "calibration.json", res)

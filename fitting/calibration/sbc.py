@@ -52,7 +52,7 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.inference.config import FitConfig
-from nadfit.fitting.storage.outputs import atomic_dir, write_json
+from nadfit.fitting.storage.outputs import SBC_SWEEP_SOURCE, atomic_dir, check_output_dir, write_json
 from nadfit.models.priors import KEY_PARAMETERS
 
 SBC_SCHEMA = "nadfit.sbc/1"
@@ -341,9 +341,10 @@ def run_sbc(hypothesis: str, n_sims: int, out: Path, draws: int = 500, tune: int
 
     spec = sweep.SweepSpec(tasks=sbc_tasks(hypothesis, n_sims, draws=draws, tune=tune, chains=chains,
                                                   rank_draws=rank_draws, seed=seed, prefix="sim"),
-                           source="nadfit sbc")
+                           source=SBC_SWEEP_SOURCE)
     t0 = time.time()
-    manifest = sweep.run_sweep(spec, out, workers=workers, address=address, on_done=on_done, aggregate=False)
+    manifest = sweep.run_sweep(spec, out, workers=workers, address=address, on_done=on_done, aggregate=False,
+                               kind="sbc")
     results, failed = collect_sbc(out, [t.id for t in spec.tasks], manifest)
     return aggregate_sbc(results, failed, hypothesis, Path(out) / "sbc.json", Path(out) / "sbc_ranks.png",
                          time.time() - t0, extra={"config": {"draws": draws, "tune": tune, "chains": chains,
@@ -371,6 +372,7 @@ def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConf
     from nadfit.models.model import EvidenceModel
 
     cfg = (cfg or FitConfig(hypothesis=hypothesis, draws=500, tune=500, chains=2, seed=seed)).validate()
+    check_output_dir(Path(out), "recovery")  # before the fit
     t0 = time.time()
     rng, _ = _seed_for(seed, 0)
     evidence = _evidence()
@@ -420,7 +422,7 @@ def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConf
         "divergences": divergences,
         "wall_time_s": round(time.time() - t0, 2),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "recovery") as tmp:
         write_json(tmp / "recovery.json", doc)
     return doc
 
@@ -431,10 +433,8 @@ SBC_KEYS = {"hypothesis", "n_sims", "draws", "tune", "chains", "seed", "rank_dra
 
 
 def task_sbc(params: dict, out: Path) -> dict:
-    from nadfit.fitting.storage.outputs import atomic_dir, write_json
-
     res = sbc_simulation(**params)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "task") as tmp:
         write_json(tmp / "result.json", res)
     return {"wall_time_s": res["wall_time_s"], "ess_min": res["ess_min"], "divergences": res["divergences"]}
 

@@ -77,11 +77,12 @@ def run_all_command(
 def report_compare_command(
     comparison_dir: Path = typer.Argument(..., help="comparison folder written by 'nadfit compare'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default DIR/comparison.html)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
 ) -> None:
     """Write a self-contained HTML report of a hypothesis comparison."""
     from nadfit.fitting.comparison.pipeline import render_comparison_folder
 
-    path = render_comparison_folder(comparison_dir, out)
+    path = render_comparison_folder(comparison_dir, out, force=force)
     print(f"comparison report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -20,10 +20,14 @@ def simulate_cmd(
     method: str = typer.Option("production", help="production | full | both"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the trajectories"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --plot file"),
 ) -> None:
     """Simulate one regimen: daily blood NAD+, NAMPT and tissue NAD+ trajectories."""
     from nadfit.fitting.inference.simulate import format_simulation, plot_simulation, simulate
+    from nadfit.fitting.storage.outputs import check_output_file
 
+    if plot:
+        check_output_file(plot, force=force, inputs=[params] if params else ())
     out = simulate(hypothesis, compound, dose_mg, doses_per_day, days, params, method)
     if plot:
         plot_simulation(out, plot)
@@ -35,6 +39,7 @@ def bench_cmd(
     quick: bool = typer.Option(False, help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
                                            "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
     pm_ode_cap: Optional[float] = typer.Option(None, "--pm-ode-cap", min=0.1,
                                                help="wall-time cap of the pm.ode path in s [300; quick 5]"),
     numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,
@@ -46,7 +51,7 @@ def bench_cmd(
     from nadfit.fitting.storage.outputs import check_output_file, write_text_atomic
 
     if out:
-        check_output_file(out)  # before the (long) benchmark, not after it
+        check_output_file(out, force=force)  # before the (long) benchmark, not after it
     res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap,
                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
     if out:

@@ -1,7 +1,7 @@
 """``nadfit report`` and ``nadfit predict``.
 
-* ``nadfit report RUN_DIR [--out FILE]`` — self-contained HTML report of one run
-  (default ``RUN_DIR/report.html``).
+* ``nadfit report RUN_DIR [--out FILE [--force]]`` — self-contained HTML report of one run
+  (default ``RUN_DIR/report.html``, rewritten on each call; another existing file only with ``--force``).
 * ``nadfit predict RUN_DIR --compound NMN|NR --dose-mg X [--doses-per-day K] --day D
   [--matrix whole_blood|serum|blood_unspecified] [--json]`` — blood NAD+ fold change for a new
   regimen (JSON shape in :mod:`nadfit.fitting.inference.predict`).
@@ -22,11 +22,12 @@ import typer
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default RUN_DIR/report.html)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
 ) -> None:
     """Write a self-contained HTML report of a fitted run."""
     from nadfit.fitting.comparison.pipeline import render_run_report
 
-    path = render_run_report(run_dir, out)
+    path = render_run_report(run_dir, out, force=force)
     print(f"report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -31,9 +31,11 @@ def sweep_command(
     address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786) instead of a local cluster"),
 ) -> None:
     """Run every fit of a sweep spec in parallel; finished tasks are skipped on a re-run."""
+    from nadfit.fitting.storage.outputs import check_output_dir
     from nadfit.fitting.sweep.engine import load_spec, run_sweep
 
     s = load_spec(spec)
+    check_output_dir(out, "sweep", inputs=[spec])  # a refused --out is the only line printed
     console = Console(stderr=True)
     console.print(f"nadfit sweep: {len(s.tasks)} tasks -> {out}", highlight=False)
     m = run_sweep(s, out, workers=workers, address=address, on_done=progress_printer(console))

@@ -59,7 +59,8 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
     from nadfit.fitting.storage.files import read_json
     from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
-    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
+    inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else [])]
+    check_output_dir(Path(out), "comparison", inputs=inputs)  # refuse a bad --out before any expensive work
     runs = load_runs(run_dirs, allow_failed=allow_failed)
     cal = None
     if calibration is not None:
@@ -108,28 +109,40 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws
         cmp["calibration"] = cal
     cmp["wall_time_s"] = round(time.time() - t0, 1)
     cmp = clean_json(cmp)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "comparison", inputs=inputs) as tmp:
         write_json(tmp / "comparison.json", cmp)
     if html:
         render_comparison_folder(Path(out))
     return cmp
 
 
-def render_comparison_folder(folder: Path, out: Path | None = None) -> Path:
+def _check_report_out(out: Path | None, folder: Path, default: str, force: bool) -> None:
+    """A report written elsewhere than its default place in a nadfit output folder
+    (``folder/default``, which belongs to that output) never overwrites a file without ``force``."""
+    from nadfit.fitting.storage.outputs import check_output_file
+
+    if out is not None and Path(out).resolve() != (Path(folder) / default).resolve():
+        check_output_file(Path(out), force=force)
+
+
+def render_comparison_folder(folder: Path, out: Path | None = None, *, force: bool = False) -> Path:
     """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here)."""
     from nadfit.fitting.comparison.assemble import load_comparison, run_statuses
     from nadfit.reports.render import render_comparison
 
+    _check_report_out(out, folder, "comparison.html", force)
     comp = load_comparison(folder)
     return render_comparison(comp, Path(folder), run_statuses(comp, Path(folder)), out)
 
 
-def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | None = None) -> Path:
+def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | None = None, *,
+                      force: bool = False) -> Path:
     """Render ``report.html`` of a fitted run; ``psense`` reuses numbers already computed."""
     from nadfit.fitting.comparison.sensitivity import power_scaling
     from nadfit.fitting.inference.runs import load_run
     from nadfit.reports.render import render_run
 
+    _check_report_out(out, run_dir, "report.html", force)
     run = load_run(Path(run_dir))
     return render_run(run, out, psense=psense if psense is not None else power_scaling(run))
 
@@ -140,12 +153,19 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
     from nadfit.fitting.inference.config import QUICK, FitConfig
     from nadfit.fitting.inference.fit import run_fit
-    from nadfit.fitting.storage.outputs import check_output_dir
+    from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
 
-    out = check_output_dir(Path(out))
+    out = check_output_dir(Path(out), "run-all")
     FitConfig(draws=draws, tune=tune, chains=chains, seed=seed).validate()  # refuse bad options before any fit
     if smc_runs < 0 or smc_draws < 10:
         raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
+    # every part of the folder is checked before the first fit, then the folder is marked as ours
+    for h in HYPOTHESIS_ORDER:
+        check_output_dir(out / "fits" / h, "run")
+        if wider:
+            check_output_dir(out / "fits-wider-priors" / h, "run")
+    check_output_dir(out / "comparison", "comparison")
+    claim_output_dir(out, "run-all")
     t0 = time.time()
     fits = []
     for h in HYPOTHESIS_ORDER:

@@ -198,7 +198,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     from nadfit.models.priors import registry
 
     cfg.validate()
-    check_output_dir(Path(out))  # refuse a bad --out before any expensive work
+    check_output_dir(Path(out), "run")  # refuse a bad --out before any expensive work
     evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
     fingerprint = evidence_fingerprint(evidence)
     model = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
@@ -207,7 +207,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     preflight(model)
     pm_model = build_pymc_model(model, widen=cfg.widen_priors)
     t0 = time.time()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "run") as tmp:
         dt = sample_posterior(pm_model, cfg, progress=progress, cores=cores)
         with pm_model:
             prior = pm.sample_prior_predictive(draws=cfg.prior_draws, random_seed=cfg.seed)

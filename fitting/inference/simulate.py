@@ -220,6 +220,7 @@ def plot_simulation(out: dict, path: Path) -> None:
     axes[0].legend()
     fig.suptitle(f"{out['hypothesis']}: {out['compound']} {out['dose_mg_per_day']:g} mg/day")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

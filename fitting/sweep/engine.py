@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Callable
 
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.storage.outputs import atomic_dir, write_json
+from nadfit.fitting.storage.outputs import atomic_dir, claim_output_dir, write_json
 
 SWEEP_SCHEMA = "nadfit.sweep/1"
 RETRIES = 2
@@ -72,7 +72,8 @@ THREAD_ENV = {
 }
 
 #: task kind -> "module:function"; the function takes (params: dict, out: Path) and returns a
-#: JSON-able dict; it must write ``out`` atomically (``runs.atomic_dir``) or the engine does it
+#: JSON-able dict; it must write ``out`` atomically (``storage.outputs.atomic_dir``, kind "task",
+#: or "run" for a run folder) with ``COMPLETE`` last
 TASK_KINDS: dict[str, str] = {
     "fit": "nadfit.fitting.sweep.engine:task_fit",
     "sbc": "nadfit.fitting.calibration.sbc:task_sbc",
@@ -148,7 +149,7 @@ def task_echo(params: dict, out: Path) -> dict:
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(float(params.get("sleep", 0.0)))
     res = {"value": params.get("value"), "pid": os.getpid(), "jax_platforms": os.environ.get("JAX_PLATFORMS")}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "task") as tmp:
         write_json(tmp / "result.json", res)
     return res
 
@@ -344,9 +345,12 @@ def _client(workers: int, address: str | None):
 
 
 def run_sweep(spec: SweepSpec | Path | str, out_dir: Path, workers: int = 2, address: str | None = None,
-              on_done: Callable[[dict, int, int], None] | None = None, aggregate: bool = True) -> dict:
+              on_done: Callable[[dict, int, int], None] | None = None, aggregate: bool = True,
+              kind: str = "sweep") -> dict:
     """Run every task of ``spec`` (skipping complete ones), streaming results to ``out_dir``.
 
+    ``out_dir`` follows the output contract (``storage.outputs``): new, empty, or an earlier
+    output of the same ``kind`` ("sweep", or "sbc" for ``nadfit sbc``), which is resumed.
     ``on_done(entry, n_done, n_total)`` is called in the client after each finished task.
     Returns the final manifest (also in ``out_dir/sweep.json``)."""
     from distributed import as_completed
@@ -355,18 +359,17 @@ def run_sweep(spec: SweepSpec | Path | str, out_dir: Path, workers: int = 2, add
         spec = load_spec(Path(spec))
     if not (isinstance(workers, int) and workers >= 1):
         raise UserError(f"workers must be a whole number >= 1, got {workers!r}", field="workers")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError("output path exists and is not a directory", file=str(out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    entries = {t.id: {**t.to_dict(), "status": "pending"} for t in spec.tasks}
-    todo = []
     for t in spec.tasks:
         if not t.target:
             if t.kind not in TASK_KINDS:
                 raise UserError(f"unknown task kind {t.kind!r}; known: {', '.join(sorted(TASK_KINDS))}", field="kind")
             t.target = TASK_KINDS[t.kind]
+    out_dir = Path(out_dir)
+    claim_output_dir(out_dir, kind)  # refused before any worker starts; marked as ours (resumable)
+    t0 = time.time()
+    entries = {t.id: {**t.to_dict(), "status": "pending"} for t in spec.tasks}
+    todo = []
+    for t in spec.tasks:
         if is_complete(out_dir / t.id):
             entries[t.id]["status"] = "skipped"  # complete from an earlier run
         else:
