@@ -26,7 +26,13 @@ REQUIRED_CELLS: tuple[str, ...] = (
     "evidence_id", "study_id", "group", "analyte", "statistic", "grade", "source_url", "locator",
 )
 
-GRADES = frozenset({"primary", "model-input", "digitised"})
+# primary     - read in the study's own text (article, abstract, registry, preprint)
+# model-input - a literature value used to set a model input
+# digitised   - read off a figure with WebPlotDigitizer
+# secondary   - a third-party copy of a primary result (review table, company or news page,
+#               aggregator summary) that could not be read in the primary source; its likelihood
+#               is to be widened by a documented factor (datasets/README.md)
+GRADES = frozenset({"primary", "model-input", "digitised", "secondary"})
 
 COMPOUNDS = frozenset({
     "NMN", "NR", "NAM", "NA", "NAD", "niacin", "tryptophan",
@@ -57,7 +63,7 @@ MATRICES = frozenset({
 })
 
 STATISTICS = frozenset({
-    "mean", "sd", "se", "dispersion_unspecified", "median", "iqr",
+    "mean", "sd", "se", "dispersion_unspecified", "median", "iqr", "central_unspecified",
     "pct_change_from_baseline", "pct_change_vs_control", "pct_change_median",
     "fold_change", "fold_change_max", "fold_change_lower_bound", "ratio", "half_life",
     "range_low", "range_high", "p_value", "p_value_upper_bound", "ed50", "ci95_low",
@@ -82,7 +88,7 @@ SIGNED_STATISTICS = frozenset({
 # the statistic is otherwise signed (a mean concentration cannot be negative)
 NONNEGATIVE_UNITS = frozenset({
     "nmol/L", "umol/L", "uM", "nM", "mM", "pmol/mg", "nmol/mg", "nmol/g", "pmol/10^6 cells",
-    "nmol/mL", "min", "h", "day", "week", "month", "participants", "fold", "ratio",
+    "nmol/mL", "ng/mL", "min", "h", "day", "week", "month", "participants", "fold", "ratio",
 })
 
 DIRECTION_KEYWORDS = frozenset({
@@ -99,7 +105,7 @@ DIRECTION_RE = re.compile(r"^(?P<kw>[a-z_]+)(?: \((?P<qual>[^()]*(?:\([^()]*\)[^
 
 # Units. Dimensional ones are understood by datasets.units (pint); dimensionless ones are labels.
 DIMENSIONAL_UNITS = frozenset({
-    "nmol/L", "umol/L", "uM", "nM", "mM", "nmol/mL", "pmol/mg", "nmol/mg", "nmol/g",
+    "nmol/L", "umol/L", "uM", "nM", "mM", "nmol/mL", "pmol/mg", "nmol/mg", "nmol/g", "ng/mL",
     "mg", "g", "kg", "mmHg", "min", "h", "day", "week", "month", "years",
 })
 DIMENSIONLESS_UNITS = frozenset({"%", "fold", "ratio", "participants", "1"})

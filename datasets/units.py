@@ -25,6 +25,7 @@ _PINT_NAMES: dict[str, str] = {
     "pmol/mg": "picomole / milligram",
     "nmol/mg": "nanomole / milligram",
     "nmol/g": "nanomole / gram",
+    "ng/mL": "nanogram / milliliter",  # a mass concentration: converts to molar units only with a molar mass (not done here)
     "mg": "milligram",
     "g": "gram",
     "kg": "kilogram",
