@@ -275,12 +275,25 @@ def _write_csv(path: Path, columns, rows) -> None:
     path.write_text(buf.getvalue(), encoding="utf-8")
 
 
+def keep_extra(generated: list[dict], existing: list[dict], key: str) -> list[dict]:
+    """``generated`` followed by the ``existing`` entries whose ``key`` it does not produce.
+
+    Entries added to the shipped files after the dossier import (gaps.csv rows of later searches,
+    arms used by ``evidence_addendum.csv`` files) survive a re-import; dossier entries are replaced.
+    """
+    made = {g[key] for g in generated}
+    return list(generated) + [e for e in existing if e[key] not in made]
+
+
 def main(src: str) -> None:
     src_p = Path(src)
     with open(src_p / "evidence.csv", newline="", encoding="utf-8") as fh:
         orig = [{k: _rename_in_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
     conv = convert_rows(orig)
     gaps = parse_gaps(_rename_in_text((src_p / "gaps.md").read_text(encoding="utf-8")))
+    if (HERE / "gaps.csv").exists():
+        with open(HERE / "gaps.csv", newline="", encoding="utf-8") as fh:
+            gaps = keep_extra(gaps, list(csv.DictReader(fh)), "gap_id")
     _write_csv(HERE / "gaps.csv", GAP_COLUMNS, gaps)
     for sid in _uniq(r["study_id"] for r in orig):
         o = [r for r in orig if r["study_id"] == sid]
@@ -289,6 +302,9 @@ def main(src: str) -> None:
         d.mkdir(exist_ok=True)
         gap_ids = [g["gap_id"] for g in gaps if g["study_id"] == sid]
         meta = study_meta(sid, o, c, gap_ids)
+        if (d / "study.yaml").exists():
+            shipped = yaml.safe_load((d / "study.yaml").read_text(encoding="utf-8")) or {}
+            meta["arms"] = keep_extra(meta["arms"], shipped.get("arms") or [], "name")
         (d / "study.yaml").write_text(
             yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
         _write_csv(d / "evidence.csv", EVIDENCE_COLUMNS, c)
