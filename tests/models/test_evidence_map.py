@@ -8,7 +8,7 @@ from collections import Counter
 from nadfit.models.model import load_evidence_map
 from nadfit.models.scenarios import SCENARIO_NAMES
 
-SECTIONS = ("likelihood", "redundant", "design", "structural", "not_modelled", "outside_model")
+SECTIONS = ("likelihood", "redundant", "design", "structural", "not_modelled", "outside_model", "pending")
 
 
 def _all_ids(mapping):
