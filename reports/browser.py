@@ -47,6 +47,66 @@ CHECK_JS = r"""
 """
 
 
+#: layout checks (run after the screenshot; they scroll the page and its scroll boxes):
+#: * every table's first body row is visible: after scrolling the page so that the row is in the
+#:   middle of the viewport and its scroll box to the top, ``elementFromPoint`` at the row's centre
+#:   must return the row or a descendant (a sticky header or anything else on top fails);
+#: * nothing overflows its card (``section``) horizontally, no scroll box scrolls sideways, and
+#:   no table cell's content is wider than the cell (cut-off headers and values).
+LAYOUT_JS = r"""
+(() => {
+  const where = el => { const s = el.closest('section[id]'); const t = el.closest('table');
+    const h = t ? (t.querySelector('th') || {}).textContent || '' : '';
+    return (s ? '#' + s.id : 'page') + (t ? ' table[' + Array.from((s || document).querySelectorAll('table')).indexOf(t)
+      + '] "' + h.trim().slice(0, 30) + '"' : '') + ' <' + el.tagName.toLowerCase()
+      + (el.className ? '.' + String(el.className).split(' ').join('.') : '') + '>'; };
+  const scrollers = el => { const out = []; for (let p = el.parentElement; p; p = p.parentElement) {
+      const s = getComputedStyle(p); if (/(auto|scroll|hidden)/.test(s.overflowY + s.overflowX)) out.push(p); }
+    return out; };
+  const tables = [];
+  document.querySelectorAll('table').forEach(t => {
+    const row = Array.from(t.querySelectorAll('tr')).find(r => r.querySelector('td'));
+    if (!row) return;
+    const boxes = scrollers(row);
+    row.scrollIntoView({block: 'center', inline: 'nearest'});
+    boxes.forEach(b => { b.scrollTop = 0; b.scrollLeft = 0; });
+    const r = row.getBoundingClientRect();
+    // the row's centre (the check asked for) and a point just inside its top edge (a header
+    // that covers the upper half of a tall row misses the centre)
+    let ok = true, hit = null;
+    for (const y of [r.top + r.height / 2, r.top + Math.min(4, r.height / 2)]) {
+      const el = document.elementFromPoint(r.left + r.width / 2, y);
+      if (!el || !row.contains(el)) { ok = false; hit = el ? where(el) + ' ' + el.textContent.trim().slice(0, 40) : null; }
+    }
+    tables.push({where: where(row), visible: ok, hit});
+  });
+  window.scrollTo(0, 0);
+  const overflow = [], flagged = new Set();
+  // one message per problem: an element inside an element already reported is not repeated
+  const report = (el, msg) => { if (!(el.parentElement && flagged.has(el.parentElement))) overflow.push(where(el) + ' ' + msg);
+    flagged.add(el); };
+  document.querySelectorAll('section[id]').forEach(sec => {
+    const c = sec.getBoundingClientRect();
+    sec.querySelectorAll('*').forEach(el => {
+      if (el.parentElement && flagged.has(el.parentElement)) { flagged.add(el); return; }
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) return;
+      const s = getComputedStyle(el);
+      if (r.right > c.right + 0.5 || r.left < c.left - 0.5)
+        report(el, 'extends ' + Math.round(Math.max(r.right - c.right, c.left - r.left)) + ' px beyond its card');
+      else if (/(auto|scroll)/.test(s.overflowX) && el.scrollWidth > el.clientWidth + 1)
+        report(el, 'scrolls sideways (' + el.scrollWidth + ' > ' + el.clientWidth + ' px)');
+      else if ((el.tagName === 'TD' || el.tagName === 'TH') && el.scrollWidth > el.clientWidth + 1)
+        report(el, 'content wider than its cell: "' + el.textContent.trim().slice(0, 40) + '"');
+    });
+  });
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth + 1) overflow.push('page scrolls sideways (' + doc.scrollWidth + ' > ' + doc.clientWidth + ')');
+  return JSON.stringify({tables, overflow});
+})()
+"""
+
+
 def find_chromium() -> str | None:
     for c in CHROMIUM_CANDIDATES:
         p = shutil.which(c) if not os.path.isabs(c) else (c if os.path.exists(c) else None)
@@ -119,12 +179,14 @@ class _Pipe:
 
 def inspect_page(html_path, screenshot: str | os.PathLike | None = None, width: int = 1280,
                  height: int = 900, full_page: bool = True, scale: float = 1.0,
-                 chromium: str | None = None, timeout: float = 60) -> dict:
+                 chromium: str | None = None, timeout: float = 60, layout: bool = False) -> dict:
     """Open ``html_path`` in headless Chromium; return DOM checks and collected errors.
 
     Returns a dict: title, sections {id: {visible, heading, heading_visible}}, n_img, n_svg,
     n_img_loaded, n_script, banners, height, errors [str] (console errors, uncaught exceptions,
-    log entries of level error — CSP violations and failed loads included).
+    log entries of level error — CSP violations and failed loads included); with ``layout``
+    also ``tables`` [{where, visible, hit}] (first body row of every table) and ``overflow``
+    [str] (see ``LAYOUT_JS``).
     """
     exe = chromium or find_chromium()
     if exe is None:
@@ -165,6 +227,11 @@ def inspect_page(html_path, screenshot: str | os.PathLike | None = None, width: 
             shot = pipe.send("Page.captureScreenshot", params, session=sess, timeout=timeout)
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+        if layout:
+            res = pipe.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=sess)
+            if "exceptionDetails" in res:
+                raise BrowserError(f"layout script failed: {res['exceptionDetails']}")
+            info.update(json.loads(res["result"]["value"]))
         # drain pending events briefly
         try:
             while True:
