@@ -8,6 +8,7 @@ equal-tailed (ETI) everywhere, with 50 % ETI as the inner band, matching ``summa
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import warnings
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nadfit.reports.conventions import CI_PROB, CI_QUANTILES  # noqa: E402
@@ -36,11 +38,31 @@ STYLE = {
 }
 
 
+_captured: list | None = None
+
+
+@contextlib.contextmanager
+def capture():
+    """Keep the figures drawn inside the block open (a list of ``Figure``), for tests that
+    measure them (text bounding boxes); they are closed when the block ends."""
+    global _captured
+    prev, _captured = _captured, []
+    try:
+        yield _captured
+    finally:
+        for f in _captured:
+            plt.close(f)
+        _captured = prev
+
+
 def to_data_uri(fig, dpi: int = DPI) -> str:
     """PNG bytes of ``fig`` as a data URI (no timestamps/software metadata: deterministic)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    if _captured is not None:
+        _captured.append(fig)
+    else:
+        plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -77,16 +99,57 @@ def _flat(da) -> np.ndarray:
 # diagnostics
 # --------------------------------------------------------------------------------------------
 
-@_safe
-def rank_plot(dt, var_names: list[str]):
-    """Fractional-rank ECDF difference per chain (arviz_plots.plot_rank)."""
-    import arviz_plots as azp
+CHAIN_COLORS = ("#2b6cb0", "#dd6b20", "#2f855a", "#805ad5", "#b83280", "#718096", "#d69e2e", "#319795")
 
-    pc = azp.plot_rank(dt, var_names=var_names, backend="matplotlib",
-                       col_wrap=5, figure_kwargs={"figsize": (12, 1.9 * math.ceil(len(var_names) / 5))})
-    fig = _pc_figure(pc)
-    fig.tight_layout()
-    return to_data_uri(fig, dpi=64)
+
+@_safe
+def rank_ecdf_plot(tests: list[dict]):
+    """Fractional-rank ECDF minus uniform, one line per chain, with the simultaneous envelope.
+
+    ``tests``: results of ``reports.diagnostics.rank_uniformity`` with ``name`` added. A line
+    leaving the grey envelope is exactly a failed test (p ≤ α, title in red); points outside are
+    marked. Thinning factors (draws kept per chain) are in the titles."""
+    n = len(tests)
+    ncol = 5
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(12, 1.55 * nrow + 0.6), squeeze=False, sharex=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    n_chains = 0
+    for ax, t in zip(axes.flat, tests):
+        x, d = t["x"], np.asarray(t["ecdf_diff"])
+        n_chains = max(n_chains, d.shape[0])
+        ax.fill_between(x, t["lower"], t["upper"], color=PRIOR_COLOR, alpha=0.35, lw=0)
+        for c, row in enumerate(d):
+            ax.plot(x, row, color=CHAIN_COLORS[c % len(CHAIN_COLORS)], lw=0.9)
+            out = (row < t["lower"] - 1e-12) | (row > t["upper"] + 1e-12)
+            if out.any():
+                ax.plot(x[out], row[out], "o", color=OBS_COLOR, ms=2.5)
+        lim = 1.15 * max(np.abs(t["lower"]).max(), np.abs(t["upper"]).max(), np.abs(d).max(), 1e-3)
+        ax.set_ylim(-lim, lim)
+        ax.set_xlim(0, 1)
+        ax.axhline(0, color="#888", lw=0.5)
+        ax.set_xticks([0, 0.5, 1])
+        ax.tick_params(labelsize=7)
+        p = t["p"]
+        ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        thin = f", thinned ×{t['thin']}" if t.get("thin", 1) > 1 else ""
+        ax.set_title(f"{t['name']}\n{ptxt}{thin}", fontsize=8,
+                     color=OBS_COLOR if not t["passed"] else "black", fontweight="bold" if not t["passed"] else None)
+    handles = [plt.Line2D([], [], color=CHAIN_COLORS[c % len(CHAIN_COLORS)], lw=1.2, label=f"chain {c}")
+               for c in range(n_chains)]
+    handles.append(Patch(color=PRIOR_COLOR, alpha=0.35,
+                                                label=f"simultaneous {100 * (1 - tests[0]['alpha']):g} % envelope"))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ECDF − uniform", fontsize=7)
+    for ax in axes.flat[max(n - ncol, 0):n]:
+        ax.set_xlabel("fractional rank", fontsize=7)
+        ax.tick_params(labelbottom=True)
+    bottom = 0.5 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False,
+               fontsize=8)
+    return to_data_uri(fig)
 
 
 @_safe

@@ -21,6 +21,7 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.reports.conventions import CI_PROB, CI_QUANTILES, PARETO_K_BAD
+from nadfit.reports.diagnostics import BFMI_MIN, RANK_ALPHA, bfmi as _bfmi_per_chain, rank_uniformity
 
 CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
@@ -138,10 +139,121 @@ def _gates(summary: dict) -> list[dict]:
 def _bfmi(dt) -> list[float] | None:
     if "sample_stats" not in dt.children or "energy" not in dt["sample_stats"].data_vars:
         return None
-    e = np.asarray(dt["sample_stats"]["energy"].values, dtype=float)
-    if e.ndim == 1:
-        e = e[None, :]
-    return [float(np.sum(np.diff(row) ** 2) / max(np.sum((row - row.mean()) ** 2), 1e-300)) for row in e]
+    return _bfmi_per_chain(dt["sample_stats"]["energy"].values)
+
+
+def _rank_tests(post, scalar: list[str], vectors: list[str]) -> dict[str, dict]:
+    """Rank-ECDF uniformity test of every scalar parameter and every element of the latent
+    vectors, keyed like ``summary.json``'s parameters (``z_het[yi2022]``)."""
+    out = {}
+    if "chain" not in post.dims or post.sizes["chain"] < 2:
+        return out
+    for name in scalar:
+        out[name] = {"name": name, **rank_uniformity(post[name].transpose("chain", "draw").values)}
+    for v in vectors:
+        da = post[v]
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        if len(dims) != 1:
+            continue
+        for lab in da[dims[0]].values:
+            key = f"{v}[{lab}]"
+            out[key] = {"name": key, **rank_uniformity(da.sel({dims[0]: lab}).transpose("chain", "draw").values)}
+    return out
+
+
+def _fmt_p(p) -> str:
+    return "–" if p is None else (f"{p:.3f}" if p >= 0.001 else "< 0.001")
+
+
+def run_checks(gates: list[dict], rank: dict[str, dict], bfmi: list[float] | None, fit_rows: list[dict],
+               psense_rows: list[dict] | None, uninformed: list[str], evidence_changed: str | None) -> dict:
+    """Every diagnostic the run report shows, as one checklist for the top banner.
+
+    Each check: ``name``, ``status`` (``pass`` | ``fail`` | ``warn`` | ``absent``), ``text``
+    (what was found) and ``anchor`` (the section that shows it). ``level`` is the banner's class
+    (``bad`` when any check fails, ``warn`` when any warns or is absent, else ``good``) and
+    ``headline`` says what passed and what did not — never "all passed" above a failing panel."""
+    checks = []
+    gate_names = {"r_hat_max": "R-hat", "ess_bulk_min": "bulk ESS", "divergences": "divergent transitions"}
+    for g in gates:
+        label = gate_names.get(g["name"], g["name"])
+        checks.append({"name": label, "status": "pass" if g["passed"] else "fail", "anchor": "diagnostics",
+                       "text": f"{fmt_num(g['value'], 4)} (gate {g['op']} {fmt_num(g['threshold'])})",
+                       "gate": True})
+    tested = {k: r for k, r in rank.items() if r.get("p") is not None}
+    if tested:
+        bad = sorted((r for r in tested.values() if not r["passed"]), key=lambda r: r["p"])
+        text = (f"{len(tested) - len(bad)} of {len(tested)} parameters uniform "
+                f"(simultaneous {100 * (1 - RANK_ALPHA):g} % envelope, per-parameter α = {RANK_ALPHA:g})")
+        if bad:
+            text = ("chains disagree for " + ", ".join(f"{r['name']} (p {_fmt_p(r['p'])})" for r in bad[:6])
+                    + (f" and {len(bad) - 6} more" if len(bad) > 6 else "") + "; " + text)
+        checks.append({"name": "rank-ECDF uniformity", "status": "fail" if bad else "pass", "anchor": "diagnostics",
+                       "text": text})
+    else:
+        checks.append({"name": "rank-ECDF uniformity", "status": "absent", "anchor": "diagnostics",
+                       "text": "not computed (needs two or more chains)"})
+    if bfmi:
+        low = [i for i, b in enumerate(bfmi) if b < BFMI_MIN]
+        checks.append({"name": "E-BFMI", "status": "fail" if low else "pass", "anchor": "diagnostics",
+                       "text": ", ".join(f"chain {i}: {b:.2f}" for i, b in enumerate(bfmi))
+                       + f" (flagged below {BFMI_MIN})"})
+    else:
+        checks.append({"name": "E-BFMI", "status": "absent", "anchor": "diagnostics",
+                       "text": "not computed (no energy in sample_stats)"})
+    vals = [r for r in fit_rows if r["kind"] == "value"]
+    finds = [r for r in fit_rows if r["kind"] == "finding"]
+    if vals or finds:
+        out_v = [r["evidence_id"] for r in vals if not r["inside"]]
+        out_f = [r["evidence_id"] for r in finds if r["p"] < 0.5]
+        text = (f"{len(vals) - len(out_v)} of {len(vals)} numeric rows inside the replicated {CI_PROB:.0%} ETI"
+                f"{' (outside: ' + ', '.join(out_v) + ')' if out_v else ''}; "
+                f"{len(finds) - len(out_f)} of {len(finds)} reported findings reproduced with P ≥ 0.5"
+                f"{' (not: ' + ', '.join(out_f) + ')' if out_f else ''}")
+        checks.append({"name": "fit to the evidence", "status": "warn" if (out_v or out_f) else "pass",
+                       "anchor": "fit", "text": text})
+    else:
+        checks.append({"name": "fit to the evidence", "status": "absent", "anchor": "fit",
+                       "text": "not computed (no posterior predictive group)"})
+    if psense_rows:
+        flagged = [r["name"] for r in psense_rows if r.get("diagnosis", "–") != "–"]
+        checks.append({"name": "power-scaling sensitivity", "status": "warn" if flagged else "pass",
+                       "anchor": "parameters",
+                       "text": (f"{len(flagged)} of {len(psense_rows)} parameters sensitive to the prior or likelihood"
+                                if flagged else f"none of {len(psense_rows)} parameters flagged")})
+    else:
+        checks.append({"name": "power-scaling sensitivity", "status": "absent", "anchor": "parameters",
+                       "text": "not computed"})
+    if uninformed:
+        checks.append({"name": "informed by the evidence", "status": "warn", "anchor": "parameters",
+                       "text": f"{len(uninformed)} parameters barely moved from the prior (contraction < "
+                               f"{CONTRACTION_MIN}): " + ", ".join(uninformed)})
+    if evidence_changed:
+        checks.append({"name": "evidence unchanged since the fit", "status": "fail", "anchor": "header",
+                       "text": evidence_changed})
+    failed = [c["name"] for c in checks if c["status"] == "fail"]
+    warned = [c["name"] for c in checks if c["status"] in ("warn", "absent")]
+    passed = [c["name"] for c in checks if c["status"] == "pass"]
+    gates_failed = [c["name"] for c in checks if c.get("gate") and c["status"] == "fail"]
+    other_failed = [n for n in failed if n not in gates_failed]
+    parts = []
+    if gates_failed:
+        parts.append("CONVERGENCE GATES FAILED: " + ", ".join(gates_failed) + ".")
+    if other_failed:
+        parts.append(("Also failed: " if gates_failed else "Failed: ") + ", ".join(other_failed) + ".")
+    if not failed and not warned:
+        parts.append("Every diagnostic in this report passed: " + ", ".join(passed) + ".")
+    else:
+        if not failed:
+            parts.append("No diagnostic failed.")
+        if passed:
+            parts.append("Passed: " + ", ".join(passed) + ".")
+    if warned:
+        parts.append("Read with care: " + ", ".join(warned) + ".")
+    level = "bad" if failed else "warn" if warned else "good"
+    head = " ".join(parts)
+    return {"checks": checks, "level": level, "headline": head, "failed": failed, "warned": warned,
+            "passed": passed}
 
 
 def _prior_dist(prior_dict: dict, widen: float):
@@ -381,6 +493,12 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
                  else summary.get("divergences"))
     param_rows = _parameter_rows(dt, summary, widen)
     vector_rows = [{"name": k, **v} for k, v in (summary.get("parameters") or {}).items() if "[" in k]
+    rank = _rank_tests(post, scalar, vectors)
+    for r in param_rows + vector_rows:
+        t = rank.get(r["name"]) or {}
+        r["rank_p"], r["rank_passed"] = t.get("p"), t.get("passed")
+    rank_shown = [rank[n] for n in scalar if n in rank and rank[n].get("p") is not None] + \
+        [r for k, r in rank.items() if "[" in k and r.get("passed") is False]
     worst = sorted(param_rows, key=lambda r: -(r["r_hat"] or 0))[:4]
     pair_vars = [v for v in KEY_PAIR_PARAMS if v in post.data_vars]
     psense = psense or {"rows": None, "note": "not computed"}
@@ -396,7 +514,7 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
     if not figures_on:
         figures = _NoFigures()
     figs = {
-        "rank": figures.rank_plot(dt, scalar) if scalar else None,
+        "rank": figures.rank_ecdf_plot(rank_shown) if rank_shown else None,
         "trace": figures.trace_plot(dt, [r["name"] for r in worst]) if worst else None,
         "energy": figures.energy_plot(dt) if bfmi is not None else None,
         "prior_posterior": figures.prior_posterior_grid(param_rows) if param_rows else None,
@@ -413,6 +531,8 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
             r.pop(k, None)
     gates = _gates(summary)
     failed = [g for g in gates if not g["passed"]]
+    uninformed = [r["name"] for r in param_rows if r["uninformed"]]
+    checks = run_checks(gates, rank, bfmi, fit_rows, psense_rows, uninformed, change)
     return {
         "kind": "run",
         "title": f"nadfit run report — {summary.get('hypothesis')}",
@@ -421,7 +541,8 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "warnings": warnings_, "studies": study_list, "n_scored": len(run_ids),
         "versions": summary.get("versions") or {}, "sampler": summary.get("sampler") or {},
         "bfmi": bfmi, "divergences": diverging, "param_rows": param_rows, "vector_rows": vector_rows,
-        "uninformed": [r["name"] for r in param_rows if r["uninformed"]],
+        "uninformed": uninformed, "checks": checks, "rank_alpha": RANK_ALPHA, "bfmi_min": BFMI_MIN,
+        "n_rank_shown": len(rank_shown),
         "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
         "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary, figures),
         "provenance": _provenance(run.evidence if run.evidence is not None else evidence, set(run_ids)), "gaps": gaps,
