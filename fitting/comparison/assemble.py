@@ -31,6 +31,12 @@ from nadfit.reports.conventions import CI_QUANTILES, PARETO_K_BAD
 
 COMPARISON_SCHEMA = "nadfit.comparison/1"
 BAD_K = PARETO_K_BAD
+#: a row whose log-likelihood varies by at most this many nats over the posterior draws has an
+#: exact LOO contribution to that precision: p(y_i | y_-i) = 1 / E_post[1 / p(y_i | theta)] lies
+#: between the smallest and largest p(y_i | theta), so any estimate inside that range (the raw
+#: importance-sampling one is) is off by at most the range. Pareto k is meaningless for such a
+#: row (it fits a tail to near-ties: 7.17, 7.73 or NaN on the shipped fits) and is not reported.
+CONSTANT_LL_TOL = 0.01
 
 
 def _r(x, d=6):
@@ -68,30 +74,49 @@ def _loglik(dt) -> np.ndarray:
     return dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values
 
 
+def _raw_is_elpd(flat: np.ndarray) -> np.ndarray:
+    """Plain importance-sampling LOO: -log mean_s exp(-ll_s) per column of (sample, unit)."""
+    x = -flat
+    m = x.max(axis=0)
+    return -(m + np.log(np.mean(np.exp(x - m), axis=0)))
+
+
 def psis_loo(ll: np.ndarray) -> dict:
     """PSIS-LOO on a (chain, draw, unit) array via ArviZ; returns pointwise elpd and Pareto k.
 
-    Units whose log-likelihood is the same in every draw (e.g. a finding that depends only on a
-    share fixed by the hypothesis) have an exact LOO density equal to that value (k = 0); they
-    are handled directly because Pareto smoothing is undefined for them.
+    Units whose log-likelihood varies by at most ``CONSTANT_LL_TOL`` nats over the draws (e.g. a
+    finding that depends only on a share fixed by the hypothesis) are ``exact``: their LOO
+    density is known to that precision without smoothing (see ``CONSTANT_LL_TOL``); their k is
+    0 in ``k`` and they never count as unreliable. Units where Pareto smoothing fails or k
+    cannot be estimated (NaN) fall back to plain importance sampling, are flagged
+    ``not_estimable`` and get k = inf, so that they count as unreliable (k > 0.7) everywhere.
+
+    Returns ``elpd``, ``se``, ``p_loo``, ``elpd_i``, ``k``, ``exact``, ``not_estimable``
+    (``raw_is`` is kept as an alias of ``not_estimable``).
     """
     import arviz as az
     import xarray as xr
 
     n = ll.shape[-1]
     flat = ll.reshape(-1, n)
-    constant = np.ptp(flat, axis=0) < 1e-12
-    elpd_i = np.where(constant, flat[0], np.nan)
+    constant = np.ptp(flat, axis=0) <= CONSTANT_LL_TOL
+    elpd_i = np.where(constant, _raw_is_elpd(flat), np.nan)
     k = np.zeros(n)
     p_loo = 0.0
     raw_is = np.zeros(n, dtype=bool)
 
     def _az_loo(cols):
+        import warnings
+
         sub = ll[..., cols]
         ds = xr.Dataset({"y": (("chain", "draw", "unit"), sub)})
         dt = xr.DataTree.from_dict({"log_likelihood": ds,
                                     "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
-        return az.loo(dt, pointwise=True, var_name="y")
+        with warnings.catch_warnings():
+            # one unit at a time is intended here (the fallback below, or a single non-exact
+            # unit): ArviZ's check that pointwise LOO differs from the sum does not apply
+            warnings.filterwarnings("ignore", message="The point-wise LOO is the same with the sum LOO")
+            return az.loo(dt, pointwise=True, var_name="y")
 
     cols = np.where(~constant)[0]
     if cols.size:
@@ -110,15 +135,30 @@ def psis_loo(ll: np.ndarray) -> dict:
                     elpd_i[c] = float(np.asarray(r.elpd_i).ravel()[0])
                     k[c] = float(np.asarray(r.pareto_k).ravel()[0])
                 except ValueError:
-                    x = -flat[:, c]
-                    m = x.max()
-                    elpd_i[c] = -(m + np.log(np.mean(np.exp(x - m))))
-                    k[c] = 0.0
+                    elpd_i[c] = float(_raw_is_elpd(flat[:, [c]])[0])
                     raw_is[c] = True
             lpd = np.log(np.mean(np.exp(flat - flat.max(0)), axis=0)) + flat.max(0)
             p_loo = float(np.sum(lpd[cols] - elpd_i[cols]))
+        nan_k = ~constant & ~np.isfinite(k)
+        for c in np.where(nan_k)[0]:
+            elpd_i[c] = float(_raw_is_elpd(flat[:, [c]])[0])
+        raw_is |= nan_k
+        k[raw_is] = np.inf
     return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(n * np.var(elpd_i))),
-            "p_loo": p_loo, "elpd_i": elpd_i, "k": k, "raw_is": raw_is}
+            "p_loo": p_loo, "elpd_i": elpd_i, "k": k, "exact": constant, "not_estimable": raw_is,
+            "raw_is": raw_is}
+
+
+def loo_status(res: dict) -> list[str]:
+    """Per unit: ``exact`` (constant log-likelihood), ``not_estimable`` (k could not be
+    estimated; plain importance sampling), ``high_k`` (k > 0.7) or ``ok``."""
+    return ["exact" if e else "not_estimable" if r else "high_k" if k > BAD_K else "ok"
+            for e, r, k in zip(res["exact"], res["not_estimable"], res["k"])]
+
+
+def _k_json(res: dict, i: int):
+    """Pareto k of unit i for comparison.json: None when exact or not estimable (see status)."""
+    return None if res["exact"][i] or res["not_estimable"][i] else _r(res["k"][i], 3)
 
 
 def stacking_weights(elpd_i: dict[str, np.ndarray], ll: dict[str, np.ndarray]) -> dict[str, float]:
@@ -196,11 +236,13 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
         ll[h] = _loglik(r.dt)
         loo[h] = psis_loo(ll[h])
     # exact refits replace PSIS values where given: refits[h][evidence_id] = elpd
+    refitted = {h: set(per) for h, per in (refits or {}).items()}
     for h, per in (refits or {}).items():
         for eid, val in per.items():
             i = ids.index(eid)
             loo[h]["elpd_i"][i] = val
             loo[h]["k"][i] = 0.0
+            loo[h]["not_estimable"][i] = False
         loo[h]["elpd"] = float(loo[h]["elpd_i"].sum())
         loo[h]["se"] = float(np.sqrt(len(ids) * np.var(loo[h]["elpd_i"])))
     weights = stacking_weights({h: loo[h]["elpd_i"] for h in names}, ll)
@@ -213,11 +255,14 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                         "weight": _r(weights[h])})
     pointwise = []
+    status = {h: loo_status(loo[h]) for h in names}
     labels = row_labels(ids)
     for i, eid in enumerate(ids):
         pointwise.append({"evidence_id": eid, "study_id": study_of.get(eid, ""), "label": labels.get(eid, eid),
                           "elpd": {h: _r(loo[h]["elpd_i"][i]) for h in names},
-                          "pareto_k": {h: _r(loo[h]["k"][i], 3) for h in names}})
+                          "pareto_k": {h: _k_json(loo[h], i) for h in names},
+                          "loo_status": {h: ("exact_refit" if eid in refitted.get(h, ()) else status[h][i])
+                                         for h in names}})
     studies = sorted(set(study_of[e] for e in ids), key=lambda s: ids.index(next(e for e in ids if study_of[e] == s)))
     by_study = []
     for s in studies:
@@ -229,12 +274,23 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     for h in names:
         grouped = np.stack([ll[h][..., [i for i, e in enumerate(ids) if study_of[e] == s]].sum(-1) for s in studies], -1)
         res = psis_loo(grouped)
+        st = loo_status(res)
         loso[h] = {"elpd": _r(res["elpd"]), "se": _r(res["se"]),
-                   "per_study": {s: {"elpd": _r(v), "pareto_k": _r(k, 3)} for s, v, k in zip(studies, res["elpd_i"], res["k"])},
+                   "per_study": {s: {"elpd": _r(res["elpd_i"][j]), "pareto_k": _k_json(res, j), "loo_status": st[j]}
+                                 for j, s in enumerate(studies)},
                    "n_bad_k": int(np.sum(res["k"] > BAD_K))}
-    loo_out = {h: {"elpd": _r(loo[h]["elpd"]), "se": _r(loo[h]["se"]), "p_loo": _r(loo[h]["p_loo"]),
-                   "n_bad_k": int(np.sum(loo[h]["k"] > BAD_K)), "k_max": _r(np.max(loo[h]["k"]), 3),
-                   "bad_k_rows": [ids[i] for i in np.where(loo[h]["k"] > BAD_K)[0]]} for h in names}
+    loo_out = {}
+    for h in names:
+        kk = loo[h]["k"]
+        usable = ~loo[h]["exact"] & np.isfinite(kk)
+        loo_out[h] = {"elpd": _r(loo[h]["elpd"]), "se": _r(loo[h]["se"]), "p_loo": _r(loo[h]["p_loo"]),
+                      # rows whose PSIS estimate is unreliable: k > 0.7 or k not estimable (never exact rows)
+                      "n_bad_k": int(np.sum(kk > BAD_K)),
+                      "k_max": _r(np.max(kk[usable]), 3) if usable.any() else None,
+                      "bad_k_rows": [ids[i] for i in np.where(kk > BAD_K)[0]],
+                      "n_exact": int(loo[h]["exact"].sum()),
+                      "exact_rows": [ids[i] for i in np.where(loo[h]["exact"])[0]],
+                      "k_not_estimable_rows": [ids[i] for i in np.where(loo[h]["not_estimable"])[0]]}
     bayes_factors = []
     for i, h1 in enumerate(names):
         for h2 in names[i + 1:]:
