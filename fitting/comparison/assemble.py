@@ -14,7 +14,9 @@ What it computes from fitted run folders (all hypotheses fitted to the same evid
 * Prior sensitivity: power-scaling diagnostics (``psense``) on the key quantities and the verdict
   under the documented wider prior set, when those runs are given.
 * For ``mixed``: the posterior share of NMN use through the direct route, overall and per system.
-* A verdict line built only from these numbers.
+* LOO-PIT of the numeric rows (calibration of the predictive distributions).
+* A verdict built only from these numbers: a headline and a few points (what is decided, what
+  is not, why, how robust), ``verdict_parts``; ``verdict`` is the same as plain text.
 """
 
 from __future__ import annotations
@@ -204,6 +206,52 @@ def phi_shares(dt) -> dict | None:
     return out
 
 
+def loo_pit(dt) -> dict | None:
+    """LOO-PIT of the numeric rows: P(y_rep_i <= y_i | all rows but i), importance-weighted
+    (``arviz_stats.loo_pit``). Uniform when the predictive distributions are calibrated.
+
+    ``{"evidence_id": [...], "pit": [...]}`` for the rows with a reported value and finite
+    replicated draws; None when the run has no posterior predictive ``y_rep``."""
+    if "posterior_predictive" not in dt.children or "y_rep" not in dt["posterior_predictive"].data_vars:
+        return None
+    import warnings
+
+    import arviz_stats as azs
+    import xarray as xr
+
+    yrep = dt["posterior_predictive"]["y_rep"].transpose("chain", "draw", "evidence_id")
+    obs = dt["observed_data"]["value"] if "value" in dt["observed_data"].data_vars else None
+    if obs is None:
+        return None
+    ok = np.isfinite(yrep.values).all(axis=(0, 1)) & np.isfinite(obs.values)
+    if not ok.any():
+        return {"evidence_id": [], "pit": []}
+    ll = dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values[..., ok]
+    y, yr = obs.values[ok], yrep.values[..., ok]
+    flat_ll, flat_yr = ll.reshape(-1, ll.shape[-1]), yr.reshape(-1, yr.shape[-1])
+    pit = np.full(y.size, np.nan)
+    for j in range(y.size):
+        if np.ptp(flat_ll[:, j]) > CONSTANT_LL_TOL:
+            mini = xr.DataTree.from_dict({
+                "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "row"), yr[..., [j]])}),
+                "observed_data": xr.Dataset({"y": (("row",), y[[j]])}),
+                "log_likelihood": xr.Dataset({"y": (("chain", "draw", "row"), ll[..., [j]])}),
+                "posterior": xr.Dataset({"d": (("chain", "draw"), np.zeros(ll.shape[:2]))}),
+            })
+            try:
+                with warnings.catch_warnings():
+                    # Pareto k of these rows is reported (and counted) by psis_loo; not repeated here
+                    warnings.simplefilter("ignore")
+                    pit[j] = float(np.asarray(azs.loo_pit(mini)["y"].values).ravel()[0])
+                continue
+            except ValueError:
+                pass  # tied ratios: plain importance weights below
+        lw = -flat_ll[:, j]
+        w = np.exp(lw - lw.max())
+        pit[j] = float(np.sum(w * (flat_yr[:, j] <= y[j])) / np.sum(w))
+    return {"evidence_id": [str(e) for e in obs["evidence_id"].values[ok]], "pit": [_r(x, 4) for x in pit]}
+
+
 def row_labels(ids) -> dict[str, str]:
     """Short human labels for evidence rows: 'study: analyte (statistic value)'."""
     from nadfit.datasets import load_evidence
@@ -324,8 +372,11 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
         "bayes_factors": bayes_factors,
         "sensitivity": sensitivity,
         "phi_share": phi_shares(runs["mixed"].dt) if "mixed" in runs else None,
+        "run_status": {h: r.summary.get("status") for h, r in runs.items()},
+        "loo_pit": {h: loo_pit(r.dt) for h, r in runs.items()},
     }
-    out["verdict"] = verdict(out)
+    out["verdict_parts"] = verdict(out)
+    out["verdict"] = verdict_text(out["verdict_parts"])
     return out
 
 
@@ -337,49 +388,153 @@ def attribution_drivers(cmp: dict, h_best: str, h_other: str, k: int = 3) -> tup
     return pro, con
 
 
-def verdict(cmp: dict) -> str:
+#: |ΔELPD| / SE above which a difference is called clear, and above which modest (below: not decided)
+Z_CLEAR, Z_MODEST = 4.0, 2.0
+
+
+def _z(r: dict) -> float:
+    return (r["elpd_diff"] / r["dse"]) if r.get("dse") else float("inf")
+
+
+def _names(hs) -> str:
+    hs = [f"'{h}'" for h in hs]
+    return hs[0] if len(hs) == 1 else ", ".join(hs[:-1]) + " and " + hs[-1]
+
+
+def verdict(cmp: dict) -> dict:
+    """The verdict as a headline and a few points, built only from the numbers in ``cmp``.
+
+    ``{"headline": str, "provisional": [str], "points": [{"aspect", "text"}]}`` with aspects
+    ``decided`` (differences beyond 2 SE of the ELPD difference), ``not decided`` (within 2 SE),
+    ``why`` (the studies that drive the ranking), ``robustness`` (PSIS reliability, exact
+    refits, Bayes-factor estimators, priors, convergence gates). ``provisional`` lists what keeps
+    the headline from being final; it is appended to the headline, never left out."""
     rk = cmp["ranking"]
-    best = rk[0]
-    w = cmp["stacking_weights"]
-    parts = [f"PSIS-LOO favours '{best['hypothesis']}' (stacking weight {w[best['hypothesis']]:.2f}"]
-    for r in rk[1:]:
-        z = (r["elpd_diff"] / r["dse"]) if r["dse"] else float("inf")
-        strength = "clearly" if z > 4 else "modestly" if z > 2 else "not distinguishably"
-        parts.append(f"{strength} over '{r['hypothesis']}': ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f}")
-    text = parts[0] + "; " + "; ".join(parts[1:]) + ")."
-    if len(rk) > 1:
-        pro, con = attribution_drivers(cmp, best["hypothesis"], rk[1]["hypothesis"])
-        if pro:
-            text += " Driven by " + ", ".join(f"{s} ({d:+.1f})" for s, d in pro)
+    best = rk[0]["hypothesis"]
+    w = cmp.get("stacking_weights") or {}
+    others = rk[1:]
+    ahead = [r for r in others if _z(r) > Z_MODEST]
+    tied = [r for r in others if _z(r) <= Z_MODEST]
+    if not others:
+        headline = f"Only '{best}' was compared."
+    elif not ahead:
+        headline = (f"No hypothesis is preferred: PSIS-LOO ranks '{best}' first, but every difference is within "
+                    f"{Z_MODEST:g} standard errors.")
+    elif not tied:
+        strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
+        headline = f"'{best}' is preferred: it predicts the evidence {strength} better than {_names(r['hypothesis'] for r in ahead)}."
+    else:
+        headline = (f"{_names([best] + [r['hypothesis'] for r in tied])} cannot be told apart by PSIS-LOO; "
+                    f"{_names(r['hypothesis'] for r in ahead)} predict{'s' if len(ahead) == 1 else ''} the evidence worse.")
+    points = []
+    for r in ahead:
+        strength = "clearly" if _z(r) > Z_CLEAR else "modestly"
+        points.append({"aspect": "decided", "text":
+                       f"'{best}' predicts the evidence {strength} better than '{r['hypothesis']}': "
+                       f"ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f} ({_z(r):.1f} SE)."})
+    for r in tied:
+        text = (f"'{best}' vs '{r['hypothesis']}': ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f} ({_z(r):.1f} SE), "
+                f"within noise.")
+        if w.get(best) is not None and w[best] > 0.9:
+            text += (f" Stacking still puts weight {w[best]:.2f} on '{best}' (stacking picks the best "
+                     "predictive mixture; it is not a probability that the hypothesis is true).")
+        points.append({"aspect": "not decided", "text": text})
+    if not ahead and not tied:
+        points.append({"aspect": "not decided", "text": "Nothing to compare."})
+    if others:
+        ref = (tied or ahead)[0]["hypothesis"]
+        pro, con = attribution_drivers(cmp, best, ref)
+        text = f"'{best}' over '{ref}' is driven by " + (
+            ", ".join(f"{s} ({d:+.1f})" for s, d in pro) if pro else "no single study (all within ±0.1)")
         if con:
             text += "; against it: " + ", ".join(f"{s} ({d:+.1f})" for s, d in con)
-        text += "."
-    if cmp.get("reloo"):
-        text += " Exact refits replaced PSIS for " + ", ".join(
-            f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
-    bad = {h: v["n_bad_k"] for h, v in cmp["loo"].items() if v["n_bad_k"]}
-    if bad:
-        text += " PSIS is unreliable for " + ", ".join(f"{n} row(s) of {h}" for h, n in bad.items()) + " (k > 0.7)."
-    for bf in cmp.get("bayes_factors") or []:
-        if bf.get("log_bf") is not None:
-            text += f" SMC log Bayes factor {bf['h1']} vs {bf['h2']}: {bf['log_bf']:.1f} ± {bf['mc_se']:.1f}"
-            if bf.get("bridge_log_bf") is not None:
-                agree = "agrees" if bf.get("estimators_agree") else "DISAGREES"
-                text += f" (bridge sampling {bf['bridge_log_bf']:.1f}: {agree})"
-            text += "."
-    sens = cmp.get("sensitivity") or {}
-    if sens.get("wider_prior_best") is not None:
-        same = sens["wider_prior_best"] == best["hypothesis"]
-        text += (" The ranking survives the wider prior set." if same else
-                 f" Under the wider prior set '{sens['wider_prior_best']}' ranks first: the verdict is not robust to the priors.")
-    if sens.get("psense_flagged"):
-        text += " Power-scaling flags prior or likelihood sensitivity for: " + ", ".join(sens["psense_flagged"]) + "."
+        points.append({"aspect": "why", "text": text + " (ΔELPD per study)."})
     ps = cmp.get("phi_share")
-    if ps:
+    if ps and "population_median_system" in ps:
         p = ps["population_median_system"]
-        text += (f" Under 'mixed', the direct-route share for a typical system is {p['mean']:.2f} "
-                 f"(89% interval {p['ci89_low']:.2f}-{p['ci89_high']:.2f}).")
-    return text
+        points.append({"aspect": "why", "text":
+                       f"Under 'mixed', the direct-route share for a typical system is {p['mean']:.2f} "
+                       f"(89 % interval {p['ci89_low']:.2f}–{p['ci89_high']:.2f})."})
+    provisional = []
+    # PSIS reliability
+    bad = {h: v["n_bad_k"] for h, v in cmp["loo"].items() if v.get("n_bad_k")}
+    exact = {h: v.get("n_exact", 0) for h, v in cmp["loo"].items() if v.get("n_exact")}
+    n_rows = cmp.get("n_rows")
+    if bad:
+        text = ("PSIS-LOO is unreliable (Pareto k > 0.7 or not estimable) for " +
+                ", ".join(f"{n} row(s) of {h}" for h, n in bad.items()) +
+                (f" out of {n_rows}" if n_rows else "") + ".")
+        if cmp.get("reloo"):
+            text += " Exact refits replaced PSIS for " + ", ".join(
+                f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
+        else:
+            text += " Exact refits (--reloo) were not run; the leave-one-study-out check below is the fallback."
+        provisional.append("PSIS-LOO unreliable for some rows")
+    else:
+        text = "PSIS-LOO is reliable for every row (Pareto k ≤ 0.7)."
+        if cmp.get("reloo"):
+            text += " Exact refits replaced PSIS for " + ", ".join(
+                f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
+    if exact:
+        text += (" Rows with a constant log-likelihood are exact and not counted: "
+                 + ", ".join(f"{n} of {h}" for h, n in exact.items()) + ".")
+    points.append({"aspect": "robustness", "text": text})
+    # Bayes factors: both estimators, agreement
+    bfs = cmp.get("bayes_factors") or []
+    if bfs:
+        disagree = [b for b in bfs if b.get("estimators_agree") is False]
+        single = [b for b in bfs if ("log_bf" in b) != ("bridge_log_bf" in b)]
+        parts = []
+        for b in bfs:
+            est = []
+            if b.get("log_bf") is not None:
+                est.append(f"SMC {b['log_bf']:+.1f} ± {b.get('mc_se') or 0:.1f}")
+            if b.get("bridge_log_bf") is not None:
+                est.append(f"bridge {b['bridge_log_bf']:+.1f} ± {b.get('bridge_mc_se') or 0:.1f}")
+            parts.append(f"{b['h1']} vs {b['h2']} " + " / ".join(est))
+        if disagree:
+            text = ("The two marginal-likelihood estimators DISAGREE for " +
+                    ", ".join(f"{b['h1']} vs {b['h2']}" for b in disagree) + "; Bayes factors are not usable: ")
+            provisional.append("Bayes-factor estimators disagree")
+        elif single:
+            text = "Bayes factors from one estimator only (not cross-checked): "
+        else:
+            text = "SMC and bridge sampling agree on every Bayes factor: "
+        points.append({"aspect": "robustness", "text": text + "; ".join(parts) + " (log BF, ± 1 MC SE)."})
+    # priors
+    sens = cmp.get("sensitivity") or {}
+    prior_bits = []
+    if sens.get("wider_prior_best") is not None:
+        if sens["wider_prior_best"] == best:
+            prior_bits.append("the ranking's leader survives the wider prior set")
+        else:
+            prior_bits.append(f"under the wider prior set '{sens['wider_prior_best']}' ranks first: "
+                              "the verdict is not robust to the priors")
+            provisional.append("not robust to the priors")
+    if sens.get("psense_flagged"):
+        by_h: dict[str, int] = {}
+        for item in sens["psense_flagged"]:
+            h = item.rsplit("(", 1)[-1].rstrip(")") if "(" in item else "?"
+            by_h[h] = by_h.get(h, 0) + 1
+        n_par = {h: len((v or {}).get("rows") or []) for h, v in (sens.get("psense") or {}).items()}
+        prior_bits.append("power-scaling flags prior or likelihood sensitivity for " + ", ".join(
+            f"{n}{' of ' + str(n_par[h]) if n_par.get(h) else ''} parameters of {h}" for h, n in sorted(by_h.items())))
+    if prior_bits:
+        text = "; ".join(prior_bits)
+        points.append({"aspect": "robustness", "text": text[0].upper() + text[1:] + "."})
+    failed = {h: st for h, st in (cmp.get("run_status") or {}).items() if st != "ok"}
+    if failed:
+        points.append({"aspect": "robustness", "text": "Runs that did not pass their convergence gates: " +
+                       ", ".join(f"{h} ({st})" for h, st in failed.items()) + "; every number above is provisional."})
+        provisional.insert(0, "convergence gates failed")
+    if provisional:
+        headline += " Provisional: " + "; ".join(provisional) + "."
+    return {"headline": headline, "provisional": provisional, "points": points}
+
+
+def verdict_text(v: dict) -> str:
+    """The verdict as plain text for terminals and ``comparison.json``'s ``verdict``."""
+    return v["headline"] + "".join(f"\n  • {p['aspect']}: {p['text']}" for p in v["points"])
 
 
 def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int = 300, chains: int = 2,

@@ -5,7 +5,7 @@ import pytest
 
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.comparison.assemble import (BAD_K, CONSTANT_LL_TOL, build_comparison, load_runs, loo_status,
-                                                psis_loo, stacking_weights)
+                                                loo_pit, psis_loo, stacking_weights, verdict, verdict_text)
 from tests.fitting.synthetic_runs import make_run
 
 IDS = ["EV1", "EV2", "EV3", "EV4", "EV5", "EV6"]
@@ -49,7 +49,9 @@ def test_ranking_weights_and_verdict(runs):
     a = next(s for s in cmp["by_study"] if s["study_id"] == "a")
     b = next(s for s in cmp["by_study"] if s["study_id"] == "b")
     assert a["elpd"]["direct"] > a["elpd"]["via-nr"] and b["elpd"]["via-nr"] > b["elpd"]["direct"]
-    assert "favours 'mixed'" in cmp["verdict"]
+    v = cmp["verdict_parts"]
+    assert "'mixed'" in v["headline"] and cmp["verdict"].startswith(v["headline"])
+    assert {p["aspect"] for p in v["points"]} >= {"not decided", "why", "robustness"}
     assert cmp["phi_share"] is not None and "population_median_system" in cmp["phi_share"]
 
 
@@ -138,4 +140,85 @@ def test_comparison_reports_exact_rows_and_counts_only_unreliable_ones(tmp_path)
     row6 = next(r for r in cmp["pointwise"] if r["evidence_id"] == "EV6")
     assert row5["loo_status"] == {"direct": "exact", "via-nr": "exact"} and row5["pareto_k"]["direct"] is None
     assert set(row6["loo_status"].values()) <= {"high_k", "not_estimable"}
-    assert "1 row(s) of direct" in cmp["verdict"] or "direct 1" in cmp["verdict"]
+    assert "1 row(s) of direct" in cmp["verdict"]
+    assert "Rows with a constant log-likelihood are exact and not counted: 1 of direct, 1 of via-nr" in cmp["verdict"]
+
+
+def _cmp(diffs, dses, *, bad_k=None, bfs=None, status=None, wider_best=None, flagged=None):
+    """A comparison.json-like dict with the given ELPD differences (first hypothesis best)."""
+    hyps = ["mixed", "via-nr", "direct"][: len(diffs) + 1]
+    ranking = [{"hypothesis": hyps[0], "rank": 0, "elpd_diff": 0.0, "dse": 0.0}] + [
+        {"hypothesis": h, "rank": i + 1, "elpd_diff": d, "dse": se} for i, (h, d, se) in enumerate(zip(hyps[1:], diffs, dses))]
+    by_study = [{"study_id": "grozio2019", "elpd": {h: (-1.0 if h == hyps[0] else -12.0) for h in hyps}},
+                {"study_id": "fletcher2017", "elpd": {h: (-0.8 if h == hyps[0] else -0.1) for h in hyps}}]
+    return {"ranking": ranking, "stacking_weights": {h: (1.0 if i == 0 else 0.0) for i, h in enumerate(hyps)},
+            "loo": {h: {"n_bad_k": (bad_k or {}).get(h, 0), "n_exact": 2} for h in hyps}, "n_rows": 41,
+            "by_study": by_study, "bayes_factors": bfs or [], "run_status": status or {h: "ok" for h in hyps},
+            "sensitivity": {"wider_prior_best": wider_best, "psense_flagged": flagged or []}, "phi_share": None}
+
+
+def test_verdict_clear_winner_is_a_short_headline_without_qualifiers():
+    v = verdict(_cmp([20.0, 30.0], [3.0, 4.0], bfs=[{"h1": "mixed", "h2": "via-nr", "log_bf": 5.0, "mc_se": 0.2,
+                                                     "bridge_log_bf": 5.1, "bridge_mc_se": 0.1,
+                                                     "estimators_agree": True}], wider_best="mixed"))
+    assert v["headline"] == "'mixed' is preferred: it predicts the evidence clearly better than 'via-nr' and 'direct'."
+    assert v["provisional"] == []
+    aspects = [p["aspect"] for p in v["points"]]
+    assert aspects.count("decided") == 2 and "not decided" not in aspects
+    assert any("SMC and bridge sampling agree" in p["text"] for p in v["points"])
+    assert any("survives the wider prior set" in p["text"] for p in v["points"])
+
+
+def test_verdict_of_the_issue_run_never_overstates():
+    """Issue 18's comparison: via-nr within 2 SE of mixed, direct modestly worse, many rows with
+    unreliable PSIS, SMC and bridge of opposite sign for via-nr vs mixed, failed gates."""
+    bfs = [{"h1": "via-nr", "h2": "mixed", "log_bf": 3.24, "mc_se": 0.3, "bridge_log_bf": -2.39,
+            "bridge_mc_se": 0.1, "estimators_agree": False}]
+    v = verdict(_cmp([10.1, 15.8], [6.1, 7.7], bad_k={"direct": 11, "via-nr": 8, "mixed": 16}, bfs=bfs,
+                     status={"mixed": "accepted_failed_gates", "via-nr": "ok", "direct": "ok"},
+                     flagged=["beta (mixed)", "kappa (mixed)", "beta (direct)"]))
+    h = v["headline"]
+    assert h.startswith("'mixed' and 'via-nr' cannot be told apart by PSIS-LOO; 'direct' predicts the evidence worse.")
+    assert "Provisional: convergence gates failed; PSIS-LOO unreliable for some rows; Bayes-factor estimators disagree." in h
+    assert "favours" not in h and "preferred" not in h
+    texts = " ".join(p["text"] for p in v["points"])
+    assert "DISAGREE for via-nr vs mixed" in texts and "SMC +3.2" in texts and "bridge -2.4" in texts
+    assert "16 row(s) of mixed" in texts and "(1.7 SE), within noise" in texts
+    assert "not a probability that the hypothesis is true" in texts
+    assert "grozio2019 (+11.0)" in texts and "against it: fletcher2017 (-0.7)" in texts
+    assert "2 parameters of mixed" in texts and "1 parameters of direct" in texts
+    assert len(v["points"]) <= 8
+    text = verdict_text(v)
+    assert text.splitlines()[0] == h and all(line.startswith("  • ") for line in text.splitlines()[1:])
+
+
+def test_verdict_no_preference_and_priors_flip():
+    v = verdict(_cmp([1.0, 2.0], [3.0, 3.0], wider_best="direct",
+                     bfs=[{"h1": "mixed", "h2": "via-nr", "bridge_log_bf": 1.0, "bridge_mc_se": 0.1}]))
+    assert v["headline"].startswith("No hypothesis is preferred")
+    assert "not robust to the priors" in v["headline"]
+    assert any("one estimator only (not cross-checked)" in p["text"] for p in v["points"])
+
+
+def test_loo_pit_of_numeric_rows():
+    """PIT = P(y_rep <= y); with a flat log-likelihood the LOO weights are uniform and the PIT
+    is the plain predictive CDF at the reported value. Rows without y_rep (findings) are left out."""
+    import xarray as xr
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(7)
+    obs = np.array([-1.0, 0.0, 1.5, np.nan])
+    yrep = rng.normal(size=(2, 2000, 4))
+    yrep[..., 3] = np.nan
+    ids = ["EV1", "EV2", "EV3", "EV4"]
+    dt = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset({"y_rep": (("chain", "draw", "evidence_id"), yrep)}, coords={"evidence_id": ids}),
+        "observed_data": xr.Dataset({"value": (("evidence_id",), obs)}, coords={"evidence_id": ids}),
+        "log_likelihood": xr.Dataset({"evidence": (("chain", "draw", "evidence_id"), np.full((2, 2000, 4), -1.0))},
+                                     coords={"evidence_id": ids}),
+        "posterior": xr.Dataset({"a": (("chain", "draw"), np.zeros((2, 2000)))}),
+    })
+    res = loo_pit(dt)
+    assert res["evidence_id"] == ["EV1", "EV2", "EV3"]
+    assert res["pit"] == pytest.approx(norm.cdf(obs[:3]), abs=0.03)
+    assert loo_pit(xr.DataTree.from_dict({"posterior": dt["posterior"].to_dataset()})) is None
