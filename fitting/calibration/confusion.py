@@ -70,7 +70,7 @@ CALIBRATION_SCHEMA = "nadfit.calibration/1"
 
 
 def run_confusion(out, reps: int = 2, draws: int = 300, tune: int = 300, chains: int = 2, seed: int = 7,
-                  log=print) -> dict:
+                  hypotheses=tuple(HYPOTHESES), log=print) -> dict:
     """Compute the confusion matrix and write ``OUT/calibration.json`` atomically."""
     from pathlib import Path
 
@@ -79,7 +79,8 @@ def run_confusion(out, reps: int = 2, draws: int = 300, tune: int = 300, chains:
 
     check_output_dir(Path(out), "calibration")  # before the fits
     with atomic_dir(Path(out), "calibration") as tmp:
-        res = clean_json(confusion_matrix(reps=reps, draws=draws, tune=tune, chains=chains, seed=seed, log=log))
+        res = clean_json(confusion_matrix(reps=reps, draws=draws, tune=tune, chains=chains, seed=seed,
+                                          hypotheses=tuple(hypotheses), log=log))
         res["schema"] = CALIBRATION_SCHEMA
         write_json(tmp / "calibration.json", res)
     return res

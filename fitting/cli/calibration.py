@@ -77,16 +77,27 @@ def compare_calibration_command(
     tune: int = typer.Option(300, help="tuning steps per chain"),
     chains: int = typer.Option(2, help="chains per fit"),
     seed: int = typer.Option(7, help="random seed"),
+    hypotheses: Optional[list[str]] = typer.Option(None, "--hypotheses",
+                                                   help="hypotheses to generate from and fit (comma-separated) "
+                                                        "[direct,via-nr,mixed]"),
 ) -> None:
     """Confusion matrix: how often LOO picks the hypothesis that generated synthetic evidence."""
     from nadfit.fitting.calibration.confusion import run_confusion
+    from nadfit.fitting.cli.options import split_ids
+    from nadfit.models.hypotheses import HYPOTHESES, get_hypothesis
+
+    hyps = split_ids(hypotheses) or list(HYPOTHESES)
+    for h in hyps:
+        get_hypothesis(h)
+    if len(set(hyps)) < 2:
+        raise UserError("--hypotheses needs at least two different hypotheses", field="hypotheses")
 
     for name, v in (("reps", reps), ("draws", draws), ("chains", chains)):
         if v < 1:
             raise UserError(f"--{name} must be at least 1", field=name)
     if tune < 0 or seed < 0:
         raise UserError("--tune and --seed must be non-negative", field="tune")
-    res = run_confusion(out, reps=reps, draws=draws, tune=tune, chains=chains, seed=seed,
+    res = run_confusion(out, reps=reps, draws=draws, tune=tune, chains=chains, seed=seed, hypotheses=hyps,
                         log=Console(stderr=True).print)
     t = Table(title=f"LOO picks (rows: generating hypothesis; {reps} replicates each)")
     hs = list(res["confusion"])

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP
 
 
 def print_comparison(cmp: dict, console: Console) -> None:
@@ -62,14 +63,18 @@ def run_all_command(
     smc_draws: int = typer.Option(500, help="SMC particles per run"),
     wider: bool = typer.Option(False, help="also refit under the wider prior set (x2 spreads; 2 chains; "
                                              "adds three fits, ~4-8 min on 2 cores)"),
+    evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
+    exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
 ) -> None:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
+    from nadfit.fitting.cli.options import split_ids
     from nadfit.fitting.comparison.pipeline import run_all
 
     _check_smc(smc_runs, smc_draws)
     console = Console(stderr=True)
     cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
-                  smc_draws=smc_draws, wider=wider, progress=console.is_terminal, log=console.print)
+                  smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
+                  progress=console.is_terminal, log=console.print)
     print_comparison(cmp, Console())
     console.print(f"total wall time {cmp['total_wall_time_s']:.0f} s; results in {out}")
 

@@ -9,16 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, split_ids
 from nadfit.models.priors import KEY_PARAMETERS
 
 EXIT_GATES_FAILED = 3
-
-
-def _split(values: Optional[list[str]]) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out += [t.strip() for t in v.split(",") if t.strip()]
-    return out
 
 
 def _fmt(value, spec: str) -> str:
@@ -47,8 +41,8 @@ def print_fit_summary(summary: dict, console: Console) -> None:
 def fit_command(
     hypothesis: Optional[str] = typer.Option(None, help="direct | via-nr | mixed [config file's, else mixed]"),
     out: Path = typer.Option(..., "--out", help="run folder to write"),
-    evidence: Optional[list[str]] = typer.Option(None, help="keep only these study/evidence ids (comma-separated)"),
-    exclude: Optional[list[str]] = typer.Option(None, help="leave out these study/evidence ids"),
+    evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
+    exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
     draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 1000)"),
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
@@ -62,7 +56,7 @@ def fit_command(
     from nadfit.fitting.inference.fit import run_fit
 
     cfg = make_config(config, quick=quick, hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed,
-                      evidence=_split(evidence) or None, exclude=_split(exclude) or None,
+                      evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
                       accept_failed_gates=True if accept_failed_gates else None)
     console = Console(stderr=True)
     summary = run_fit(cfg, out, progress=console.is_terminal)

@@ -149,14 +149,22 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
 
 def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,
             seed: int = 20261122, smc_runs: int = 3, smc_draws: int = 500, wider: bool = False,
-            progress: bool = False, log=_quiet) -> dict:
-    """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
+            evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet) -> dict:
+    """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
+
+    ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all)."""
     from nadfit.fitting.inference.config import QUICK, FitConfig
     from nadfit.fitting.inference.fit import run_fit
     from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
 
     out = check_output_dir(Path(out), "run-all")
-    FitConfig(draws=draws, tune=tune, chains=chains, seed=seed).validate()  # refuse bad options before any fit
+    selection = {"evidence": list(evidence), "exclude": list(exclude)}
+    FitConfig(draws=draws, tune=tune, chains=chains, seed=seed, **selection).validate()  # bad options: before any fit
+    if evidence or exclude:
+        from nadfit.datasets import load_evidence
+        from nadfit.fitting.inference.config import select_evidence
+
+        select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
     if smc_runs < 0 or smc_draws < 10:
         raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
     # every part of the folder is checked before the first fit, then the folder is marked as ours
@@ -169,7 +177,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
     t0 = time.time()
     fits = []
     for h in HYPOTHESIS_ORDER:
-        cfg = FitConfig(hypothesis=h, draws=draws, tune=tune, chains=chains, seed=seed)
+        cfg = FitConfig(hypothesis=h, draws=draws, tune=tune, chains=chains, seed=seed, **selection)
         if quick:
             for k, v in QUICK.items():
                 setattr(cfg, k, v)
@@ -183,7 +191,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
     if wider:
         for h in HYPOTHESIS_ORDER:
             cfg = FitConfig(hypothesis=h, draws=max(draws // 2, 100), tune=max(tune // 2, 100), chains=2, seed=seed,
-                            widen_priors=WIDER_PRIOR_FACTOR, accept_failed_gates=True)
+                            widen_priors=WIDER_PRIOR_FACTOR, accept_failed_gates=True, **selection)
             if quick:
                 for k, v in QUICK.items():
                     setattr(cfg, k, v)
