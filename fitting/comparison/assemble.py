@@ -347,7 +347,8 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                 a, b = smc[h1], smc[h2]
                 entry["log_bf"] = _r(a["log_ml_mean"] - b["log_ml_mean"])
                 entry["mc_se"] = _r(math.hypot(a["log_ml_mc_se"], b["log_ml_mc_se"]))
-            if bridge and h1 in bridge and h2 in bridge:
+            if (bridge and h1 in bridge and h2 in bridge
+                    and math.isfinite(bridge[h1]["log_ml"]) and math.isfinite(bridge[h2]["log_ml"])):
                 entry["bridge_log_bf"] = _r(bridge[h1]["log_ml"] - bridge[h2]["log_ml"])
                 entry["bridge_mc_se"] = _r(math.hypot(bridge[h1]["mc_se"], bridge[h2]["mc_se"]))
             if "log_bf" in entry and "bridge_log_bf" in entry:
@@ -468,7 +469,7 @@ def verdict(cmp: dict) -> dict:
             text += " Exact refits replaced PSIS for " + ", ".join(
                 f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
         else:
-            text += " Exact refits (--reloo) were not run; the leave-one-study-out check below is the fallback."
+            text += " Exact refits (--reloo) were not run; leave-one-study-out is the cross-check."
         provisional.append("PSIS-LOO unreliable for some rows")
     else:
         text = "PSIS-LOO is reliable for every row (Pareto k ≤ 0.7)."

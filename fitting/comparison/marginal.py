@@ -104,6 +104,15 @@ def bridge_log_ml_from_draws(pm_model, draws: dict, repeats: int = 4, seed: int 
     n, dim = flat.shape
     logpost = batched_logp(pm_model, shapes)
 
+    if n // 2 <= dim + 1:  # the proposal's covariance needs more draws than dimensions
+        return {"log_ml": float("nan"), "mc_se": float("nan"), "runs": [], "n_draws": int(n),
+                "method": "bridge (MVN proposal, iterative)",
+                "note": f"not computed: {n} posterior draws are too few for {dim} dimensions"}
+    from scipy.special import logsumexp
+
+    def log_mean_exp(x):
+        return float(logsumexp(x) - math.log(len(x)))
+
     rng = np.random.default_rng(seed)
     estimates = []
     for _ in range(repeats):
@@ -123,18 +132,19 @@ def bridge_log_ml_from_draws(pm_model, draws: dict, repeats: int = 4, seed: int 
         l1 = logpost(use) - log_g(use)
         l2 = logpost(prop) - log_g(prop)
         l2 = np.where(np.isfinite(l2), l2, -np.inf)
-        s1, s2 = n1 / (n1 + n2), n2 / (n1 + n2)
+        log_s1, log_s2 = math.log(n1 / (n1 + n2)), math.log(n2 / (n1 + n2))
         lstar = np.median(l1)
-        r = 1.0
-        for _ in range(1000):
-            num = np.mean(np.exp(l2 - lstar) / (s1 * np.exp(l2 - lstar) + s2 * r))
-            den = np.mean(1.0 / (s1 * np.exp(l1 - lstar) + s2 * r))
-            r_new = num / den
-            done = abs(math.log(r_new) - math.log(r)) < 1e-10
-            r = r_new
+        a1, a2 = l1 - lstar, l2 - lstar
+        log_r = 0.0
+        for _ in range(1000):  # Meng & Wong's iteration, in log space (no overflow for wide weights)
+            log_num = log_mean_exp(a2 - np.logaddexp(log_s1 + a2, log_s2 + log_r))
+            log_den = log_mean_exp(-np.logaddexp(log_s1 + a1, log_s2 + log_r))
+            new = log_num - log_den
+            done = abs(new - log_r) < 1e-10
+            log_r = new
             if done:
                 break
-        estimates.append(math.log(r) + lstar)
+        estimates.append(log_r + lstar)
     est = np.array(estimates)
     return {"log_ml": float(est.mean()),
             "mc_se": float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else float("nan"),
