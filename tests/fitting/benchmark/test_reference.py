@@ -67,6 +67,7 @@ def test_failed_solve_gives_minus_inf():
     assert failure_logp(pt.as_tensor(1.0)).eval() == 0.0
 
 
+@pytest.mark.slow  # 77 s: the three benchmark paths end to end (developer tool)
 def test_bench_paths_tiny(ref):
     """All three bench paths run (1 chain x 50 tune x 50 draws) and report the same keys."""
     from nadfit.fitting.benchmark.paths import (
