@@ -3,7 +3,7 @@
 ``EvidenceModel(hypothesis, evidence)`` reads ``models/evidence_map.yaml`` to decide how each
 evidence row enters, takes every number it scores from the evidence table itself (values, n,
 p-value bounds), and exposes ``loglik_and_pred(theta)`` — a pure JAX function used by the
-PyMC model (``fitting/build.py``) through ``pytensor.wrap_jax``.
+PyMC model (``fitting/inference/build.py``) through ``pytensor.wrap_jax``.
 """
 
 from __future__ import annotations

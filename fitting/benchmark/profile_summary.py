@@ -20,7 +20,7 @@ from pathlib import Path
 PHASES = (
     ("bridge_log_ml", "bridge sampling"),
     ("smc_log_ml", "SMC marginal likelihood"),
-    ("psense_for_run", "power-scaling sensitivity"),
+    ("power_scaling", "power-scaling sensitivity"),
     ("render_run", "run reports (HTML)"),
     ("render_comparison", "comparison report (HTML)"),
     ("build_comparison", "LOO, stacking, LOSO, attribution"),

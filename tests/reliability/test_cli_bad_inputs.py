@@ -313,7 +313,7 @@ CASES: dict[str, Case] = {
                                  out="afile"),
     "bench_negative_cap": Case(lambda tmp: ["bench", "--quick", "--numpyro-cap", "-1", "--out", tmp / "out"], 2,
                                "Invalid value for '--numpyro-cap'", "greater than or equal to 0"),
-    # --- predict (fitting/cmd_report.py, being written by a colleague: checked loosely) --------
+    # --- predict (fitting/cli/report.py) --------
     "predict_unknown_compound": Case(_predict("--compound", "NAD", "--dose-mg", "300", "--day", "30"), 2,
                                      "--compound must be NMN or NR", "'NAD'", needs="predict"),
     "predict_zero_dose": Case(_predict("--compound", "NMN", "--dose-mg", "0", "--day", "30"), 2,
