@@ -39,18 +39,19 @@ STYLE = {
 
 
 _captured: list | None = None
+_drawing: list[str] = []
 
 
 @contextlib.contextmanager
 def capture():
-    """Keep the figures drawn inside the block open (a list of ``Figure``), for tests that
-    measure them (text bounding boxes); they are closed when the block ends."""
+    """Keep the figures drawn inside the block open, for tests that measure them (text
+    bounding boxes): yields a list of ``(function name, Figure)``; closed when the block ends."""
     global _captured
     prev, _captured = _captured, []
     try:
         yield _captured
     finally:
-        for f in _captured:
+        for _, f in _captured:
             plt.close(f)
         _captured = prev
 
@@ -60,7 +61,7 @@ def to_data_uri(fig, dpi: int = DPI) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     if _captured is not None:
-        _captured.append(fig)
+        _captured.append((_drawing[-1] if _drawing else "?", fig))
     else:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -74,13 +75,17 @@ def _safe(fn):
     """A figure that fails to draw must not take the report down: it becomes ``None``."""
 
     def wrapper(*args, **kwargs):
+        _drawing.append(fn.__name__)
         try:
             with plt.rc_context(STYLE), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 — reported as "figure not drawn" in the page
-            plt.close("all")
+            if _captured is None:
+                plt.close("all")
             return FigureError(f"{fn.__name__}: {exc.__class__.__name__}: {exc}")
+        finally:
+            _drawing.pop()
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -262,14 +267,46 @@ def prior_quantile_forest(rows: list[dict]):
 
 @_safe
 def forest_plot(dt, var_names: list[str]):
-    """arviz_plots.plot_forest of the standard-normal latent vectors (shared N(0, 1) scale)."""
-    import arviz_plots as azp
+    """Posterior median, 50 % and 89 % ETI of every element of the standard-normal latent
+    vectors z_* (study/system effects on a shared N(0, 1) scale), one labelled row each
+    ("z_het · yi2022"), vectors separated by a gap; the prior's 89 % interval is shaded."""
+    post = dt["posterior"]
+    rows = []
+    for v in var_names:
+        da = post[v]
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        x = np.asarray(da.values, dtype=float).reshape(-1, *[da.sizes[d] for d in dims])
+        labels = [str(lab) for lab in da[dims[0]].values] if dims else [""]
+        x = x.reshape(x.shape[0], -1)
+        for j, lab in enumerate(labels):
+            rows.append({"label": f"{v} · {lab}" if lab else v, "draws": x[:, j], "group": v})
+    n = len(rows) + len(var_names) - 1
+    fig, ax = plt.subplots(figsize=(7.5, 0.27 * n + 1.1))
+    from scipy.stats import norm
 
-    n = sum(int(np.prod([dt["posterior"][v].sizes[d] for d in dt["posterior"][v].dims
-                         if d not in ("chain", "draw")])) for v in var_names)
-    pc = azp.plot_forest(dt, var_names=var_names, combined=True, ci_kind="eti", ci_probs=(0.5, CI_PROB),
-                         backend="matplotlib", figure_kwargs={"figsize": (9, 0.32 * n + 1.2)})
-    return to_data_uri(_pc_figure(pc))
+    ax.axvspan(*norm.ppf(CI_QUANTILES), color=PRIOR_COLOR, alpha=0.18, lw=0, label="prior N(0, 1) 89 % interval")
+    ax.axvline(0, color="#888", lw=0.6)
+    y, ticks, labels, prev = n - 1, [], [], None
+    for r in rows:
+        if prev is not None and r["group"] != prev:
+            y -= 1
+        prev = r["group"]
+        d = r["draws"][np.isfinite(r["draws"])]
+        lo89, hi89 = np.quantile(d, CI_QUANTILES)
+        lo50, hi50 = np.quantile(d, Q50)
+        ax.plot([lo89, hi89], [y, y], color=POST_COLOR, lw=1.2)
+        ax.plot([lo50, hi50], [y, y], color=POST_COLOR, lw=3.5)
+        ax.plot([np.median(d)], [y], "o", color="white", mec=POST_COLOR, ms=4)
+        ticks.append(y)
+        labels.append(r["label"])
+        y -= 1
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("standard-normal latent effect: median, 50 % and 89 % ETI")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return to_data_uri(fig)
 
 
 @_safe
@@ -350,49 +387,121 @@ def evidence_fit_plot(rows: list[dict]):
 # dose-response
 # --------------------------------------------------------------------------------------------
 
-@_safe
-def dose_time_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, overlay: list[dict]):
-    """Fold change vs day for each dose: median line, 50 % and 89 % ETI bands.
+def _studied(studied: dict | None, dose: float) -> bool:
+    """Is ``dose`` inside the range with quantitative evidence (no range known: yes)?"""
+    rng = (studied or {}).get("quant")
+    return rng is None or rng[0] - 1e-9 <= dose <= rng[1] + 1e-9
 
-    ``fold``: (sample, dose, day). ``overlay``: dicts day, fold, label (trial points).
-    """
+
+def _dose_ylim(lo89: np.ndarray, hi89: np.ndarray, med: np.ndarray, inside: np.ndarray, points: list[float]):
+    """y range from the data: the 89 % bands of the studied doses and the observed points (all
+    medians when no dose is studied); extrapolated doses never set the scale — what leaves the
+    axes is marked and listed in the table."""
+    hi = ([float(np.nanmax(hi89[inside]))] if inside.any() else [float(np.nanmax(med))]) + list(points)
+    lo = ([float(np.nanmin(lo89[inside]))] if inside.any() else [float(np.nanmin(med))]) + [1.0] + list(points)
+    top, bottom = max(hi), min(lo)
+    pad = 0.06 * (top - bottom or 1.0)
+    return bottom - pad, top + pad
+
+
+@_safe
+def dose_time_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, overlay: list[dict],
+                   studied: dict | None = None):
+    """Fold change vs day for each dose: median line with 50 % and 89 % ETI bands for doses in
+    the studied range; doses outside it (extrapolation) as dashed medians without bands.
+
+    ``fold``: (sample, dose, day). ``overlay``: dicts day, fold, label (trial points, in the
+    legend). ``studied``: ``{"quant": (lo, hi)}`` mg/day with quantitative evidence. The legend
+    sits outside the axes so that no label covers a curve."""
     cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
     nz = [i for i, d in enumerate(doses) if d > 0]
+    lo89 = np.quantile(fold, CI_QUANTILES[0], axis=0)
+    hi89 = np.quantile(fold, CI_QUANTILES[1], axis=0)
+    med = np.median(fold, axis=0)
+    inside = np.array([_studied(studied, doses[i]) for i in range(len(doses))])
+    pts = [o["fold"] for o in overlay]
+    y0, y1 = _dose_ylim(lo89[nz], hi89[nz], med[nz], inside[nz], pts)
     for k, i in enumerate(nz):
         c = cmap(k / max(len(nz) - 1, 1))
-        f = fold[:, i, :]
-        ax.fill_between(days, *np.quantile(f, CI_QUANTILES, axis=0), color=c, alpha=0.10, lw=0)
-        ax.fill_between(days, *np.quantile(f, Q50, axis=0), color=c, alpha=0.22, lw=0)
-        ax.plot(days, np.median(f, axis=0), color=c, lw=1.5, label=f"{doses[i]:g} mg/day")
-    for o in overlay:
-        ax.plot([o["day"]], [o["fold"]], "D", color=OBS_COLOR, ms=6, zorder=5)
-        ax.annotate(o["label"], (o["day"], o["fold"]), textcoords="offset points", xytext=(5, 4),
-                    fontsize=7, color=OBS_COLOR)
+        if inside[i]:
+            ax.fill_between(days, lo89[i], hi89[i], color=c, alpha=0.10, lw=0)
+            ax.fill_between(days, *np.quantile(fold[:, i, :], Q50, axis=0), color=c, alpha=0.22, lw=0)
+            ax.plot(days, med[i], color=c, lw=1.6, label=f"{doses[i]:g} mg/day")
+        else:
+            label = f"{doses[i]:g} mg/day (extrapolation)"
+            if med[i].max() > y1:
+                j = int(np.argmax(med[i] > y1))
+                label += f"; above the axis from day {days[j]:g}, {med[i][-1]:.2g}× at day {days[-1]:g}"
+                ax.plot([days[j]], [y1], "^", color=c, ms=6, clip_on=False)
+            ax.plot(days, med[i], color=c, lw=1.4, ls="--", label=label)
+    for j, o in enumerate(overlay):
+        ax.plot([o["day"]], [o["fold"]], "D^v<>"[j % 5], color=OBS_COLOR, ms=6, zorder=5, ls="",
+                label=o["label"])
+    ax.set_ylim(y0, y1)
     ax.axhline(1, color="#888", lw=0.6)
+    ax.set_xlim(days.min(), days.max())
     ax.set_xlabel("day of daily oral NMN")
     ax.set_ylabel("whole-blood NAD+ fold change vs baseline")
-    ax.legend(ncol=2, frameon=False, loc="upper left")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5)
     fig.tight_layout()
     return to_data_uri(fig)
 
 
 @_safe
-def dose_response_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, day: int, overlay: list[dict]):
-    """Fold change at ``day`` vs dose with 50/89 % bands (+ trial points at that day)."""
+def dose_response_plot(fold: np.ndarray, doses: np.ndarray, days: np.ndarray, day: int, overlay: list[dict],
+                       studied: dict | None = None):
+    """Fold change at ``day`` vs dose with 50/89 % bands (+ trial points at that day).
+
+    The dose range with quantitative evidence is shaded (and the range with direction-only
+    evidence lighter); outside it the median is dashed with hollow markers (extrapolation) and
+    the bands are clipped at the data-driven y range (a ▲ marks a band that continues above)."""
     k = int(np.argmin(np.abs(days - day)))
     f = fold[:, :, k]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.fill_between(doses, *np.quantile(f, CI_QUANTILES, axis=0), color=POST_COLOR, alpha=0.15, lw=0, label="89 % ETI")
-    ax.fill_between(doses, *np.quantile(f, Q50, axis=0), color=POST_COLOR, alpha=0.3, lw=0, label="50 % ETI")
-    ax.plot(doses, np.median(f, axis=0), "o-", color=POST_COLOR, ms=3, lw=1.5, label="median")
-    for o in overlay:
-        if abs(o["day"] - days[k]) < 0.5:
-            ax.plot([o["dose"]], [o["fold"]], "D", color=OBS_COLOR, ms=6, label=o["label"])
+    lo89, hi89 = np.quantile(f, CI_QUANTILES, axis=0)
+    lo50, hi50 = np.quantile(f, Q50, axis=0)
+    med = np.median(f, axis=0)
+    inside = np.array([_studied(studied, d) for d in doses])
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
+    q = (studied or {}).get("quant")
+    anyr = (studied or {}).get("any")
+    if q:
+        ax.axvspan(q[0], q[1], color="#ecc94b", alpha=0.28, lw=0,
+                   label=f"studied, magnitude reported: {q[0]:g}–{q[1]:g} mg/day")
+    if anyr and (q is None or tuple(anyr) != tuple(q)):
+        ax.axvspan(anyr[0], anyr[1], ymin=0, ymax=0.035, color="#b7791f", alpha=0.55, lw=0,
+                   label=f"studied, direction only included: {anyr[0]:g}–{anyr[1]:g} mg/day")
+    ax.fill_between(doses, lo89, hi89, color=POST_COLOR, alpha=0.15, lw=0, label="89 % ETI")
+    ax.fill_between(doses, lo50, hi50, color=POST_COLOR, alpha=0.3, lw=0, label="50 % ETI")
+    labelled = set()
+    for a in range(len(doses) - 1):  # solid inside the studied range, dashed where it extrapolates
+        solid = bool(inside[a] and inside[a + 1])
+        lab = ("median" if solid else "median, extrapolated")
+        ax.plot(doses[[a, a + 1]], med[[a, a + 1]], "-" if solid else "--", color=POST_COLOR, lw=1.5,
+                label=None if lab in labelled else lab)
+        labelled.add(lab)
+    ax.plot(doses[inside], med[inside], "o", color=POST_COLOR, ms=4)
+    if (~inside).any():
+        ax.plot(doses[~inside], med[~inside], "o", mfc="white", mec=POST_COLOR, ms=5, ls="",
+                label="dose outside the studied range")
+    pts = [o["fold"] for o in overlay if abs(o["day"] - days[k]) < 0.5]
+    y0, y1 = _dose_ylim(lo89, hi89, med, inside, pts)
+    over = (hi89 > y1) & (med <= y1)
+    if over.any():
+        ax.plot(doses[over], np.full(over.sum(), y1), "^", color=POST_COLOR, ms=6, clip_on=False, ls="",
+                label="89 % band continues above (table)")
+    med_over = med > y1
+    if med_over.any():
+        ax.plot(doses[med_over], np.full(med_over.sum(), y1), "^", mfc="white", mec=POST_COLOR, mew=1.4, ms=7,
+                clip_on=False, ls="", label="median above the axis (table)")
+    for j, o in enumerate(o for o in overlay if abs(o["day"] - days[k]) < 0.5):
+        ax.plot([o["dose"]], [o["fold"]], "D", color=OBS_COLOR, ms=6, ls="", label=o["label"], zorder=5)
+    ax.set_ylim(y0, y1)
+    ax.set_xlim(0, doses.max() * 1.02)
     ax.axhline(1, color="#888", lw=0.6)
     ax.set_xlabel("oral NMN dose (mg/day)")
     ax.set_ylabel(f"whole-blood NAD+ fold change at day {days[k]:g}")
-    ax.legend(frameon=False, loc="upper left")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5)
     fig.tight_layout()
     return to_data_uri(fig)
 
@@ -475,6 +584,123 @@ def interval_plot(items: list[dict], xlabel: str, ref: float | None = None):
     ax.set_yticklabels([it["label"] for it in items][::-1])
     ax.set_xlabel(xlabel)
     fig.tight_layout()
+    return to_data_uri(fig)
+
+
+ESTIMATOR_STYLE = {"smc": ("o", "#2b6cb0", "SMC"), "bridge": ("s", "#dd6b20", "bridge sampling")}
+
+
+def _estimator_rows(ax, items: list[dict], ref: float | None = None):
+    """items: label, smc (mid, se) or None, bridge (mid, se) or None, flag (bool: label in red).
+    Both estimators side by side (offset rows), ± 2 Monte-Carlo SE."""
+    n = len(items)
+    for i, it in enumerate(items):
+        y = n - 1 - i
+        for off, key in ((0.16, "smc"), (-0.16, "bridge")):
+            est = it.get(key)
+            if est is None:
+                continue
+            marker, color, _ = ESTIMATOR_STYLE[key]
+            mid, se = est
+            ax.plot([mid - 2 * se, mid + 2 * se], [y + off, y + off], color=color, lw=2.2)
+            ax.plot([mid], [y + off], marker, color="white", mec=color, mew=1.5, ms=6)
+    if ref is not None:
+        ax.axvline(ref, color="#555", lw=0.8)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([it["label"] for it in items][::-1])
+    for tick, it in zip(ax.get_yticklabels(), items[::-1]):
+        if it.get("flag"):
+            tick.set_color(OBS_COLOR)
+            tick.set_fontweight("bold")
+    ax.set_ylim(-0.6, n - 0.4)
+
+
+@_safe
+def marginal_plot(ml_items: list[dict], bf_items: list[dict]):
+    """Left: log marginal likelihood per hypothesis; right: log Bayes factor per pair; SMC and
+    bridge-sampling estimates side by side with ± 2 Monte-Carlo SE (pairs whose estimators
+    disagree labelled in red)."""
+    panels = [p for p in ((ml_items, "log marginal likelihood", None), (bf_items, "log Bayes factor (H1 : H2)", 0.0))
+              if p[0]]
+    rows = max(len(p[0]) for p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 0.62 * rows + 1.6), squeeze=False)
+    for ax, (items, xlabel, ref) in zip(axes[0], panels):
+        _estimator_rows(ax, items, ref)
+        ax.set_xlabel(xlabel + ", ± 2 MC SE")
+    used = {k for items, _, _ in panels for it in items for k in ("smc", "bridge") if it.get(k) is not None}
+    handles = [plt.Line2D([], [], marker=ESTIMATOR_STYLE[k][0], color=ESTIMATOR_STYLE[k][1], mfc="white", lw=2,
+                          label=ESTIMATOR_STYLE[k][2]) for k in ("smc", "bridge") if k in used]
+    bottom = 0.45 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False)
+    return to_data_uri(fig)
+
+
+@_safe
+def pareto_k_plot(rows: list[dict], hyps: list[str], k_bad: float):
+    """Pareto k of every evidence row per hypothesis (rows on the y axis). Rows whose
+    log-likelihood is constant are exact (hollow marker at 0, no k); rows whose k could not be
+    estimated are drawn at the right edge with a cross.
+
+    ``rows``: dicts label, k {h: float | None}, status {h: ok|high_k|exact|not_estimable|...}."""
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(8, 0.2 * n + 1.5))
+    ks = [r["k"].get(h) for r in rows for h in hyps if r["k"].get(h) is not None]
+    right = max([k_bad + 0.3] + [k + 0.15 for k in ks])
+    nh = max(len(hyps), 1)
+    for j, h in enumerate(hyps):
+        c = _hcolor(hyps, h)
+        off = (j - (nh - 1) / 2) * 0.22
+        for i, r in enumerate(rows):
+            y = n - 1 - i + off
+            st, k = r["status"].get(h), r["k"].get(h)
+            if st == "exact":
+                ax.plot([0], [y], "o", mfc="none", mec=c, ms=4)
+            elif st == "not_estimable":
+                ax.plot([right], [y], "x", color=c, ms=5, mew=1.5)
+            elif k is not None:
+                ax.plot([k], [y], "o", color=c, ms=4)
+    ax.axvline(k_bad, color=OBS_COLOR, lw=0.9, ls="--")
+    ax.set_xlim(min([-0.3] + [k - 0.1 for k in ks]), right + 0.2)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([r["label"] for r in rows][::-1], fontsize=7)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel(f"Pareto k (PSIS-LOO); right of the dashed line (k > {k_bad:g}) the row's estimate is unreliable")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=_hcolor(hyps, h), label=h) for h in hyps]
+    handles += [plt.Line2D([], [], marker="o", ls="", mfc="none", mec="#555", label="exact (constant log-likelihood)"),
+                plt.Line2D([], [], marker="x", ls="", color="#555", mew=1.5, label="k not estimable (right edge)")]
+    bottom = 0.75 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
+    return to_data_uri(fig)
+
+
+@_safe
+def loo_pit_plot(pits: dict[str, dict]):
+    """LOO-PIT ECDF minus uniform per hypothesis with the simultaneous envelope; the PIT values
+    themselves as ticks along the bottom. ``pits``: {h: reports.diagnostics.pit_uniformity}."""
+    hyps = list(pits)
+    fig, axes = plt.subplots(1, len(hyps), figsize=(3.9 * len(hyps), 3.1), squeeze=False, sharey=True)
+    lim = max(max(np.abs(t["lower"]).max(), np.abs(t["upper"]).max(), np.abs(t["ecdf_diff"]).max()) for t in pits.values())
+    lim = 1.12 * lim
+    for ax, h in zip(axes[0], hyps):
+        t = pits[h]
+        ax.fill_between(t["x"], t["lower"], t["upper"], color=PRIOR_COLOR, alpha=0.35, lw=0, step="post")
+        ax.step(t["x"], t["ecdf_diff"], where="post", color=_hcolor(hyps, h), lw=1.4)
+        ax.plot(t["values"], np.full(len(t["values"]), -lim * 0.93), "|", color="#333", ms=9, mew=1.2)
+        ax.axhline(0, color="#888", lw=0.5)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-lim, lim)
+        ax.set_xlabel("LOO-PIT")
+        ptxt = "p < 0.001" if t["p"] < 0.001 else f"p = {t['p']:.2f}"
+        ax.set_title(f"{h}: {t['n']} rows, {ptxt}", color=OBS_COLOR if not t["passed"] else "black")
+    axes[0][0].set_ylabel("ECDF − uniform")
+    alpha = next(iter(pits.values()))["alpha"]
+    handles = [Patch(color=PRIOR_COLOR, alpha=0.35, label=f"simultaneous {100 * (1 - alpha):g} % envelope"),
+               plt.Line2D([], [], marker="|", ls="", color="#333", ms=9, label="PIT of each numeric row")]
+    bottom = 0.4 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=2, frameon=False)
     return to_data_uri(fig)
 
 

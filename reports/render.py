@@ -124,6 +124,94 @@ def evidence_change(run) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
+# evidence rows: arm, time, statistic
+# --------------------------------------------------------------------------------------------
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _stat_text(r) -> str:
+    """The reported statistic in words: '+11.3 % vs own baseline', 'p ≤ 0.001 vs placebo', ..."""
+    st, v, vt, unit = r.get("statistic"), r.get("value"), r.get("value_text"), r.get("unit")
+    comp = "" if _blank(r.get("comparator")) else f" vs {r['comparator']}"
+    unit = "" if _blank(unit) else (unit if unit == "%" else f" {unit}")
+    val = "" if _blank(v) else f"{float(v):g}"
+    if st == "pct_change_from_baseline":
+        return f"{float(v):+g} %{comp}" if val else f"% change{comp}"
+    if st == "pct_change_median":
+        return f"median {float(v):+g} %{comp}" if val else f"median % change{comp}"
+    if st == "p_value_upper_bound":
+        return f"p ≤ {val}{comp}"
+    if st == "p_value":
+        return f"p = {val}{comp}"
+    if st in ("direction", "statement"):
+        return f"{st}: {'' if _blank(vt) else vt}{comp}"
+    if st in ("range_low", "range_high"):
+        return f"{'lower' if st == 'range_low' else 'upper'} bound {val}{unit}{comp}"
+    if st == "approx_time_to_plateau":
+        plural = "s" if unit.strip() in ("day", "week", "month", "hour") and val != "1" else ""
+        return f"≈ {val}{unit}{plural} to plateau"
+    shown = val or ("" if _blank(vt) else str(vt))
+    return f"{st} {shown}{unit}{comp}".strip()
+
+
+def _when(r) -> str:
+    t, unit = r.get("time"), r.get("time_unit")
+    if _blank(t):
+        return "time not stated"
+    unit = "" if _blank(unit) else str(unit)
+    if unit in ("day", "days", "week", "weeks", "month", "months", "hour", "hours"):
+        return f"{unit.rstrip('s')} {float(t):g}"
+    return f"{float(t):g} {unit}".strip()
+
+
+def describe_evidence(evidence) -> dict[str, dict]:
+    """evidence_id -> {arm, when, stat, matrix, analyte, short}: what distinguishes rows of one
+    study (e.g. Yi 2022's six p-value rows differ only in arm and day)."""
+    out = {}
+    if evidence is None:
+        return out
+    for r in evidence.to_dict(orient="records"):
+        arm = "" if _blank(r.get("group")) else str(r["group"])
+        matrix = "" if _blank(r.get("matrix")) else str(r["matrix"]).replace("_", " ")
+        d = {"arm": arm or "–", "when": _when(r), "stat": _stat_text(r), "matrix": matrix,
+             "analyte": "" if _blank(r.get("analyte")) else str(r["analyte"]), "study_id": str(r.get("study_id", ""))}
+        d["short"] = " · ".join(x for x in (arm, d["when"] if d["when"] != "time not stated" else "", matrix) if x)
+        out[str(r["evidence_id"])] = d
+    return out
+
+
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+#: what the model quantity of a row scored by a test statistic, a bound or a time means
+#: (observable of models/evidence_map.yaml -> meaning, and how exp(q) reads)
+QUANTITY_MEANING = {
+    "human_t_vs_placebo": ("log ratio of the arm's blood NAD+ to placebo's at that day; the reported p-value is "
+                           "scored against the t statistic it implies", "×{:.2f} vs placebo"),
+    "human_dose_contrast": ("log ratio of blood NAD+ between two arms at that day", "×{:.2f} between arms"),
+    "human_t_paired": ("log fold change of blood NAD+ from the arm's own baseline; the reported p-value is scored "
+                       "against the paired t statistic it implies", "×{:.2f} from baseline"),
+    "human_log_fold": ("log fold change from baseline", "×{:.2f} from baseline"),
+    "human_cv_extreme": ("log of the smallest or largest between-person coefficient of variation of the change "
+                         "across the arms", "CV ≈ {:.0%}"),
+    "human_t90": ("log of the days the blood pool needs to reach 90 % of its plateau", "≈ {:.1f} days"),
+}
+
+
+def _quantity_note(observable: str | None, median: float | None) -> str:
+    meaning, fmt = QUANTITY_MEANING.get(observable or "", ("the model quantity this row scores (log scale)", None))
+    if fmt and median is not None and math.isfinite(median):
+        try:
+            return f"{meaning}; exp = {fmt.format(math.exp(median))}"
+        except OverflowError:
+            pass
+    return meaning
+
+
+# --------------------------------------------------------------------------------------------
 # run report
 # --------------------------------------------------------------------------------------------
 
@@ -231,11 +319,16 @@ def run_checks(gates: list[dict], rank: dict[str, dict], bfmi: list[float] | Non
     if evidence_changed:
         checks.append({"name": "evidence unchanged since the fit", "status": "fail", "anchor": "header",
                        "text": evidence_changed})
+    return _summarise(checks)
+
+
+def _summarise(checks: list[dict]) -> dict:
+    """Banner level and headline of a checklist: what failed, what passed, what to read with care."""
     failed = [c["name"] for c in checks if c["status"] == "fail"]
     warned = [c["name"] for c in checks if c["status"] in ("warn", "absent")]
     passed = [c["name"] for c in checks if c["status"] == "pass"]
-    gates_failed = [c["name"] for c in checks if c.get("gate") and c["status"] == "fail"]
-    other_failed = [n for n in failed if n not in gates_failed]
+    gates_failed = [c.get("short", c["name"]) for c in checks if c.get("gate") and c["status"] == "fail"]
+    other_failed = [c["name"] for c in checks if c["status"] == "fail" and not c.get("gate")]
     parts = []
     if gates_failed:
         parts.append("CONVERGENCE GATES FAILED: " + ", ".join(gates_failed) + ".")
@@ -269,6 +362,10 @@ def _prior_dist(prior_dict: dict, widen: float):
         return None
 
 
+#: how a prior's unit is shown in the parameter table
+UNIT_SHOWN = {"1": "dimensionless", "log": "log scale (SD of a log quantity)"}
+
+
 def _parameter_rows(dt, summary: dict, widen: float) -> list[dict]:
     post = dt["posterior"]
     prior = dt["prior"] if "prior" in dt.children else None
@@ -293,7 +390,8 @@ def _parameter_rows(dt, summary: dict, widen: float) -> list[dict]:
         contraction = 1.0 - post_var / prior_var if prior_var > 0 else math.nan
         s = (summary.get("parameters") or {}).get(name, {})
         rows.append({
-            "name": name, "unit": pr.get("unit", ""), "prior": pr.get("summary", ""),
+            "name": name, "unit": pr.get("unit", ""), "unit_shown": UNIT_SHOWN.get(pr.get("unit") or "1", pr.get("unit")),
+            "prior": pr.get("summary", ""),
             "description": pr.get("description", ""), "basis": pr.get("basis", ""),
             "rows": list(pr.get("rows") or []), "weak": bool(pr.get("weak")),
             "mean": s.get("mean"), "sd": s.get("sd"), "lo": s.get("ci89_low"), "hi": s.get("ci89_high"),
@@ -305,7 +403,7 @@ def _parameter_rows(dt, summary: dict, widen: float) -> list[dict]:
     return rows
 
 
-def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
+def _evidence_fit(dt, evidence, labels: dict, studies: dict, desc: dict | None = None) -> list[dict]:
     pp = dt["posterior_predictive"] if "posterior_predictive" in dt.children else None
     obs = dt["observed_data"] if "observed_data" in dt.children else None
     if pp is None or obs is None:
@@ -322,7 +420,9 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
         study = str(obs["study_id"].values[k])
         r = {"evidence_id": eid, "study_id": study, "statistic": str(obs["statistic"].values[k]),
              "finding": str(obs["finding"].values[k]), "observed": float(obs["value"].values[k]),
-             "label": labels.get(eid, eid), "url": None, "locator": "", "kind": None}
+             "label": labels.get(eid, eid), "url": None, "locator": "", "kind": None,
+             "observable": str(obs["observable"].values[k]) if "observable" in obs.data_vars else None,
+             "desc": (desc or {}).get(eid)}
         if ev is not None and eid in ev.index:
             r["url"] = _safe_url(ev.at[eid, "source_url"])
             r["locator"] = str(ev.at[eid, "locator"])
@@ -340,6 +440,7 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict) -> list[dict]:
                 v = mq[:, k][np.isfinite(mq[:, k])]
                 if v.size:
                     r["mq"] = [float(x) for x in np.quantile(v, (CI_QUANTILES[0], 0.5, CI_QUANTILES[1]))]
+                    r["mq_note"] = _quantity_note(r["observable"], r["mq"][1])
             if ll is not None:
                 r["p_mean"] = float(np.mean(np.exp(ll[:, k])))
         rows.append(r)
@@ -393,7 +494,33 @@ def _provenance(df, run_ids: set[str]) -> list[dict]:
     return rows
 
 
-def _dose_response(dt, evidence, summary, figures=None) -> dict:
+def studied_doses(evidence, run_ids, studies: dict) -> dict:
+    """Daily oral NMN doses (mg/day) of the human rows scored by the run: ``quant`` the range
+    of rows that report a magnitude (a % change, a p-value, a bound), ``any`` that of every row
+    (directions included), with the studies behind each; ranges are None when no row has one."""
+    quant, anyd, q_st, a_st = [], [], set(), set()
+    if evidence is None:
+        return {"quant": None, "any": None, "quant_studies": [], "any_studies": []}
+    for r in evidence.to_dict(orient="records"):
+        if str(r["evidence_id"]) not in run_ids or str(r.get("compound")) != "NMN":
+            continue
+        m = studies.get(r["study_id"])
+        if (m is not None and getattr(m, "species", "human") != "human") or r.get("route") != "oral" \
+                or r.get("dose_unit") != "mg/day":
+            continue
+        doses = [float(d) for d in (r.get("dose_list") or ()) if d is not None and float(d) > 0]
+        if not doses:
+            continue
+        anyd += doses
+        a_st.add(r["study_id"])
+        if r.get("statistic") not in ("direction", "statement"):
+            quant += doses
+            q_st.add(r["study_id"])
+    rng = lambda v: (min(v), max(v)) if v else None  # noqa: E731
+    return {"quant": rng(quant), "any": rng(anyd), "quant_studies": sorted(q_st), "any_studies": sorted(a_st)}
+
+
+def _dose_response(dt, evidence, summary, figures=None, studied: dict | None = None) -> dict:
     if "predictions" not in dt.children or "blood_nad_fold_nmn" not in dt["predictions"].data_vars:
         return {"available": False}
     da = dt["predictions"]["blood_nad_fold_nmn"]
@@ -417,16 +544,18 @@ def _dose_response(dt, evidence, summary, figures=None) -> dict:
             if mg <= 0:
                 continue
             f = fold[:, i, k]
+            q = (studied or {}).get("quant")
             table.append({"day": int(days[k]), "dose": mg, "median": float(np.median(f)),
-                          "lo": float(np.quantile(f, CI_QUANTILES[0])), "hi": float(np.quantile(f, CI_QUANTILES[1]))})
+                          "lo": float(np.quantile(f, CI_QUANTILES[0])), "hi": float(np.quantile(f, CI_QUANTILES[1])),
+                          "extrapolated": bool(q) and not (q[0] - 1e-9 <= mg <= q[1] + 1e-9)})
     if figures is None:
         from nadfit.reports import figures
 
     return {
         "available": True, "n_samples": fold.shape[0],
-        "fig_time": figures.dose_time_plot(fold, doses, days, overlay),
-        "fig_dose": figures.dose_response_plot(fold, doses, days, 60, overlay),
-        "table": [t for t in table if t["day"] == 60], "overlay": overlay,
+        "fig_time": figures.dose_time_plot(fold, doses, days, overlay, studied),
+        "fig_dose": figures.dose_response_plot(fold, doses, days, 60, overlay, studied),
+        "table": [t for t in table if t["day"] == 60], "overlay": overlay, "studied": studied or {},
     }
 
 
@@ -503,7 +632,8 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
     pair_vars = [v for v in KEY_PAIR_PARAMS if v in post.data_vars]
     psense = psense or {"rows": None, "note": "not computed"}
     psense_rows, psense_note = psense.get("rows"), psense.get("note", "")
-    fit_rows = _evidence_fit(dt, evidence, labels, studies)
+    desc = describe_evidence(evidence)
+    fit_rows = _evidence_fit(dt, evidence, labels, studies, desc)
     by_study: dict[str, list] = {}
     for r in fit_rows:
         by_study.setdefault(r["study_id"], []).append(r)
@@ -522,7 +652,7 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "forest": figures.forest_plot(dt, vectors) if vectors else None,
         "pair": figures.pair_plot(dt, pair_vars) if len(pair_vars) >= 2 else None,
         "psense": figures.psense_plot(psense_rows) if psense_rows else None,
-        "fit": figures.evidence_fit_plot([{**r, "label": f"{r['evidence_id']} {r['study_id']}"}
+        "fit": figures.evidence_fit_plot([{**r, "label": _fit_label(r)}
                                           for r in fit_rows if r["kind"] in ("value", "finding")])
         if fit_rows else None,
     }
@@ -544,10 +674,18 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "uninformed": uninformed, "checks": checks, "rank_alpha": RANK_ALPHA, "bfmi_min": BFMI_MIN,
         "n_rank_shown": len(rank_shown),
         "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
-        "fit_groups": fit_groups, "dose": _dose_response(dt, evidence, summary, figures),
+        "fit_groups": fit_groups,
+        "dose": _dose_response(dt, evidence, summary, figures, studied_doses(evidence, set(run_ids), studies)),
         "provenance": _provenance(run.evidence if run.evidence is not None else evidence, set(run_ids)), "gaps": gaps,
         "figs": figs, "sections": RUN_SECTIONS, "ci_prob": CI_PROB, "contraction_min": CONTRACTION_MIN,
     }
+
+
+def _fit_label(r: dict) -> str:
+    """Tick label of an evidence row in the fit figure: id, study, and what tells it apart."""
+    d = r.get("desc") or {}
+    extra = d.get("short") or ""
+    return _short(f"{r['evidence_id']} {r['study_id']}" + (f" · {extra}" if extra else ""), 52)
 
 
 class _NoFigures:
@@ -574,11 +712,127 @@ def render_run(run, out=None, *, psense: dict | None = None, figures: bool = Tru
 # comparison report
 # --------------------------------------------------------------------------------------------
 
+def _pointwise_status(r: dict, h: str) -> str:
+    """LOO status of one row for one hypothesis (older comparison.json files: from k alone)."""
+    st = (r.get("loo_status") or {}).get(h)
+    if st:
+        return st
+    k = (r.get("pareto_k") or {}).get(h)
+    return "unknown" if k is None else "high_k" if k > PARETO_K_BAD else "ok"
+
+
+def _marginals(comp: dict, hyps: list[str]) -> tuple[list[dict], list[dict]]:
+    """Per hypothesis: both log marginal-likelihood estimates; per pair: both log Bayes factors
+    and whether they agree (``agree`` | ``disagree`` | ``one estimator`` )."""
+    smc, bridge = comp.get("smc") or {}, comp.get("bridge") or {}
+    ml = []
+    for h in hyps:
+        s_, b_ = smc.get(h), bridge.get(h)
+        if not s_ and not b_:
+            continue
+        ml.append({"hypothesis": h,
+                   "smc": (s_["log_ml_mean"], s_.get("log_ml_mc_se") or 0.0) if s_ else None,
+                   "smc_runs": (s_ or {}).get("log_ml_runs") or [],
+                   "bridge": (b_["log_ml"], b_.get("mc_se") or 0.0) if b_ else None,
+                   "bridge_runs": (b_ or {}).get("runs") or []})
+    bfs = []
+    for b in comp.get("bayes_factors") or []:
+        e_smc = (b["log_bf"], b.get("mc_se") or 0.0) if b.get("log_bf") is not None else None
+        e_br = (b["bridge_log_bf"], b.get("bridge_mc_se") or 0.0) if b.get("bridge_log_bf") is not None else None
+        if e_smc is None and e_br is None:
+            continue
+        if e_smc and e_br:
+            agree = "agree" if b.get("estimators_agree", True) else "disagree"
+            gap = abs(e_smc[0] - e_br[0])
+        else:
+            agree, gap = "one estimator", None
+        bfs.append({"h1": b["h1"], "h2": b["h2"], "smc": e_smc, "bridge": e_br, "agreement": agree, "gap": gap,
+                    "sign_differs": bool(e_smc and e_br and e_smc[0] * e_br[0] < 0)})
+    return ml, bfs
+
+
+def comparison_checks(comp: dict, runs: list[dict], hyps: list[str], pits: dict, bfs: list[dict],
+                      fingerprints_differ: bool) -> dict:
+    """Every diagnostic the comparison report shows, as one checklist for the top banner."""
+    checks = []
+    bad_runs = [f"{r['hypothesis']} ({r['status']})" for r in runs if r.get("status") != "ok"]
+    checks.append({"name": "convergence gates of the compared runs", "status": "fail" if bad_runs else "pass",
+                   "anchor": "header", "gate": True,
+                   "short": "runs " + ", ".join(r["hypothesis"] for r in runs if r.get("status") != "ok"),
+                   "text": ("not passed by " + ", ".join(bad_runs)) if bad_runs else
+                   f"passed by all {len(runs)} runs"})
+    checks.append({"name": "same evidence", "status": "fail" if fingerprints_differ else "pass", "anchor": "header",
+                   "text": "the runs were fitted to different evidence: their ELPDs are not comparable"
+                   if fingerprints_differ else "all runs fitted to the same evidence rows"})
+    loo = comp.get("loo") or {}
+    if loo:
+        n_rows = comp.get("n_rows") or len(comp.get("pointwise") or [])
+        bad = {h: v.get("n_bad_k", 0) for h, v in loo.items()}
+        exact = {h: v.get("n_exact") for h, v in loo.items() if v.get("n_exact")}
+        text = ("unreliable rows (Pareto k > " + f"{PARETO_K_BAD:g} or not estimable): "
+                + ", ".join(f"{h} {n}" for h, n in bad.items()) + (f" of {n_rows}" if n_rows else ""))
+        if exact:
+            text += "; exact rows (constant log-likelihood, not counted): " + ", ".join(f"{h} {n}" for h, n in exact.items())
+        checks.append({"name": "PSIS-LOO reliability (Pareto k)", "status": "fail" if any(bad.values()) else "pass",
+                       "anchor": "elpd", "text": text})
+    loso = comp.get("loso") or {}
+    if loso:
+        bad = {h: v.get("n_bad_k", 0) for h, v in loso.items()}
+        checks.append({"name": "leave-one-study-out reliability", "status": "fail" if any(bad.values()) else "pass",
+                       "anchor": "loso", "text": "studies with Pareto k > " + f"{PARETO_K_BAD:g}: "
+                       + ", ".join(f"{h} {n}" for h, n in bad.items())})
+    else:
+        checks.append({"name": "leave-one-study-out reliability", "status": "absent", "anchor": "loso",
+                       "text": "not computed"})
+    if pits:
+        bad = [h for h, t in pits.items() if t["passed"] is False]
+        few = min(t["n"] for t in pits.values())
+        checks.append({"name": "LOO-PIT calibration", "anchor": "elpd",
+                       "status": "fail" if bad else "warn" if few < 10 else "pass",
+                       "text": (("not uniform for " + ", ".join(bad) + "; ") if bad else "")
+                       + ", ".join(f"{h} p {_fmt_p(t['p'])}" for h, t in pits.items())
+                       + f" ({few} numeric rows{': a weak check' if few < 10 else ''})"})
+    else:
+        checks.append({"name": "LOO-PIT calibration", "status": "absent", "anchor": "elpd",
+                       "text": "not computed (no numeric rows with replicated values in comparison.json)"})
+    if bfs:
+        dis = [b for b in bfs if b["agreement"] == "disagree"]
+        one = [b for b in bfs if b["agreement"] == "one estimator"]
+        text = ", ".join(f"{b['h1']} vs {b['h2']}" + (" (opposite signs)" if b["sign_differs"] else "") for b in dis)
+        checks.append({"name": "marginal-likelihood estimators agree", "anchor": "bayes-factors",
+                       "status": "fail" if dis else "warn" if one else "pass",
+                       "text": ("SMC and bridge sampling disagree for " + text) if dis else
+                       ("only one estimator for " + ", ".join(f"{b['h1']} vs {b['h2']}" for b in one) +
+                        ": not cross-checked") if one else "SMC and bridge sampling agree for every pair"})
+    else:
+        checks.append({"name": "marginal-likelihood estimators agree", "status": "absent", "anchor": "bayes-factors",
+                       "text": "no marginal likelihoods computed"})
+    sens = comp.get("sensitivity") or {}
+    if sens.get("wider_prior_best") is not None:
+        best = hyps[0] if hyps else None
+        same = sens["wider_prior_best"] == best
+        checks.append({"name": "ranking under the wider priors", "status": "pass" if same else "fail",
+                       "anchor": "sensitivity",
+                       "text": f"'{sens['wider_prior_best']}' ranks first under the wider prior set"
+                       + ("" if same else f" (not '{best}')")})
+    if sens.get("psense"):
+        flagged = sens.get("psense_flagged") or []
+        total = sum(len((v or {}).get("rows") or []) for v in sens["psense"].values())
+        checks.append({"name": "power-scaling sensitivity", "status": "warn" if flagged else "pass",
+                       "anchor": "sensitivity",
+                       "text": f"{len(flagged)} of {total} parameter fits sensitive to the prior or likelihood"})
+    if not (comp.get("calibration") or {}).get("confusion"):
+        checks.append({"name": "calibration of the model choice", "status": "absent", "anchor": "calibration",
+                       "text": "not computed"})
+    return _summarise(checks)
+
+
 def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
     """Everything the comparison template needs. ``comp`` is the loaded ``comparison.json``;
     ``runs`` one entry per compared run (``hypothesis``, ``dir``, ``status``, ``fingerprint``,
     ``warnings``) looked up by the fitting layer."""
     from nadfit.reports import figures
+    from nadfit.reports.diagnostics import pit_uniformity
 
     folder = Path(folder)
     loo = comp.get("loo") or {}
@@ -594,30 +848,61 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
     if len(fps) > 1:
         warnings_.append("the compared runs were fitted to different evidence (fingerprints differ); "
                          "their ELPDs are not comparable")
+    try:
+        from nadfit.datasets import load_evidence
+
+        desc = describe_evidence(load_evidence())
+    except UserError:
+        desc = {}
     pw_rows = []
     for r in pointwise:
         e = r.get("elpd") or {}
         diff = (e.get(hyps[1], math.nan) - e.get(best, math.nan)) if len(hyps) > 1 else math.nan
-        pw_rows.append({**r, "diff": diff})
+        cells = {h: {"elpd": e.get(h), "k": (r.get("pareto_k") or {}).get(h), "status": _pointwise_status(r, h)}
+                 for h in hyps}
+        pw_rows.append({**r, "diff": diff, "desc": desc.get(r.get("evidence_id")), "cells": cells})
     pw_rows.sort(key=lambda r: (r.get("study_id", ""), r.get("evidence_id", "")))
+    loo_rows = []
+    for rk in ranking:
+        h = rk["hypothesis"]
+        v = loo.get(h, {})
+        st = [c["cells"][h]["status"] for c in pw_rows] if pw_rows else []
+        loo_rows.append({**rk, **{f"loo_{k}": x for k, x in v.items()},
+                         "n_bad": v.get("n_bad_k", 0), "n_exact": v.get("n_exact", st.count("exact") or None),
+                         "n_not_estimable": len(v.get("k_not_estimable_rows") or []) or st.count("not_estimable"),
+                         "k_max": v.get("k_max")})
+    ml, bfs = _marginals(comp, hyps)
+    pits = {}
+    for h in hyps:
+        p = (comp.get("loo_pit") or {}).get(h)
+        if p and len([x for x in p.get("pit", []) if x is not None]) >= 2:
+            pits[h] = {**pit_uniformity(p["pit"]), "evidence_id": p["evidence_id"]}
+    checks = comparison_checks(comp, runs, hyps, pits, bfs, len(fps) > 1)
     phi = comp.get("phi_share") or {}
-    # entries may carry an SMC estimate, a bridge estimate or both; plot the SMC one when present
-    bfs = [b for b in (comp.get("bayes_factors") or []) if b.get("log_bf") is not None]
     calib = (comp.get("calibration") or {}).get("confusion")
     conf = None
     if calib:
         conf = _confusion(calib)
+    k_rows = [{"label": _short(f"{r['evidence_id']} {r.get('study_id', '')}"
+                               + (f" · {r['desc']['short']}" if r.get("desc") and r["desc"].get("short") else ""), 50),
+               "k": {h: r["cells"][h]["k"] for h in hyps}, "status": {h: r["cells"][h]["status"] for h in hyps}}
+              for r in pw_rows]
+    verdict = comp.get("verdict_parts") or ({"headline": comp.get("verdict"), "points": [], "provisional": []}
+                                            if comp.get("verdict") else None)
     figs = {
         "elpd": figures.elpd_plot(loo) if loo else None,
+        "pareto_k": figures.pareto_k_plot(k_rows, hyps, PARETO_K_BAD) if k_rows and any(
+            r["cells"][h]["status"] != "unknown" for r in pw_rows for h in hyps) else None,
+        "loo_pit": figures.loo_pit_plot(pits) if pits else None,
         "weights": figures.weights_plot(weights) if weights else None,
         "by_study": figures.by_study_plot(by_study, hyps, best) if by_study and best else None,
         "loso": figures.interval_plot([{"label": h, "mid": v["elpd"], "lo": v["elpd"] - v.get("se", 0),
                                         "hi": v["elpd"] + v.get("se", 0)} for h, v in comp["loso"].items()],
                                       "leave-one-study-out ELPD ± 1 SE") if comp.get("loso") else None,
-        "bf": figures.interval_plot([{"label": f"{b['h1']} vs {b['h2']}", "mid": b["log_bf"],
-                                      "lo": b["log_bf"] - 2 * (b.get("mc_se") or 0),
-                                      "hi": b["log_bf"] + 2 * (b.get("mc_se") or 0)} for b in bfs],
-                                    "log Bayes factor ± 2 Monte-Carlo SE", ref=0.0) if bfs else None,
+        "marginal": figures.marginal_plot(
+            [{"label": m["hypothesis"], "smc": m["smc"], "bridge": m["bridge"]} for m in ml],
+            [{"label": f"{b['h1']} vs {b['h2']}", "smc": b["smc"], "bridge": b["bridge"],
+              "flag": b["agreement"] == "disagree"} for b in bfs]) if (ml or bfs) else None,
         "phi": figures.interval_plot([{"label": s, "mid": v["mean"], "lo": v["ci89_low"], "hi": v["ci89_high"]}
                                       for s, v in phi.items()],
                                      "share of NMN use via the direct (SLC12A8) route, mean and 89 % ETI")
@@ -625,16 +910,34 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "confusion": figures.confusion_plot(conf["labels"], conf["matrix"], conf["xlabel"], conf["ylabel"])
         if conf else None,
     }
+    sens = comp.get("sensitivity") or {}
     return {
         "kind": "comparison", "title": "nadfit comparison report", "comp": comp, "dir": str(folder),
-        "runs": runs, "loo": loo, "ranking": ranking, "hyps": hyps, "best": best, "weights": weights,
-        "pointwise": pw_rows, "by_study": by_study, "loso": comp.get("loso"), "smc": comp.get("smc"),
-        "bayes_factors": bfs if "bayes_factors" in comp else None, "sensitivity": comp.get("sensitivity"),
-        "sensitivity_rows": _flatten(comp.get("sensitivity")) if comp.get("sensitivity") else [],
+        "runs": runs, "loo": loo, "loo_rows": loo_rows, "ranking": ranking, "hyps": hyps, "best": best,
+        "weights": weights, "pointwise": pw_rows, "by_study": by_study, "loso": comp.get("loso"),
+        "ml": ml, "bfs": bfs, "pits": pits, "checks": checks,
+        "sensitivity": comp.get("sensitivity"), "psense_table": _psense_table(sens.get("psense"), hyps),
+        "sensitivity_rows": _flatten({k: v for k, v in sens.items() if k not in ("psense", "psense_flagged")})
+        if sens else [],
         "phi_share": phi or None, "calibration": comp.get("calibration"), "confusion": conf,
-        "verdict": comp.get("verdict") or "", "warnings": warnings_, "figs": figs,
+        "verdict": verdict, "warnings": warnings_, "figs": figs,
         "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB, "k_bad": PARETO_K_BAD,
     }
+
+
+def _psense_table(psense: dict | None, hyps: list[str]) -> list[dict]:
+    """Power-scaling rows as parameter x hypothesis: {name, cells: {h: {prior, likelihood, diagnosis}}}."""
+    if not psense:
+        return []
+    names: list[str] = []
+    cells: dict[str, dict] = {}
+    for h in hyps:
+        for r in ((psense.get(h) or {}).get("rows") or []):
+            if r["name"] not in cells:
+                names.append(r["name"])
+                cells[r["name"]] = {}
+            cells[r["name"]][h] = r
+    return [{"name": n, "cells": cells[n]} for n in names]
 
 
 def _confusion(calib: dict) -> dict | None:

@@ -139,7 +139,8 @@ def test_rank_figure_draws_the_envelope_and_marks_the_failure():
     with figures.capture() as figs:
         uri = figures.rank_ecdf_plot(tests)
     assert uri.startswith("data:image/png")
-    fig = figs[0]
+    name, fig = figs[0]
+    assert name == "rank_ecdf_plot"
     ax_ok, ax_bad = fig.axes[:2]
     from matplotlib.collections import PolyCollection
 

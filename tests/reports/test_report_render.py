@@ -122,7 +122,8 @@ def test_comparison_report(rendered_comparison):
     assert "<script" not in html.lower()
     assert "not computed" not in html
     assert "Verdict:" in html and "failed_gates" in html
-    assert html.count('<img src="data:image/png;base64,') == 7
+    # ELPD, Pareto k, LOO-PIT, weights, by study, LOSO, both marginal-likelihood estimators, phi, calibration
+    assert html.count('<img src="data:image/png;base64,') == 9
     assert rendered_comparison.stat().st_size < 5_000_000
 
 
@@ -132,7 +133,8 @@ def test_comparison_minimal_says_not_computed(synth_run, tmp_path):
     folder = make_comparison(tmp_path / "cmp", {"via-nr": synth_run}, full=False)
     html = render_comparison(folder).read_text()
     for what in ("Leave-one-study-out cross-validation", "Bayes factors", "Sensitivity analysis",
-                 "Route share (phi)", "Calibration (confusion matrix)", "SMC marginal likelihoods"):
+                 "Route share (phi)", "Calibration (confusion matrix)",
+                 "LOO-PIT (no numeric rows with replicated values in comparison.json)"):
         assert f"{what}: not computed." in html
     assert _sections(html) == list(COMPARISON_SECTIONS)
 
