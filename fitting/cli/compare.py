@@ -11,6 +11,11 @@ from rich.table import Table
 
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP
+from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, FitProgress, check_verbosity
+from nadfit.fitting.comparison.pipeline import SMC_DRAWS, SMC_RUNS
+
+SMC_RUNS_HELP = "independent SMC runs per hypothesis (0 = skip)"
+SMC_DRAWS_HELP = "SMC particles per run (compare and run-all share this default)"
 
 
 def print_comparison(cmp: dict, console: Console) -> None:
@@ -32,23 +37,27 @@ def _check_smc(smc_runs: int, smc_draws: int) -> None:
 def compare_command(
     runs: list[Path] = typer.Argument(..., help="run folders from nadfit fit (one per hypothesis)"),
     out: Path = typer.Option(..., "--out", help="folder for comparison.json and comparison.html"),
-    smc_runs: int = typer.Option(3, help="independent SMC runs per hypothesis (0 = skip)"),
-    smc_draws: int = typer.Option(1000, help="SMC particles per run"),
-    no_bridge: bool = typer.Option(False, help="skip bridge sampling"),
-    no_psense: bool = typer.Option(False, help="skip power-scaling sensitivity"),
+    smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
+    smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
+    no_bridge: bool = typer.Option(False, "--no-bridge", help="skip bridge sampling"),
+    no_psense: bool = typer.Option(False, "--no-psense", help="skip power-scaling sensitivity"),
     wider: Optional[list[Path]] = typer.Option(None, help="runs fitted under the wider prior set"),
     allow_failed: bool = typer.Option(False, help="accept runs whose diagnostics gates failed"),
     calibration: Optional[Path] = typer.Option(None, help="calibration.json from nadfit compare-calibration"),
     reloo: bool = typer.Option(False, help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
     reloo_draws: int = typer.Option(300, help="draws (and tuning steps) per chain of each exact refit"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Compare hypotheses: LOO, stacking, attribution, LOSO, Bayes factors, sensitivity."""
+    check_verbosity(quiet, verbose)
+    _check_smc(smc_runs, smc_draws)
     from nadfit.fitting.comparison.pipeline import run_compare
 
-    _check_smc(smc_runs, smc_draws)
+    view = FitProgress(Console(stderr=True), quiet=quiet, verbose=verbose)
     cmp = run_compare(runs, out, smc_runs=smc_runs, smc_draws=smc_draws, bridge=not no_bridge,
                       psense=not no_psense, wider=wider, allow_failed=allow_failed,
-                      log=Console(stderr=True).print, calibration=calibration, reloo=reloo, reloo_draws=reloo_draws)
+                      log=view.log, calibration=calibration, reloo=reloo, reloo_draws=reloo_draws)
     print_comparison(cmp, Console())
 
 
@@ -59,22 +68,29 @@ def run_all_command(
     tune: int = typer.Option(500, help="tuning steps per chain"),
     chains: int = typer.Option(4, help="chains"),
     seed: int = typer.Option(20261122, help="random seed"),
-    smc_runs: int = typer.Option(3, help="independent SMC runs per hypothesis (0 = skip)"),
-    smc_draws: int = typer.Option(500, help="SMC particles per run"),
+    smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
+    smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
     wider: bool = typer.Option(False, help="also refit under the wider prior set (x2 spreads; 2 chains; "
                                              "adds three fits, ~4-8 min on 2 cores)"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
+    check_verbosity(quiet, verbose)
+    _check_smc(smc_runs, smc_draws)
     from nadfit.fitting.cli.options import split_ids
     from nadfit.fitting.comparison.pipeline import run_all
 
-    _check_smc(smc_runs, smc_draws)
     console = Console(stderr=True)
-    cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
-                  smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
-                  progress=console.is_terminal, log=console.print)
+    view = FitProgress(console, quiet=quiet, verbose=verbose)
+    try:
+        cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
+                      smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
+                      log=view.log, fit_progress=view.callback)
+    finally:
+        view.close()
     print_comparison(cmp, Console())
     console.print(f"total wall time {cmp['total_wall_time_s']:.0f} s; results in {out}")
 

@@ -87,7 +87,7 @@ def _row_json(r) -> dict:
 
 @app.command("show")
 def show_cmd(study: str = typer.Argument(..., help="study_id"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+             as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Show one study's metadata, evidence rows and recorded gaps."""
     from nadfit.datasets import load_gaps, load_study
 
@@ -128,7 +128,7 @@ def show_cmd(study: str = typer.Argument(..., help="study_id"),
 
 
 @app.command("gaps")
-def gaps_cmd(as_json: bool = typer.Option(False, "--json"),
+def gaps_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
              priority: Optional[str] = typer.Option(None, "--priority", help="A, B or C")) -> None:
     """Results known to exist only in unreadable figures/tables."""
     from nadfit.datasets import load_gaps
@@ -154,11 +154,21 @@ def gaps_cmd(as_json: bool = typer.Option(False, "--json"),
 
 @app.command("validate")
 def validate_cmd(paths: list[str] = typer.Argument(..., help="study folders, evidence CSVs, "
-                                                                 "study.yaml files or a datasets root")) -> None:
+                                                                 "study.yaml files or a datasets root"),
+                 as_json: bool = typer.Option(False, "--json", help="machine-readable output: "
+                                              '{"valid", "files", "problems": [{"file", "row", "field", "message"}]}'),
+                 ) -> None:
     """Validate study folders/files; exit 2 with one 'file:row:field: message' line per problem."""
     from nadfit.datasets.validate import count_files, validate_paths
 
     problems = validate_paths(paths)
+    if as_json:
+        _print_json({"valid": not problems, "files": count_files(paths),
+                     "problems": [{"file": p.file, "row": p.row, "field": p.field, "message": p.message}
+                                  for p in problems]})
+        if problems:
+            raise typer.Exit(2)
+        return
     if problems:
         for p in problems:
             print(str(p), file=sys.stderr)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, split_ids
+from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, FitProgress, check_verbosity
 from nadfit.models.priors import KEY_PARAMETERS
 
 EXIT_GATES_FAILED = 3
@@ -50,8 +51,11 @@ def fit_command(
     quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
     accept_failed_gates: bool = typer.Option(False, help="keep and mark the run usable even if diagnostics fail"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Fit one uptake hypothesis to the shipped evidence and write DIR/posterior.nc + summary.json."""
+    check_verbosity(quiet, verbose)
     from nadfit.fitting.inference.config import make_config
     from nadfit.fitting.inference.fit import run_fit
 
@@ -59,7 +63,11 @@ def fit_command(
                       evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
                       accept_failed_gates=True if accept_failed_gates else None)
     console = Console(stderr=True)
-    summary = run_fit(cfg, out, progress=console.is_terminal)
+    view = FitProgress(console, quiet=quiet, verbose=verbose)
+    try:
+        summary = run_fit(cfg, out, on_progress=view.callback(f"fit {cfg.hypothesis}"))
+    finally:
+        view.close()
     print_fit_summary(summary, Console())
     if summary["status"] == "failed_gates":
         from nadfit.fitting.inference.fit import ADVICE

@@ -19,6 +19,11 @@ from nadfit.datasets.errors import UserError
 HYPOTHESIS_ORDER = ("direct", "via-nr", "mixed")
 #: settings of the wider-prior refits of ``run-all --wider`` (spreads x2; shorter, 2 chains)
 WIDER_PRIOR_FACTOR = 2.0
+#: SMC settings shared by ``compare`` and ``run-all`` (one default for both commands): 3
+#: independent runs of 500 particles each; their spread is the Monte Carlo error that the
+#: comparison report shows next to bridge sampling
+SMC_RUNS = 3
+SMC_DRAWS = 500
 
 
 def _quiet(*_a, **_k) -> None:
@@ -48,7 +53,7 @@ def _loo_elpd(run) -> float:
     return psis_loo(run.dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values)
 
 
-def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = 3, smc_draws: int = 1000,
+def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS,
                 bridge: bool = True, psense: bool = True, wider: list[Path] | None = None,
                 allow_failed: bool = False, html: bool = True, log=_quiet,
                 calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300) -> dict:
@@ -148,11 +153,16 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
 
 
 def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,
-            seed: int = 20261122, smc_runs: int = 3, smc_draws: int = 500, wider: bool = False,
-            evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet) -> dict:
+            seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
+            evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet,
+            fit_progress=None) -> dict:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
 
-    ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all)."""
+    ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all).
+    ``fit_progress(label)`` returns the ``on_progress`` callback of one fit (``run_fit``)."""
+    def _on(label):
+        return fit_progress(label) if fit_progress is not None else None
+
     from nadfit.fitting.inference.config import QUICK, FitConfig
     from nadfit.fitting.inference.fit import run_fit
     from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
@@ -183,7 +193,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
                 setattr(cfg, k, v)
             cfg.accept_failed_gates = True
         log(f"[bold]fit {h}[/bold]")
-        s = run_fit(cfg, out / "fits" / h, progress=progress)
+        s = run_fit(cfg, out / "fits" / h, progress=progress, on_progress=_on(h))
         log(f"  {h}: status {s['status']}, {s['wall_time_s']:.0f} s, divergences {s['divergences']}, "
             f"min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat {s['gates']['r_hat_max']['value']}")
         fits.append(out / "fits" / h)
@@ -196,7 +206,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
                 for k, v in QUICK.items():
                     setattr(cfg, k, v)
             log(f"[bold]fit {h} under the wider prior set[/bold]")
-            run_fit(cfg, out / "fits-wider-priors" / h, progress=progress)
+            run_fit(cfg, out / "fits-wider-priors" / h, progress=progress, on_progress=_on(f"{h} (wider priors)"))
             wider_dirs.append(out / "fits-wider-priors" / h)
     log("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,

@@ -140,25 +140,57 @@ def worker_cores() -> int | None:
     return cores if cores > 0 else None
 
 
-def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None):
+def progress_snapshot(chains, t_start: float) -> dict:
+    """One progress event from nutpie's per-chain progress objects (``nutpie.ChainProgress``):
+    ``phase`` ('tune' while any chain is warming up, else 'draw'), ``chains``, ``chains_started``,
+    ``done``/``total`` (draws including tuning, over all chains), ``divergences`` (after tuning),
+    ``elapsed_s`` and ``eta_s`` (None until a rate is known)."""
+    done = sum(int(c.finished_draws) for c in chains)
+    total = sum(int(c.total_draws) for c in chains)
+    elapsed = time.time() - t_start
+    eta = elapsed * (total - done) / done if done > 0 and total >= done else None
+    return {"phase": "tune" if any(c.tuning for c in chains) else "draw", "chains": len(chains),
+            "chains_started": sum(bool(c.started) for c in chains), "done": done, "total": total,
+            "divergences": sum(int(c.divergences) for c in chains), "elapsed_s": elapsed, "eta_s": eta}
+
+
+def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
+                     on_progress=None):
     """NUTS with nutpie (JAX backend, low-rank modified mass matrix adaptation).
 
     The low-rank adaptation matters here: potency, study-effect and matrix-elasticity
     parameters form correlated ridges that a diagonal mass matrix explores slowly.
+
+    ``on_progress(event)`` (see :func:`progress_snapshot`) is called from this thread every
+    0.2 s while sampling; nutpie's own bar is then off. ``progress`` shows nutpie's bar instead.
     """
     import nutpie
 
+    latest: list = []  # nutpie calls back on its own thread; the poll loop below reads the last list
+
+    def _record(chains):
+        latest[:] = [list(chains)]
+
+    if on_progress is not None:
+        on_progress({"phase": "compile"})
     compiled = nutpie.compile_pymc_model(pm_model, backend="jax", gradient_backend="jax")
+    t_start = time.time()
     sampler = nutpie.sample(compiled, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
                             cores=min(cfg.chains, cores or os.cpu_count() or 1), seed=cfg.seed,
-                            target_accept=cfg.target_accept, progress_bar=progress,
+                            target_accept=cfg.target_accept, progress_bar=progress and on_progress is None,
+                            progress_callback=_record if on_progress is not None else None, progress_rate=200,
                             adaptation="low_rank", blocking=False)
     # poll from Python so that SIGINT/SIGTERM interrupt sampling promptly (a blocking call into
     # the Rust sampler would delay signal handling until sampling ends)
     try:
         while not _sampler_finished(sampler):
             time.sleep(0.2)
-        return sampler.wait()
+            if on_progress is not None and latest:
+                on_progress(progress_snapshot(latest[0], t_start))
+        trace = sampler.wait()
+        if on_progress is not None and latest:
+            on_progress(progress_snapshot(latest[0], t_start))
+        return trace
     except BaseException:
         sampler.cancel()
         raise
@@ -187,8 +219,13 @@ def preflight(model) -> None:
                     field="evidence")
 
 
-def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None) -> dict:
-    """Fit one hypothesis and write the run folder atomically. Returns the summary dict."""
+def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None,
+            on_progress=None) -> dict:
+    """Fit one hypothesis and write the run folder atomically. Returns the summary dict.
+
+    ``on_progress(event)``: ``{"phase": "compile"}`` before the model is compiled, sampling events
+    (:func:`progress_snapshot`), ``{"phase": "post"}`` while predictive draws and diagnostics are
+    computed, ``{"phase": "done"}`` at the end."""
     import pymc as pm
     import xarray as xr
 
@@ -208,7 +245,9 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     pm_model = build_pymc_model(model, widen=cfg.widen_priors)
     t0 = time.time()
     with atomic_dir(out, "run") as tmp:
-        dt = sample_posterior(pm_model, cfg, progress=progress, cores=cores)
+        dt = sample_posterior(pm_model, cfg, progress=progress, cores=cores, on_progress=on_progress)
+        if on_progress is not None:
+            on_progress({"phase": "post"})
         with pm_model:
             # PyTensor's Python linker: the forward graph is tiny next to the jitted JAX likelihood
             # it wraps, and compiling it with Numba cost 7 s per fit (same draws either way)
@@ -279,4 +318,6 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
         write_json(tmp / "summary.json", summary)
         write_json(tmp / "config.json", cfg.to_dict())
     summary["wall_time_total_s"] = round(time.time() - t0, 2)
+    if on_progress is not None:
+        on_progress({"phase": "done"})
     return summary

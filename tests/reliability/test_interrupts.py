@@ -42,7 +42,7 @@ CLI_CHILD = textwrap.dedent("""
     import sys, time
     import nadfit.fitting.inference.fit as fit
 
-    def slow_sampler(pm_model, cfg, progress=False, cores=None):
+    def slow_sampler(pm_model, cfg, progress=False, cores=None, **_kw):
         print("READY", flush=True)
         time.sleep(120)
 

@@ -189,7 +189,7 @@ def _fake_run_all_steps(monkeypatch, calls):
     import nadfit.fitting.comparison.pipeline as pipeline
     import nadfit.fitting.inference.fit as fit
 
-    def fake_fit(cfg, out, progress=False, cores=None):
+    def fake_fit(cfg, out, progress=False, cores=None, **_kw):
         calls.append(("fit", Path(out)))
         with atomic_dir(out, "run", notify=lambda m: calls.append(("note", m))) as tmp:
             (tmp / "summary.json").write_text(json.dumps({"schema": "nadfit.run/1"}))

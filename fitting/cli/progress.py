@@ -1,0 +1,113 @@
+"""How the commands talk: verbosity, and the rendering of the library's fit-progress events.
+
+The library (``inference.fit.run_fit``, ``comparison.pipeline.run_all``) only calls callbacks;
+this module turns them into a Rich progress bar on a terminal (chains, draws done / total,
+divergences so far, ETA) or one plain line per phase when stderr is a file or a pipe.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+QUIET_HELP = "print only errors and the final summary"
+VERBOSE_HELP = "print every step, and every third-party warning (also those nadfit understands and hides)"
+
+_PHASE_LINES = {"compile": "compiling the model", "tune": "sampling (tuning)", "draw": "sampling (draws)",
+                "post": "predictive draws and diagnostics"}
+
+
+def check_verbosity(quiet: bool, verbose: bool) -> None:
+    if quiet and verbose:
+        from nadfit.datasets.errors import UserError
+
+        raise UserError("--quiet and --verbose cannot be used together", field="verbosity")
+    if verbose:
+        from nadfit.fitting.cli import show_all_warnings
+
+        show_all_warnings()
+
+
+def _fmt_s(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class FitProgress:
+    """A fit-progress renderer: ``FitProgress(console).callback(label)`` is an ``on_progress``."""
+
+    def __init__(self, console: Console, quiet: bool = False, verbose: bool = False):
+        self.console, self.quiet, self.verbose = console, quiet, verbose
+        self.live = console.is_terminal and not quiet
+        self._open: list = []
+
+    def close(self) -> None:
+        """Stop any bar still drawn (a fit that raised): call in ``finally``."""
+        for p in self._open:
+            p.stop()
+        self._open.clear()
+
+    def log(self, *args, **kwargs) -> None:
+        """A ``log`` callback for the pipeline: nothing when quiet."""
+        if not self.quiet:
+            self.console.print(*args, **kwargs)
+
+    def callback(self, label: str):
+        if self.quiet:
+            return lambda event: None
+        return self._live(label) if self.live else self._lines(label)
+
+    def _lines(self, label: str):
+        state = {"phase": None, "event": None}
+
+        def on_progress(event: dict) -> None:
+            phase = event.get("phase")
+            if phase != state["phase"]:
+                last = state["event"]
+                if last is not None and last.get("total"):
+                    self.console.print(f"  {label}: {last['done']}/{last['total']} draws, "
+                                       f"{last['divergences']} divergences, {_fmt_s(last['elapsed_s'])} elapsed")
+                    state["event"] = None
+                if phase in _PHASE_LINES:
+                    chains = f", {event['chains']} chains" if event.get("chains") else ""
+                    self.console.print(f"  {label}: {_PHASE_LINES[phase]}{chains}")
+                state["phase"] = phase
+            state["event"] = event if event.get("total") else state["event"]
+
+        return on_progress
+
+    def _live(self, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), console=self.console,
+                            transient=False)
+        state = {"task": None}
+
+        def on_progress(event: dict) -> None:
+            phase = event.get("phase")
+            if phase == "compile":
+                progress.start()
+                self._open.append(progress)
+                state["task"] = progress.add_task(f"{label}: compiling", total=None, extra="")
+                return
+            task = state["task"]
+            if task is None:
+                return
+            if phase in ("tune", "draw"):
+                eta = f"ETA {_fmt_s(event['eta_s'])}" if event.get("eta_s") is not None else "ETA ?"
+                progress.update(task, description=f"{label}: {'tuning' if phase == 'tune' else 'sampling'}",
+                                completed=event["done"], total=event["total"],
+                                extra=f"{event['chains_started']}/{event['chains']} chains, "
+                                      f"{event['divergences']} divergences, {eta}")
+            elif phase == "post":
+                progress.update(task, description=f"{label}: predictive draws and diagnostics")
+            elif phase == "done":
+                progress.update(task, description=f"{label}: done")
+                progress.stop()
+                if progress in self._open:
+                    self._open.remove(progress)
+                state["task"] = None
+
+        return on_progress

@@ -1,0 +1,181 @@
+"""How the commands talk (issue #18, parts 1 and 4): no third-party warnings reaching the user,
+progress per fit, --quiet/--verbose, help text on every option."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _all_commands():
+    import typer.main
+
+    from nadfit.fitting.cli import _register, app
+
+    _register()
+    root = typer.main.get_command(app)
+    stack = [(root.name, root)]
+    while stack:
+        path, cmd = stack.pop()
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            stack += [(f"{path} {name}", sub) for name, sub in subs.items()]
+        else:
+            yield path, cmd
+
+
+def test_every_option_and_argument_has_help():
+    missing = []
+    for path, cmd in _all_commands():
+        if not (cmd.help or "").strip():
+            missing.append(f"{path}: command")
+        for p in cmd.params:
+            if p.name == "help":
+                continue
+            if not (getattr(p, "help", None) or "").strip():
+                missing.append(f"{path}: {p.opts[0] if p.opts else p.name}")
+    assert not missing, "no help text: " + ", ".join(missing)
+
+
+def test_no_negated_boolean_flags_in_help():
+    """'--no-bridge --no-no-bridge' is confusing: flags named no-X are one-way switches."""
+    for path, cmd in _all_commands():
+        for p in cmd.params:
+            assert not any(o.startswith("--no-no-") for o in list(p.opts) + list(p.secondary_opts)), (path, p.opts)
+
+
+def test_warning_policy_hides_only_the_listed_warnings_and_only_inside_main(capsys):
+    from nadfit.fitting.cli import UNDERSTOOD_WARNINGS, apply_warning_policy
+
+    assert all(why.strip() for *_rest, why in UNDERSTOOD_WARNINGS)
+    g = {"__name__": "nadfit.fitting.inference.fit"}
+    code = ("import warnings\n"
+            "warnings.warn('The effect of Potentials on other parameters is ignored during prior predictive "
+            "sampling. x', UserWarning)\n"
+            "warnings.warn('something else', UserWarning)\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        apply_warning_policy()
+        exec(code, g)
+    assert [str(w.message) for w in seen] == ["something else"]
+    with warnings.catch_warnings(record=True) as seen:  # outside the CLI: every warning is seen
+        warnings.simplefilter("always")
+        exec(code, g)
+    assert len(seen) == 2
+
+
+def test_quiet_and_verbose_together_is_a_usage_error(capsys, tmp_path):
+    from nadfit.fitting.cli import main
+
+    rc = main(["fit", "--quiet", "--verbose", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--quiet and --verbose" in err
+
+
+def _events():
+    class C:  # nutpie.ChainProgress look-alike
+        def __init__(self, done, total, div, tuning, started=True):
+            self.finished_draws, self.total_draws, self.divergences = done, total, div
+            self.tuning, self.started = tuning, started
+
+    from nadfit.fitting.inference.fit import progress_snapshot
+
+    import time
+    t0 = time.time() - 10
+    return [{"phase": "compile"},
+            progress_snapshot([C(10, 100, 0, True), C(5, 100, 0, True)], t0),
+            progress_snapshot([C(60, 100, 1, False), C(55, 100, 0, False)], t0),
+            progress_snapshot([C(100, 100, 2, False), C(100, 100, 0, False)], t0),
+            {"phase": "post"}, {"phase": "done"}]
+
+
+def test_progress_snapshot_counts_draws_divergences_and_eta():
+    ev = _events()
+    assert ev[1]["phase"] == "tune" and ev[1]["done"] == 15 and ev[1]["total"] == 200
+    assert ev[2]["phase"] == "draw" and ev[2]["divergences"] == 1 and ev[2]["eta_s"] > 0
+    assert ev[3]["eta_s"] == 0
+
+
+def test_progress_without_a_terminal_is_one_line_per_phase():
+    from nadfit.fitting.cli.progress import FitProgress
+
+    buf = io.StringIO()
+    view = FitProgress(Console(file=buf, force_terminal=False, width=200))
+    cb = view.callback("fit direct")
+    for e in _events():
+        cb(e)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "  fit direct: compiling the model"
+    assert any("sampling (tuning), 2 chains" in x for x in lines)
+    assert any("200/200 draws, 2 divergences" in x for x in lines)
+    assert len(lines) <= 6
+
+
+def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
+    from nadfit.fitting.cli.progress import FitProgress
+
+    buf = io.StringIO()
+    view = FitProgress(Console(file=buf, force_terminal=True, width=160))
+    cb = view.callback("fit direct")
+    for e in _events():
+        cb(e)
+    view.close()
+    out = buf.getvalue()
+    assert "200/200" in out and "divergences" in out and "ETA" in out
+    buf = io.StringIO()
+    view = FitProgress(Console(file=buf, force_terminal=True), quiet=True)
+    for e in _events():
+        view.callback("x")(e)
+    view.log("hello")
+    assert buf.getvalue() == ""
+
+
+def test_a_real_fit_prints_progress_and_no_warnings(tmp_path):
+    """A small real fit through the CLI in a fresh process: stderr carries progress lines and
+    no warning text (the user's view: default warning filters, stderr not a terminal)."""
+    env = {**os.environ, "NADFIT_JAX_CACHE": "off"}
+    cmd = [sys.executable, "-c", "import sys; from nadfit.fitting.cli import main; sys.exit(main(sys.argv[1:]))",
+           "fit", "--hypothesis", "direct", "--draws", "30", "--tune", "30", "--chains", "1",
+           "--evidence", "airhart2017", "--accept-failed-gates", "--out", str(tmp_path / "run")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "compiling the model" in res.stderr and "draws" in res.stderr
+    for word in ("Warning", "warning:", "Sampling: ["):
+        assert word not in res.stderr, res.stderr[-3000:]
+
+
+def test_datasets_validate_json(capsys, tmp_path):
+    import json
+
+    from nadfit.fitting.cli import main
+
+    rc = main(["datasets", "validate", "--json", str(REPO / "datasets" / "studies" / "airhart2017")])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["valid"] is True and out["files"] >= 1 and out["problems"] == []
+    bad = tmp_path / "evidence.csv"
+    bad.write_text("study_id,value\nx,notanumber\n")
+    rc = main(["datasets", "validate", "--json", str(bad)])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 2 and out["valid"] is False and out["problems"] and {"file", "row", "field", "message"} <= set(out["problems"][0])
+
+
+def test_compare_and_run_all_share_the_smc_defaults():
+    from nadfit.fitting.cli import compare
+    from nadfit.fitting.comparison.pipeline import SMC_DRAWS, SMC_RUNS
+
+    params = {}
+    for name in ("compare", "run-all"):
+        cmd = dict(_all_commands())[f"nadfit {name}"]
+        params[name] = {p.name: p.default for p in cmd.params}
+    assert params["compare"]["smc_draws"] == params["run-all"]["smc_draws"] == SMC_DRAWS
+    assert params["compare"]["smc_runs"] == params["run-all"]["smc_runs"] == SMC_RUNS
+    assert compare.SMC_DRAWS == SMC_DRAWS
