@@ -23,6 +23,13 @@ def simulate_cmd(
     force: bool = typer.Option(False, "--force", help="overwrite an existing --plot file"),
 ) -> None:
     """Simulate one regimen: daily blood NAD+, NAMPT and tissue NAD+ trajectories."""
+    from nadfit.fitting.inference.regimen import dose_plausibility, validate_regimen
+
+    # cheap checks before JAX is imported (5-6 s)
+    comp, dose, _k, _d = validate_regimen(compound, dose_mg, doses_per_day, days, day_option="--days")
+    note = dose_plausibility(comp, dose)
+    if note:
+        print(f"nadfit: warning: {note}", file=sys.stderr)
     from nadfit.fitting.inference.simulate import format_simulation, plot_simulation, simulate
     from nadfit.fitting.storage.outputs import check_output_file
 

@@ -43,7 +43,12 @@ def predict_cmd(
     """Predict the blood NAD+ fold change for a new oral NMN/NR regimen from a run's posterior."""
     from nadfit.fitting.inference.predict import predict, validate_options
 
-    validate_options(compound, dose_mg, day, doses_per_day, matrix)  # option errors before loading
+    comp, dose, *_ = validate_options(compound, dose_mg, day, doses_per_day, matrix)  # option errors before loading
+    from nadfit.fitting.inference.regimen import dose_plausibility
+
+    note = dose_plausibility(comp, dose)
+    if note:
+        print(f"nadfit: warning: {note}", file=sys.stderr)
     res = predict(run_dir, compound, dose_mg, day, doses_per_day, matrix)
     if as_json:
         print(json.dumps(res, indent=2))

@@ -20,6 +20,10 @@ RUN_SCHEMA = "nadfit.run/1"
 SUMMARY_FIELDS = {"hypothesis": str, "status": str, "evidence_ids": list, "evidence_fingerprint": str}
 
 
+#: files of which at least one is in every folder that nadfit wrote (finished or interrupted)
+_FOLDER_MARKERS = {"run": ("summary.json", "posterior.nc", "config.json"), "comparison": ("comparison.json",)}
+
+
 def check_run_dir(run: Path, kind: str = "run") -> Path:
     """Validate a run folder before use; one clear error otherwise."""
     run = Path(run)
@@ -29,6 +33,11 @@ def check_run_dir(run: Path, kind: str = "run") -> Path:
         raise UserError(f"{kind} path is not a folder", file=str(run))
     if not any(run.iterdir()):
         raise UserError(f"{kind} folder is empty", file=str(run))
+    markers = _FOLDER_MARKERS.get(kind, ())
+    if not (run / "COMPLETE").exists() and markers and not any((run / m).exists() for m in markers):
+        writer = "'nadfit compare' or 'nadfit run-all'" if kind == "comparison" else "'nadfit fit' or 'nadfit run-all'"
+        raise UserError(f"not a nadfit {kind} folder (no {', '.join(markers)} or COMPLETE); "
+                        f"give a folder written by {writer}", file=str(run))
     if not (run / "COMPLETE").exists():
         raise UserError(f"{kind} folder is incomplete (interrupted or still running); refit it", file=str(run))
     return run

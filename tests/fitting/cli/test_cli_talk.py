@@ -179,3 +179,36 @@ def test_compare_and_run_all_share_the_smc_defaults():
     assert params["compare"]["smc_draws"] == params["run-all"]["smc_draws"] == SMC_DRAWS
     assert params["compare"]["smc_runs"] == params["run-all"]["smc_runs"] == SMC_RUNS
     assert compare.SMC_DRAWS == SMC_DRAWS
+
+
+def test_predict_and_report_on_a_folder_that_is_not_a_run(capsys, tmp_path):
+    from nadfit.fitting.cli import main
+
+    study = REPO / "datasets" / "studies" / "airhart2017"
+    rc = main(["predict", str(study), "--compound", "NMN", "--dose-mg", "300", "--day", "14"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a nadfit run folder" in err, err
+    rc = main(["report", str(study), "--out", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a nadfit run folder" in err, err
+
+
+def test_dose_outside_the_studied_human_range_warns(capsys, tmp_path):
+    from nadfit.fitting.cli import main
+    from nadfit.fitting.inference.regimen import dose_plausibility, studied_dose_range
+
+    lo, hi, n = studied_dose_range("NR")
+    assert 0 < lo < hi and n >= 1
+    assert dose_plausibility("NR", (lo + hi) / 2) is None
+    assert "outside the studied human range" in dose_plausibility("NR", 60000)
+    study = REPO / "datasets" / "studies" / "airhart2017"
+    main(["predict", str(study), "--compound", "NR", "--dose-mg", "60000", "--day", "14"])
+    assert "outside the studied human range" in capsys.readouterr().err
+
+
+def test_simulate_checks_arguments_before_importing_jax():
+    code = ("import sys; from nadfit.fitting.cli import main; rc = main(['simulate', '--compound', 'XYZ', "
+            "'--dose-mg', '300', '--days', '10']); print('jax' in sys.modules); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 2 and "--compound" in res.stderr
+    assert res.stdout.strip() == "False"
