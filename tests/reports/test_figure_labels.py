@@ -44,8 +44,8 @@ def _hit(a: Bbox, b: Bbox) -> bool:
     return a.x0 + PAD < b.x1 - PAD and b.x0 + PAD < a.x1 - PAD and a.y0 + PAD < b.y1 - PAD and b.y0 + PAD < a.y1 - PAD
 
 
-def text_overlaps(fig) -> list[str]:
-    boxes = drawn_texts(fig)
+def text_overlaps(fig, boxes=None) -> list[str]:
+    boxes = drawn_texts(fig) if boxes is None else boxes
     bad = []
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
@@ -64,10 +64,10 @@ def _is_axis_text(t: Text) -> bool:
     return False
 
 
-def curve_overlaps(fig) -> list[str]:
+def curve_overlaps(fig, boxes=None) -> list[str]:
     """Legend entries and annotations that lie on a drawn line (inside the axes that clip it)."""
     bad = []
-    texts = [(t, bb) for t, bb in drawn_texts(fig) if not _is_axis_text(t)]
+    texts = [(t, bb) for t, bb in (drawn_texts(fig) if boxes is None else boxes) if not _is_axis_text(t)]
     for ax in fig.axes:
         if not ax.get_visible():
             continue
@@ -88,7 +88,8 @@ def _check(captured):
     problems = []
     for name, fig in captured:
         if name in OURS:
-            problems += [f"{name}: {p}" for p in text_overlaps(fig) + curve_overlaps(fig)]
+            boxes = drawn_texts(fig)
+            problems += [f"{name}: {p}" for p in text_overlaps(fig, boxes) + curve_overlaps(fig, boxes)]
     return names, problems
 
 

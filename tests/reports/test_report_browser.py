@@ -49,6 +49,14 @@ def test_comparison_report_in_browser(rendered_comparison):
     assert any("bad" in b["cls"] and b["visible"] for b in info["banners"])
 
 
+@pytest.mark.parametrize("which", ["rendered_run", "rendered_comparison"])
+def test_layout_holds_on_a_narrow_window(which, request):
+    """800 px wide (a laptop's half screen): still no hidden first row, nothing wider than its card."""
+    info = inspect_page(request.getfixturevalue(which), width=800, height=1200, layout=True)
+    assert [t for t in info["tables"] if not t["visible"]] == []
+    assert info["overflow"] == [], info["overflow"]
+
+
 def test_harness_catches_errors(tmp_path):
     """Negative control: a blocked network fetch and a script are reported as errors."""
     page = tmp_path / "bad.html"

@@ -147,3 +147,40 @@ def test_rank_figure_draws_the_envelope_and_marks_the_failure():
     assert any(isinstance(c, PolyCollection) for c in ax_ok.collections)  # the envelope
     assert ax_bad.title.get_color() == figures.OBS_COLOR and "p < 0.001" in ax_bad.title.get_text()
     assert ax_ok.title.get_color() == "black"
+
+
+def _section(html: str, sid: str) -> str:
+    start = html.index(f'<section id="{sid}">')
+    end = html.find("<section id=", start + 10)
+    return html[start: end if end > 0 else None]
+
+
+def _text(fragment: str) -> str:
+    import html as htmllib
+    import re
+
+    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def test_fit_rows_name_arm_time_statistic_and_explain_model_quantities(rendered_run):
+    import re
+
+    fit = _section(rendered_run.read_text(), "fit")
+    cells = re.findall(r'<td class="mono">(EV\d+)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>', fit, re.S)
+    rows = {e: _text(what) + " | " + _text(reported) for e, what, reported in cells}
+    yi = [rows[e] for e in ("EV002", "EV003", "EV004", "EV005", "EV006", "EV007")]
+    assert len(set(yi)) == 6
+    assert yi[0] == "blood NAD concentration arm: NMN 300 mg/day · day 30 · blood unspecified | p ≤ 0.001 vs placebo; and own baseline"
+    assert "arm: NMN 900 mg/day · day 60" in yi[5]
+    text = _text(fit)
+    assert "model quantity" in text and "log ratio of the arm's blood NAD+ to placebo's at that day" in text
+    assert re.search(r"exp = ×\d\.\d\d vs placebo", text)
+
+
+def test_units_column_and_dose_extrapolation(rendered_run):
+    html = rendered_run.read_text()
+    par = _section(html, "parameters")
+    assert "<th>unit</th>" in par and "per g/day" in par and "dimensionless" in par
+    dose = _text(_section(html, "dose-response"))
+    assert "Doses with quantitative human evidence in this run" in dose and "300–900 mg/day" in dose
+    assert "extrapolation (outside 300–900 mg/day)" in dose and "inside the studied range" in dose
