@@ -1,7 +1,9 @@
-"""README screenshots of the reports: ``python -m nadfit.reports.make_screenshots RUN_DIR [COMPARISON_DIR]``.
+"""README screenshots of the reports:
+``python -m nadfit.reports.make_screenshots RUN_DIR [COMPARISON_DIR] [--out-dir DIR]``.
 
-Renders ``RUN_DIR/report.html`` (and ``COMPARISON_DIR/comparison.html`` when given), opens them in
-headless Chromium and writes ``reports/screenshots/report.png`` / ``comparison.png``: the top of
+Opens ``RUN_DIR/report.html`` (and ``COMPARISON_DIR/comparison.html`` when given) — written by
+``nadfit run-all`` / ``nadfit report`` / ``nadfit report-compare``; this layer does not load runs —
+in headless Chromium and writes ``reports/screenshots/report.png`` / ``comparison.png``: the top of
 the page (banner, header, first sections), palette-quantised to stay under ``MAX_BYTES``.
 """
 
@@ -11,7 +13,6 @@ import sys
 from pathlib import Path
 
 from nadfit.reports.browser import inspect_page
-from nadfit.reports.render import render_comparison, render_run
 
 OUT_DIR = Path(__file__).resolve().parent / "screenshots"
 MAX_BYTES = 400_000
@@ -43,15 +44,29 @@ def screenshot(html: Path, out: Path, width: int = 1100, height: int = 1500) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    out_dir = OUT_DIR
+    if "--out-dir" in args:
+        i = args.index("--out-dir")
+        if i + 1 >= len(args):
+            print("nadfit: error: --out-dir needs a folder", file=sys.stderr)
+            return 2
+        out_dir = Path(args[i + 1])
+        del args[i: i + 2]
     if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    report = render_run(Path(args[0]))
-    print(f"{OUT_DIR / 'report.png'}: {screenshot(report, OUT_DIR / 'report.png')} bytes")
-    if len(args) > 1:
-        comp = render_comparison(Path(args[1]))
-        print(f"{OUT_DIR / 'comparison.png'}: {screenshot(comp, OUT_DIR / 'comparison.png')} bytes")
+    pages = [(Path(args[0]), "report.html")] + ([(Path(args[1]), "comparison.html")] if len(args) > 1 else [])
+    for folder, name in pages:
+        html = folder / name if folder.is_dir() else folder
+        if not html.is_file():
+            print(f"nadfit: error: {html} does not exist; render it first (nadfit report / report-compare)",
+                  file=sys.stderr)
+            return 2
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for folder, name in pages:
+        html = folder / name if folder.is_dir() else folder
+        png = out_dir / name.replace(".html", ".png")
+        print(f"{png}: {screenshot(html, png)} bytes")
     return 0
 
 

@@ -100,3 +100,20 @@ def test_layout_checks_catch_the_old_defects(tmp_path):
     assert any(w.startswith("#a ") for w in hidden), info["tables"]
     assert any(o.startswith("#b ") and "sideways" in o for o in info["overflow"]), info["overflow"]
     assert any(o.startswith("#c ") and "replicated median" in o for o in info["overflow"]), info["overflow"]
+
+
+def test_make_screenshots_reads_the_rendered_pages(rendered_run, rendered_comparison, tmp_path, capsys):
+    """The README screenshot tool screenshots report.html / comparison.html as written (it used
+    to call the renderers with folder paths, which they no longer take)."""
+    from nadfit.reports.make_screenshots import main
+
+    run_dir, cmp_dir = tmp_path / "run", tmp_path / "cmp"
+    run_dir.mkdir()
+    cmp_dir.mkdir()
+    (run_dir / "report.html").write_bytes(rendered_run.read_bytes())
+    (cmp_dir / "comparison.html").write_bytes(rendered_comparison.read_bytes())
+    assert main([str(run_dir), str(cmp_dir), "--out-dir", str(tmp_path / "shots")]) == 0
+    assert (tmp_path / "shots" / "report.png").stat().st_size > 10_000
+    assert (tmp_path / "shots" / "comparison.png").stat().st_size > 10_000
+    assert main([str(tmp_path / "missing"), "--out-dir", str(tmp_path / "shots")]) == 2
+    assert "render it first" in capsys.readouterr().err
