@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nadfit.reports.conventions import CI_PROB, CI_QUANTILES  # noqa: E402
+from nadfit.reports.conventions import CI_QUANTILES  # noqa: E402
 
 Q50 = (0.25, 0.75)
 DPI = 80
@@ -55,6 +55,13 @@ def capture():
             plt.close(f)
         _captured = prev
 
+
+def _legend_below(fig, handles, height_in: float, ncol: int, fontsize=None) -> None:
+    """Lay the axes out above a strip of ``height_in`` inches and put the legend in that strip
+    (a legend outside the axes never covers a curve or a label)."""
+    fig.tight_layout(rect=(0, height_in / fig.get_figheight(), 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=ncol, frameon=False,
+               **({"fontsize": fontsize} if fontsize else {}))
 
 def to_data_uri(fig, dpi: int = DPI) -> str:
     """PNG bytes of ``fig`` as a data URI (no timestamps/software metadata: deterministic)."""
@@ -150,10 +157,7 @@ def rank_ecdf_plot(tests: list[dict]):
     for ax in axes.flat[max(n - ncol, 0):n]:
         ax.set_xlabel("fractional rank", fontsize=7)
         ax.tick_params(labelbottom=True)
-    bottom = 0.5 / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False,
-               fontsize=8)
+    _legend_below(fig, handles, 0.5, ncol=len(handles), fontsize=8)
     return to_data_uri(fig)
 
 
@@ -630,9 +634,7 @@ def marginal_plot(ml_items: list[dict], bf_items: list[dict]):
     used = {k for items, _, _ in panels for it in items for k in ("smc", "bridge") if it.get(k) is not None}
     handles = [plt.Line2D([], [], marker=ESTIMATOR_STYLE[k][0], color=ESTIMATOR_STYLE[k][1], mfc="white", lw=2,
                           label=ESTIMATOR_STYLE[k][2]) for k in ("smc", "bridge") if k in used]
-    bottom = 0.45 / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False)
+    _legend_below(fig, handles, 0.45, ncol=len(handles))
     return to_data_uri(fig)
 
 
@@ -669,9 +671,7 @@ def pareto_k_plot(rows: list[dict], hyps: list[str], k_bad: float):
     handles = [plt.Line2D([], [], marker="o", ls="", color=_hcolor(hyps, h), label=h) for h in hyps]
     handles += [plt.Line2D([], [], marker="o", ls="", mfc="none", mec="#555", label="exact (constant log-likelihood)"),
                 plt.Line2D([], [], marker="x", ls="", color="#555", mew=1.5, label="k not estimable (right edge)")]
-    bottom = 0.75 / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=3, frameon=False)
+    _legend_below(fig, handles, 0.75, ncol=3)
     return to_data_uri(fig)
 
 
@@ -698,9 +698,7 @@ def loo_pit_plot(pits: dict[str, dict]):
     alpha = next(iter(pits.values()))["alpha"]
     handles = [Patch(color=PRIOR_COLOR, alpha=0.35, label=f"simultaneous {100 * (1 - alpha):g} % envelope"),
                plt.Line2D([], [], marker="|", ls="", color="#333", ms=9, label="PIT of each numeric row")]
-    bottom = 0.4 / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=2, frameon=False)
+    _legend_below(fig, handles, 0.4, ncol=2)
     return to_data_uri(fig)
 
 
