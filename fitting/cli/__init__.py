@@ -108,10 +108,10 @@ UNDERSTOOD_WARNINGS: tuple[tuple[type[Warning], str, str, str], ...] = (
     (UserWarning, r"(nadfit|pymc)(\..*)?$", r"The effect of Potentials on other parameters is ignored during posterior predictive sampling",
      "nadfit draws replicated evidence itself (fit._posterior_predictive), from posterior draws that "
      "already include the Potential"),
-    (UserWarning, r"pytensor\.link\.numba(\..*)?$", r"Numba will use object mode to run JAXOp",
-     "PyMC's SMC compiles the log density with PyTensor's Numba backend, which calls nadfit's JAX "
-     "likelihood op (pytensor.wrap_jax) back through Python: correct, only a Python call per "
-     "evaluation (SMC's kernel is to be replaced under issue #16)"),
+    (UserWarning, r"pytensor\.link\.numba(\..*)?$", r"Numba will use object mode to run (JAXOp|truncated_normal_rv)",
+     "PyMC's SMC compiles the log density and its prior draws with PyTensor's Numba backend, which "
+     "calls nadfit's JAX likelihood op (pytensor.wrap_jax) and the truncated-normal sampler back "
+     "through Python: correct, only a Python call per evaluation (SMC is to be replaced under #16)"),
 )
 
 
