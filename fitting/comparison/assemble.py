@@ -71,7 +71,7 @@ def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
     return runs
 
 
-def _loglik(dt) -> np.ndarray:
+def pointwise_loglik(dt) -> np.ndarray:
     """(chain, draw, item) pointwise log-likelihood."""
     return dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values
 
@@ -284,7 +284,7 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     loo = {}
     ll = {}
     for h, r in runs.items():
-        ll[h] = _loglik(r.dt)
+        ll[h] = pointwise_loglik(r.dt)
         loo[h] = psis_loo(ll[h])
     # exact refits replace PSIS values where given: refits[h][evidence_id] = elpd
     refitted = {h: set(per) for h, per in (refits or {}).items()}

@@ -47,10 +47,11 @@ def clean_json(obj):
     return obj
 
 
-def _loo_elpd(run) -> float:
-    from nadfit.fitting.comparison.assemble import psis_loo
+def _run_loo(run) -> dict:
+    """PSIS-LOO of a loaded run (``elpd``, pointwise values, Pareto k)."""
+    from nadfit.fitting.comparison.assemble import pointwise_loglik, psis_loo
 
-    return psis_loo(run.dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values)
+    return psis_loo(pointwise_loglik(run.dt))
 
 
 def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS,
@@ -91,7 +92,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     if wider:
         log("wider-prior runs")
         wruns = load_runs(wider, allow_failed=True)
-        elpd = {h: _loo_elpd(wr)["elpd"] for h, wr in wruns.items()}
+        elpd = {h: _run_loo(wr)["elpd"] for h, wr in wruns.items()}
         sensitivity["wider_prior_factor"] = float(next(iter(wruns.values())).config.widen_priors)
         sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
@@ -100,7 +101,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     if reloo:
         refits = {}
         for h, r in runs.items():
-            res = _loo_elpd(r)
+            res = _run_loo(r)
             ids = r.summary["evidence_ids"]
             bad = [ids[i] for i in np.where(res["k"] > BAD_K)[0]]
             if bad:
