@@ -351,6 +351,19 @@ class EvidenceModel:
             preds.append(jnp.mean(q) if jnp.ndim(q) else q)
         return jnp.stack(lls), jnp.stack(preds)
 
+    @property
+    def unit_labels(self) -> dict[str, tuple[str, list[str]]]:
+        """Pointwise log-likelihood variables of a run: name -> (dimension, labels).
+
+        ``evidence`` is the primary unit of comparison (its terms sum to the total
+        log-likelihood); further variables, if any, are secondary (diagnostic) units."""
+        return {"evidence": ("evidence_id", self.evidence_ids)}
+
+    def pointwise(self, th: dict) -> dict:
+        """Pointwise log-likelihood per variable of :attr:`unit_labels` at parameters ``th``."""
+        ll, _ = self.loglik_and_pred(th)
+        return {"evidence": ll}
+
     def simulate_outcomes(self, th: dict, rng) -> dict:
         """Draw every scored row's result from the observation model at parameters ``th``.
 
