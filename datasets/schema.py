@@ -128,8 +128,10 @@ def split_multi(cell: str) -> list[str]:
 
 STUDY_KEYS: tuple[str, ...] = (
     "study_id", "citation", "doi", "pmcid", "url", "species", "system", "design", "arms",
-    "compounds", "matrices", "assay", "licence_note", "notes",
+    "compounds", "matrices", "assay", "licence_note", "notes", "reliability",
 )
+#: kinds of published events that lower a study's reliability (models/claims.py)
+RELIABILITY_FLAGS = ("correction", "matters_arising", "failed_replication", "retraction", "expression_of_concern")
 NOT_STATED = "not stated in the text read"
 
 
@@ -152,6 +154,24 @@ class Arm(BaseModel):
         return v
 
 
+class ReliabilityFlag(BaseModel):
+    """A recorded event that questions the study's findings (correction, Matters Arising, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    date: str | None = None
+    source_url: str
+    locator: str
+    note: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v):
+        if v not in RELIABILITY_FLAGS:
+            raise ValueError(f"unknown reliability flag {v!r} (known: {', '.join(RELIABILITY_FLAGS)})")
+        return v
+
+
 class StudyMeta(BaseModel):
     """Metadata of one study folder (``study.yaml``)."""
 
@@ -170,6 +190,7 @@ class StudyMeta(BaseModel):
     assay: str
     licence_note: str
     notes: str | None = None
+    reliability: list[ReliabilityFlag] = []
 
 
 # --------------------------------------------------------------------------------------------

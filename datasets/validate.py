@@ -145,6 +145,10 @@ def read_study_yaml(path: str, problems: list[Problem], folder_name: str | None)
                                 f"study_id {meta.study_id!r} differs from folder name {folder_name!r}"))
     if not is_http_url(meta.url):
         problems.append(Problem(path, None, "url", f"url {meta.url!r} is not an http(s) URL"))
+    for i, flag in enumerate(meta.reliability):
+        if not is_http_url(flag.source_url):
+            problems.append(Problem(path, None, f"reliability.{i}.source_url",
+                                    f"source_url {flag.source_url!r} is not an http(s) URL"))
     for i, c in enumerate(meta.compounds):
         if c not in COMPOUNDS:
             problems.append(Problem(path, None, f"compounds.{i}", f"unknown compound {c!r}"))
