@@ -68,31 +68,40 @@ def _pct_precompute(model, it, row) -> None:
     it.const.update(y=math.log1p(it.value / 100.0))
     n = row["n"]
     if pd.isna(n) and it.spec.get("n_arm"):
-        n = model.n_of(it.spec["n_arm"])
+        n = model.n_of(it.spec["n_arm"], it.spec.get("n_arm_share", 1.0))
     it.const.update(n=None if pd.isna(n) else int(n))
 
 
 def _arm_mean_loglik(model, it, q, th):
-    return log_normal_obs(it.const["y"], q, model.arm_sd(it, th))
+    return log_normal_obs(it.const["y"], q, it.widen * model.arm_sd(it, th))
 
 
 def _arm_mean_simulate(model, it, q, th, rng) -> float:
-    return 100.0 * math.expm1(float(q) + float(model.arm_sd(it, th)) * rng.standard_normal())
+    return 100.0 * math.expm1(float(q) + it.widen * float(model.arm_sd(it, th)) * rng.standard_normal())
 
 
 def _approx_loglik(model, it, q, th):
-    return log_normal_obs(it.const["y"], q, model.settings.approx_log_sd)
+    return log_normal_obs(it.const["y"], q, it.widen * model.settings.approx_log_sd)
 
 
 def _approx_simulate(model, it, q, th, rng) -> float:
-    return 100.0 * math.expm1(float(q) + model.settings.approx_log_sd * rng.standard_normal())
+    return 100.0 * math.expm1(float(q) + it.widen * model.settings.approx_log_sd * rng.standard_normal())
 
 
 # --- "p <= alpha vs placebo" (censored two-sample t statistic) --------------------------------
 def _t_placebo_precompute(model, it, row) -> None:
-    n1, n2 = model.n_of(it.spec["n_arm"]), model.n_of(it.spec["n_placebo"])
+    """n per arm from design rows: ``n_arm``/``n_placebo``, or ``n_total`` split equally over
+    ``arms`` (allocation not reported: documented in the row's evidence-map note). The level is
+    the row's reported p-value bound, or ``significance_alpha`` for a trial that reports only a
+    significant change (``as_test``)."""
+    spec = it.spec
+    if "n_total" in spec:
+        n1 = n2 = model.n_of(spec["n_total"], 1.0 / float(spec.get("arms", 2)))
+    else:
+        n1, n2 = model.n_of(spec["n_arm"]), model.n_of(spec["n_placebo"])
+    alpha = it.value if it.value is not None and not spec.get("as_test") else model.settings.significance_alpha
     df = n1 + n2 - 2
-    it.const.update(n1=n1, n2=n2, df=df, t_crit=float(stats.t.ppf(1 - it.value / 2, df)))
+    it.const.update(n1=n1, n2=n2, df=df, alpha=float(alpha), t_crit=float(stats.t.ppf(1 - alpha / 2, df)))
 
 
 def _t_placebo_loglik(model, it, q, th):
@@ -146,12 +155,45 @@ def _t90_precompute(model, it, row) -> None:
 
 
 def _t90_loglik(model, it, q, th):
-    return log_normal_obs(it.const["log_days"], q, math.log(model.settings.approx_factor))
+    return log_normal_obs(it.const["log_days"], q, it.widen * math.log(model.settings.approx_factor))
 
 
 def _t90_simulate(model, it, q, th, rng) -> float:
-    days = math.exp(float(q) + math.log(model.settings.approx_factor) * rng.standard_normal())
+    days = math.exp(float(q) + it.widen * math.log(model.settings.approx_factor) * rng.standard_normal())
     return days / it.const["unit_days"]
+
+
+# --- log ratio of an arm mean to a placebo mean (both with SDs, end-of-treatment levels) ------
+def _ratio_precompute(model, it, row) -> None:
+    """y = log(mean_arm / mean_placebo); sampling variances by the delta method,
+    var(log mean) = (SD / mean)^2 / n, from the rows named in the spec (placebo mean and SD,
+    this arm's SD); a secondary copy's variances are widened (``widen``, applied by the claim)."""
+    import pandas as pd
+
+    p_mean = model._row(it.spec["placebo_mean"])
+    p_sd = model._row(it.spec["placebo_sd"])
+    a_sd = model._row(it.spec["sd"])
+    for r, what in ((row, "arm mean"), (p_mean, "placebo mean"), (p_sd, "placebo SD"), (a_sd, "arm SD")):
+        if pd.isna(r["n"]) or pd.isna(r["value"]) or float(r["value"]) <= 0:
+            raise UserError(f"{what} row needs a positive value and n", field=str(r["evidence_id"]))
+    m1, n1 = float(row["value"]), int(row["n"])
+    m0, n0 = float(p_mean["value"]), int(p_mean["n"])
+    var_arm = (float(a_sd["value"]) / m1) ** 2 / n1
+    var_p = (float(p_sd["value"]) / m0) ** 2 / n0
+    it.const.update(y=math.log(m1 / m0), var_arm=var_arm, var_placebo=var_p, widen=it.widen,
+                    placebo_key=str(it.spec["placebo_mean"]))
+
+
+def _ratio_loglik(model, it, q, th):
+    c = it.const
+    sd = jnp.sqrt(c["widen"] ** 2 * (c["var_arm"] + c["var_placebo"]) + th["sigma_arm"] ** 2)
+    return log_normal_obs(c["y"], q, sd)
+
+
+def _ratio_simulate(model, it, q, th, rng) -> float:
+    c = it.const
+    sd = math.sqrt(c["widen"] ** 2 * (c["var_arm"] + c["var_placebo"]) + float(th["sigma_arm"]) ** 2)
+    return float(q) + sd * rng.standard_normal()
 
 
 # --- one-sided bound on a model quantity (e.g. NAD+ rose by at most 60 %) ---------------------
@@ -172,17 +214,24 @@ KINDS: dict[str, ObservationKind] = {k.name: k for k in (
     ObservationKind("cv_extreme", False, _cv_precompute, _cv_loglik, _cv_simulate),
     ObservationKind("approximate_time", False, _t90_precompute, _t90_loglik, _t90_simulate),
     ObservationKind("bound", True, _bound_precompute, _bound_loglik, _simulate_event),
+    ObservationKind("log_ratio_vs_placebo", False, _ratio_precompute, _ratio_loglik, _ratio_simulate),
 )}
 
 #: observable -> kind, for rows whose kind follows from what they measure
 _BY_OBSERVABLE = {"human_t_vs_placebo": "t_vs_placebo_bound", "human_t_paired": "t_paired_exact_p",
-                  "human_cv_extreme": "cv_extreme", "human_t90": "approximate_time"}
+                  "human_cv_extreme": "cv_extreme", "human_t90": "approximate_time",
+                  "human_t_half": "approximate_time", "human_ratio_vs_placebo": "log_ratio_vs_placebo"}
 _BY_STATISTIC = {"pct_change_median": "approximate_change", "pct_change_from_baseline": "arm_mean_change"}
 
 
-def kind_of(statistic: str, observable: str, keyword: str | None) -> str:
-    """The observation kind of a scored row (a qualitative finding, else by statistic, else by
-    observable); a row no kind accepts is a mapping error."""
+def kind_of(statistic: str, observable: str, keyword: str | None, as_test: bool = False) -> str:
+    """The observation kind of a scored row (a significance statement scored through the power of
+    its test, else a qualitative finding, else by statistic, else by observable); a row no kind
+    accepts is a mapping error."""
+    if as_test:
+        if observable != "human_t_vs_placebo":
+            raise UserError("as_test needs observable human_t_vs_placebo")
+        return "t_vs_placebo_bound"
     if keyword is not None:
         return "finding"
     if statistic in _BY_STATISTIC:

@@ -20,6 +20,7 @@ import yaml
 
 from nadfit.datasets.errors import UserError
 from nadfit.models import averaged  # noqa: F401  (enables x64)
+from nadfit.models.claims import build_claims, claim_loglik, study_terms
 from nadfit.models.core import consumption_rate, steady_state_jax
 from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
 from nadfit.models.kinds import KINDS, kind_of
@@ -31,7 +32,7 @@ from nadfit.models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_
 #: equal to the baseline NAD+ synthesis flux (signs of monotone effects do not depend on it)
 REFERENCE_EXPOSURE = 1.0
 #: studies with a random effect on the size of the human response (quantitative data only)
-HET_STUDIES = ("yi2022", "huang2022", "airhart2017")
+HET_STUDIES = ("yi2022", "huang2022", "airhart2017", "nmn_exercise_30d")
 #: study-by-visit shifts shared by all arms (placebo drift)
 DRIFT_KEYS = ("huang2022_d30", "huang2022_d60")
 #: CD73 share of extracellular NMN dephosphorylation per system: logistic(W73_LOGIT_SD * z) with
@@ -69,6 +70,8 @@ class Item:
     kind: str = ""  # observation kind (models/kinds.py)
     const: dict = field(default_factory=dict)
     holds: float = 1.0  # 1: the reported finding held (real data); 0: it did not (simulations)
+    grade: str = "primary"
+    widen: float = 1.0  # SD multiplier of a numeric row (settings.secondary_sd_factor if secondary)
 
     @property
     def binary(self) -> bool:
@@ -77,16 +80,20 @@ class Item:
 
 class EvidenceModel:
     def __init__(self, hypothesis: str | Hypothesis, evidence, settings: ObservationSettings | None = None,
-                 exclude: tuple[str, ...] = (), outcomes: dict | None = None):
+                 exclude: tuple[str, ...] = (), outcomes: dict | None = None, mapping: dict | None = None):
         """``outcomes`` replaces reported results by simulated ones (calibration studies): for
         numeric rows a value on the row's reported scale (percent, p-value, weeks ...), for
-        finding rows a bool saying whether the reported finding held."""
+        finding rows a bool saying whether the reported finding held. ``mapping`` replaces the
+        shipped ``evidence_map.yaml`` (tests, users' own evidence maps)."""
         self.hypothesis = hypothesis if isinstance(hypothesis, Hypothesis) else get_hypothesis(hypothesis)
         self.outcomes = dict(outcomes or {})
         self.settings = settings or ObservationSettings()
         self.evidence = evidence
-        self.mapping = load_evidence_map()
+        self.mapping = mapping if mapping is not None else load_evidence_map()
         self.items = self._build_items(set(exclude))
+        self.claims = build_claims(self, self.mapping.get("claims"))
+        self.study_ids = list(dict.fromkeys(c.study_id for c in self.claims))
+        self.unreliable_prior = self._reliability_priors()
         # identical regimens share one simulated column
         scenarios = fixed_scenarios()
         unique: dict = {}
@@ -140,8 +147,9 @@ class EvidenceModel:
                             file="models/evidence_map.yaml", field=evidence_id)
         return rows.iloc[0]
 
-    def n_of(self, ids) -> int:
-        """Participants in the design row(s) ``ids`` (one id or a list, summed)."""
+    def n_of(self, ids, share: float = 1.0) -> int:
+        """Participants in the design row(s) ``ids`` (one id or a list, summed), times ``share``
+        (an arm's share of a total whose split is not reported; rounded down)."""
         ids = ids if isinstance(ids, list) else [ids]
         total = 0
         for eid in ids:
@@ -149,7 +157,28 @@ class EvidenceModel:
             if v is None or not np.isfinite(float(v)):
                 raise UserError("design row has no participant count", field=eid)
             total += int(float(v))
-        return total
+        return int(math.floor(total * float(share)))
+
+    def _reliability_priors(self) -> dict[str, float]:
+        """Prior probability that each study's findings do not hold (models/claims.py): the
+        flagged value for a study whose study.yaml records a reliability event."""
+        from nadfit.datasets.load import load_studies
+
+        try:
+            metas = load_studies()
+        except UserError:
+            metas = {}
+        out = {}
+        for sid in self.study_ids:
+            meta = metas.get(sid)
+            flagged = bool(meta is not None and meta.reliability)
+            out[sid] = self.settings.unreliable_prior_flagged if flagged else self.settings.unreliable_prior
+        return out
+
+    @property
+    def flagged_studies(self) -> list[str]:
+        return [s for s, r in self.unreliable_prior.items() if r == self.settings.unreliable_prior_flagged
+                and r != self.settings.unreliable_prior]
 
     def _build_items(self, exclude: set[str]) -> list[Item]:
         available = set(self.evidence["evidence_id"])
@@ -170,10 +199,13 @@ class EvidenceModel:
             label = f"{row['study_id']}: {row.get('analyte', '')} ({statistic}"
             label += f" {keyword})" if keyword else f" {value:g})" if value is not None else ")"
             try:
-                kind = kind_of(statistic, spec["observable"], keyword)
+                kind = kind_of(statistic, spec["observable"], keyword, bool(spec.get("as_test")))
             except UserError as err:
                 raise UserError(err.message, file="models/evidence_map.yaml", field=eid) from None
-            item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label, kind)
+            grade = str(row.get("grade") or "primary")
+            widen = self.settings.secondary_sd_factor if grade == "secondary" else 1.0
+            item = Item(eid, str(row["study_id"]), statistic, spec["observable"], spec, value, keyword, label, kind,
+                        grade=grade, widen=widen)
             if override is not None:
                 if item.binary:
                     item.holds = 1.0 if bool(override) else 0.0
@@ -283,7 +315,7 @@ class EvidenceModel:
             cache["blood"] = self.blood(th)
         if obs == "human_log_fold":
             return self._scale(th, spec) * self._log_b(cache["blood"], spec["scenario"], spec["day"]) + self._drift(th, spec)
-        if obs in ("human_t_vs_placebo", "human_dose_contrast"):
+        if obs in ("human_t_vs_placebo", "human_dose_contrast", "human_ratio_vs_placebo"):
             ref = spec.get("placebo") or spec["reference"]
             return self._scale(th, spec) * (self._log_b(cache["blood"], spec["scenario"], spec["day"])
                                             - self._log_b(cache["blood"], ref, spec["day"]))
@@ -296,6 +328,8 @@ class EvidenceModel:
             return smooth_extreme(log_cv, spec["extreme"], self.settings.cv_softness)
         if obs == "human_t90":
             return jnp.log(math.log(10.0) * th["t_blood_days"] / math.log(2.0))
+        if obs == "human_t_half":
+            return jnp.log(th["t_blood_days"])
         if obs == "nmn_use_ratio":
             return jnp.log(self._nmn_use(th, spec["system"], spec["perturb"]))
         if obs == "nmn_use_ratio_inverse":
@@ -306,7 +340,8 @@ class EvidenceModel:
             a = th["r_ko"] if spec["perturb"]["nrk"] == "knockout" else th["r_kd"]
             return jnp.log(self._nrk_factor(th, a))
         if obs == "nmn_direct_share":
-            return jnp.log(self._phi(th, spec["system"]))
+            # floored so that a share fixed at 0 (via-nr) gives a finite model quantity
+            return jnp.log(jnp.maximum(self._phi(th, spec["system"]), 1e-12))
         if obs == "gut_nad_ratio":
             use = self._nmn_use(th, spec["system"], spec["perturb"])
             w = th["omega_gut"]
@@ -338,31 +373,61 @@ class EvidenceModel:
     def item_loglik(self, it: Item, q, th):
         return KINDS[it.kind].loglik(self, it, q, th)
 
-    def loglik_and_pred(self, th: dict):
-        """(pointwise log-likelihood, model quantity) vectors in ``self.items`` order."""
+    def terms(self, th: dict) -> dict:
+        """All log-likelihood terms at ``th`` (pure JAX):
+
+        * ``study`` — one term per study (``self.study_ids``), marginalised over the study's
+          reliability indicator; their sum is the total log-likelihood;
+        * ``claim`` — leave-one-claim-out conditional terms (``self.claims`` order);
+        * ``item`` — each row's own term given that its study is reliable (diagnostics: per-row
+          reproduction probabilities, attribution); rows of a joint claim do not add up to it;
+        * ``pred`` — each row's model quantity (log scale; mean over a vector quantity)."""
         cache: dict = {}
-        lls, preds = [], []
+        lls, preds, qs = [], [], []
         for it in self.items:
             q = self.quantity(it, th, cache)
             lp = jnp.sum(self.item_loglik(it, q, th))
             if it.holds == 0.0:  # the finding did not hold: log(1 - P)
                 lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))
             lls.append(lp)
+            qs.append(q)
             preds.append(jnp.mean(q) if jnp.ndim(q) else q)
-        return jnp.stack(lls), jnp.stack(preds)
+        claim_ll = []
+        for c in self.claims:
+            lp = claim_loglik(self, c, qs, lls, th)
+            if c.joint not in ("product", "restated") and any(self.items[i].holds == 0.0 for i in c.rows):
+                lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))  # the joint event did not hold
+            claim_ll.append(lp)
+        _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
+        return {"study": study_ll, "claim": cond, "item": jnp.stack(lls), "pred": jnp.stack(preds)}
+
+    def log_density(self, th: dict):
+        """Total log-likelihood (sum of the study terms)."""
+        return jnp.sum(self.terms(th)["study"])
+
+    def loglik_and_pred(self, th: dict):
+        """(per-row terms given reliable studies, model quantity) in ``self.items`` order
+        (diagnostics; the likelihood itself is :meth:`terms`' ``study``)."""
+        t = self.terms(th)
+        return t["item"], t["pred"]
+
+    @property
+    def claim_ids(self) -> list[str]:
+        return [c.claim_id for c in self.claims]
 
     @property
     def unit_labels(self) -> dict[str, tuple[str, list[str]]]:
         """Pointwise log-likelihood variables of a run: name -> (dimension, labels).
 
-        ``evidence`` is the primary unit of comparison (its terms sum to the total
-        log-likelihood); further variables, if any, are secondary (diagnostic) units."""
-        return {"evidence": ("evidence_id", self.evidence_ids)}
+        ``evidence`` is the primary unit of comparison, one term per study (the terms sum to
+        the total log-likelihood); ``claim`` holds the exact leave-one-claim-out conditionals
+        (secondary unit)."""
+        return {"evidence": ("study", list(self.study_ids)), "claim": ("claim", self.claim_ids)}
 
     def pointwise(self, th: dict) -> dict:
         """Pointwise log-likelihood per variable of :attr:`unit_labels` at parameters ``th``."""
-        ll, _ = self.loglik_and_pred(th)
-        return {"evidence": ll}
+        t = self.terms(th)
+        return {"evidence": t["study"], "claim": t["claim"]}
 
     def simulate_outcomes(self, th: dict, rng) -> dict:
         """Draw every scored row's result from the observation model at parameters ``th``.

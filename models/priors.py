@@ -191,11 +191,12 @@ def _registry() -> dict[str, Prior]:
           "no value read; McReynolds reports higher consumption without size", (), weak=True,
           group="nampt"),
         # ---- human blood kinetics -----------------------------------------------------------
-        P("t_blood_days", "lognormal", {"mu": math.log(4.0), "sigma": math.log(4.0)}, "day",
+        P("t_blood_days", "lognormal", {"mu": math.log(7.0), "sigma": math.log(4.0)}, "day",
           "half-life of the slow whole-blood NAD+ pool",
-          "kinetic_priors.md §9 derives 4 d x/÷2 from Berven 2025's ~2-week plateau; that "
-          "plateau is used here as evidence (EV098), so the prior keeps the centre and is "
-          "widened to x/÷4 to avoid counting it twice", (), weak=True, group="human"),
+          "weakly informative (median one week, x/÷4: hours to months): the only literature "
+          "values are Berven 2025's ~2-week plateau and 6.25-day washout half-life, which are "
+          "scored as evidence (EV098, EV227), so no datum is used here (issue #14: a datum in a "
+          "prior is not also a likelihood term)", (), weak=True, group="human"),
         P("t_nampt_days", "lognormal", {"mu": 0.0, "sigma": math.log(4.0)}, "day",
           "half-life of NAMPT expression changes", "no literature value", (), weak=True,
           group="nampt"),

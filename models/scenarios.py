@@ -27,6 +27,9 @@ def fixed_scenarios() -> dict[str, Regimen]:
         "morifuji_nmn250": daily_regimen("NMN", 250.0, 84),
         "pencina_nmn2000": daily_regimen("NMN", 2000.0, 28, doses_per_day=2),
         "teijin_nmn750": daily_regimen("NMN", 750.0, 28),
+        # 30-day NMN trial of the 2026-11-30 addendum (EV248/EV250: 500 and 1000 mg once daily)
+        "x30_nmn500": daily_regimen("NMN", 500.0, 30),
+        "x30_nmn1000": daily_regimen("NMN", 1000.0, 30),
     }
 
 

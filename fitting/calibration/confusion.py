@@ -26,7 +26,7 @@ from nadfit.models.model import EvidenceModel
 def fit_elpd(hypothesis: str, evidence, outcomes: dict, cfg: FitConfig) -> dict:
     model = EvidenceModel(hypothesis, evidence, outcomes=outcomes)
     dt = sample_posterior(build_pymc_model(model), cfg)
-    ll = dt["posterior"]["loglik_item"].transpose("chain", "draw", "evidence_id").values
+    ll = dt["posterior"]["loglik_study"].transpose("chain", "draw", "study").values
     res = psis_loo(ll)
     return {"elpd": res["elpd"], "n_bad_k": int(np.sum(res["k"] > BAD_K)),
             "divergences": int(dt["sample_stats"]["diverging"].sum())}

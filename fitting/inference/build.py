@@ -1,9 +1,11 @@
 """Assemble the PyMC 6 model from an EvidenceModel: priors as random variables, the JAX
 evidence likelihood wrapped with ``pytensor.wrap_jax``.
 
-The likelihood enters through one ``pm.Potential`` (the sum of the per-row terms); the per-row
-terms are kept as the deterministic ``loglik_item`` so that LOO, weighting and pointwise
-attribution work on evidence rows (a Potential alone would be invisible to LOO).
+The likelihood enters through one ``pm.Potential`` (the sum of the per-study terms of
+``EvidenceModel.terms``); the pointwise terms are kept as deterministics so that LOO, weighting
+and attribution can use them (a Potential alone would be invisible to LOO): ``loglik_study``
+(primary unit), ``loglik_claim`` (leave-one-claim-out conditionals), ``loglik_item`` (each row's
+term given a reliable study; diagnostics) and ``model_quantity`` per row.
 """
 
 from __future__ import annotations
@@ -44,16 +46,23 @@ def make_rv(prior: Prior, widen: float = 1.0):
 def build_pymc_model(model: EvidenceModel, widen: float = 1.0, likelihood_weight: float = 1.0) -> pm.Model:
     """The PyMC model. ``widen`` scales every prior's spread (sensitivity analysis);
     ``likelihood_weight`` tempers the evidence (used by power-scaling checks)."""
-    coords = {"evidence_id": model.evidence_ids}
+    coords = {"evidence_id": model.evidence_ids, "study": list(model.study_ids), "claim": model.claim_ids}
     for dim, labels in model.vector_parameters.values():
         coords[dim] = list(labels)
-    jax_fn = pytensor.wrap_jax(model.loglik_and_pred)
+
+    def all_terms(th):
+        t = model.terms(th)
+        return t["study"], t["claim"], t["item"], t["pred"]
+
+    jax_fn = pytensor.wrap_jax(all_terms)
     with pm.Model(coords=coords) as pm_model:
         theta = {name: make_rv(prior, widen) for name, prior in model.priors().items()}
         for name, (dim, _) in model.vector_parameters.items():
             theta[name] = pm.Normal(name, 0.0, 1.0, dims=dim)
-        ll, pred = jax_fn(theta)
-        pm.Deterministic("loglik_item", ll, dims="evidence_id")
+        ll_study, ll_claim, ll_item, pred = jax_fn(theta)
+        pm.Deterministic("loglik_study", ll_study, dims="study")
+        pm.Deterministic("loglik_claim", ll_claim, dims="claim")
+        pm.Deterministic("loglik_item", ll_item, dims="evidence_id")
         pm.Deterministic("model_quantity", pred, dims="evidence_id")
-        pm.Potential("evidence", likelihood_weight * pt.sum(ll))
+        pm.Potential("evidence", likelihood_weight * pt.sum(ll_study))
     return pm_model

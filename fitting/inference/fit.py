@@ -110,7 +110,6 @@ def _posterior_predictive(model, post, seed: int):
     q = post["model_quantity"].values
     y_rep = np.full_like(q, np.nan)
     p_finding = np.full_like(q, np.nan)
-    sigma_arm = post["sigma_arm"].values[..., None]
     for k, it in enumerate(model.items):
         if it.keyword is not None or it.observable == "nampt_overexpression_nad":
             p_finding[..., k] = np.exp(ll[..., k])
@@ -206,6 +205,13 @@ def preflight(model) -> None:
     ll, _ = model.loglik_and_pred(th)
     ll = np.asarray(ll, dtype=float).reshape(-1)
     ids = list(model.evidence_ids)
+    if all(math.isfinite(x) for x in ll):
+        study = np.asarray(model.terms(th)["study"], dtype=float)
+        bad_s = [s for s, v in zip(model.study_ids, study) if not math.isfinite(v)]
+        if bad_s:
+            raise UserError(f"the log-likelihood is not finite at the prior median for study/studies "
+                            f"{', '.join(bad_s[:8])} (a joint claim term); check these studies' rows",
+                            field="evidence")
     bad = [i for i in range(len(ll)) if not math.isfinite(ll[i])]
     if not bad:
         return
@@ -255,8 +261,9 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
                                                compile_kwargs={"mode": "FAST_COMPILE"})
         wall = time.time() - t0
         post = dt["posterior"].to_dataset()
-        ll = post["loglik_item"].rename("evidence")
-        dt["log_likelihood"] = xr.DataTree(xr.Dataset({"evidence": ll}))
+        # primary unit: the study; secondary: the claim (exact leave-one-claim-out terms)
+        dt["log_likelihood"] = xr.DataTree(xr.Dataset({"evidence": post["loglik_study"],
+                                                       "claim": post["loglik_claim"]}))
         prior_ds = prior["prior"].to_dataset()
         dt["prior"] = xr.DataTree(prior_ds)
         y_rep, p_finding = _posterior_predictive(model, post, cfg.seed)

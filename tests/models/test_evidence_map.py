@@ -19,7 +19,19 @@ def _all_ids(mapping):
 
 
 def test_sections_known():
-    assert set(load_evidence_map()) <= set(SECTIONS)
+    assert set(load_evidence_map()) <= set(SECTIONS) | {"claims"}
+
+
+def test_claims_refer_to_scored_rows():
+    """Every row of a declared claim is a likelihood row, and no row is in two claims."""
+    m = load_evidence_map()
+    scored = set(m["likelihood"])
+    seen = Counter()
+    for cid, spec in m["claims"].items():
+        for eid in spec["rows"]:
+            assert eid in scored, (cid, eid)
+            seen[eid] += 1
+    assert not [e for e, c in seen.items() if c > 1]
 
 
 def test_every_row_mapped_exactly_once(evidence):
@@ -41,7 +53,7 @@ def test_references_exist(evidence):
                 assert spec[key] == "none" or spec[key] in SCENARIO_NAMES, (eid, key, spec[key])
         for s in spec.get("scenarios", []):
             assert s in SCENARIO_NAMES, (eid, s)
-        for key in ("n_arm", "n_placebo", "factor_from"):
+        for key in ("n_arm", "n_placebo", "factor_from", "n_total", "placebo_mean", "placebo_sd", "sd"):
             refs = spec.get(key, [])
             for r in refs if isinstance(refs, list) else [refs]:
                 assert r in shipped, (eid, key, r)

@@ -1,0 +1,257 @@
+"""Claim-level evidence (models/claims.py): a claim counts once, a study's reliability bounds the
+cost of its contradicted findings, and joint terms match simulation."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from nadfit.models.claims import (
+    JOINT,
+    LOG_HALF,
+    _genz_points,
+    log_upper_orthant,
+    statistic_correlation,
+    undeclared_duplicates,
+)
+from nadfit.models.model import EvidenceModel, load_evidence_map
+from nadfit.models.observation import ObservationSettings
+
+GROZIO = ["EV131", "EV132", "EV134", "EV135"]
+
+
+def _mapping(likelihood_ids, claims=None, extra=None):
+    full = load_evidence_map()
+    m = {"likelihood": {e: copy.deepcopy(full["likelihood"][e]) for e in likelihood_ids}}
+    m["likelihood"].update(extra or {})
+    m["claims"] = claims or {}
+    return m
+
+
+def _with_copy(evidence, source: str, new_id: str):
+    """The evidence table with ``source`` copied as a second row ``new_id`` (same study)."""
+    import pandas as pd
+
+    row = evidence[evidence["evidence_id"] == source].copy()
+    row["evidence_id"] = new_id
+    return pd.concat([evidence, row], ignore_index=True)
+
+
+def _theta(model, **over):
+    th = model.prior_median_theta()
+    th.update({k: jnp.asarray(v) for k, v in over.items()})
+    return th
+
+
+# ---------------------------------------------------------------------------------------------
+# a claim copied into a second row
+# ---------------------------------------------------------------------------------------------
+
+
+def test_undeclared_copy_is_detected(evidence):
+    ev = _with_copy(evidence, "EV132", "EV900")
+    spec = load_evidence_map()["likelihood"]["EV132"]
+    m = EvidenceModel("mixed", ev, mapping=_mapping(["EV132"], extra={"EV900": dict(spec)}))
+    rng = np.random.default_rng(3)
+    thetas = [{k: jnp.asarray(v) for k, v in m.prior_draw(rng).items()} for _ in range(2)]
+    assert undeclared_duplicates(m, thetas) == [("EV132", "EV900")]
+
+
+def test_declared_copy_gives_the_same_loglik(evidence):
+    ev = _with_copy(evidence, "EV132", "EV900")
+    spec = load_evidence_map()["likelihood"]["EV132"]
+    once = EvidenceModel("mixed", ev, mapping=_mapping(["EV132"]))
+    twice = EvidenceModel("mixed", ev, mapping=_mapping(
+        ["EV132"], claims={"c": {"rows": ["EV132", "EV900"], "joint": "restated"}}, extra={"EV900": dict(spec)}))
+    for z in (-2.0, 0.0, 1.5):
+        th1 = _theta(once, mu_phi=z)
+        th2 = _theta(twice, mu_phi=z)
+        assert float(once.log_density(th1)) == pytest.approx(float(twice.log_density(th2)), abs=1e-12)
+    # scored as two independent rows instead, the copy would change the likelihood
+    indep = EvidenceModel("mixed", ev, mapping=_mapping(["EV132"], extra={"EV900": dict(spec)}))
+    th = _theta(indep, mu_phi=-2.0)
+    assert abs(float(indep.log_density(th)) - float(once.log_density(_theta(once, mu_phi=-2.0)))) > 0.1
+
+
+def test_shipped_map_has_no_undeclared_duplicates(evidence):
+    m = EvidenceModel("mixed", evidence)
+    rng = np.random.default_rng(11)
+    thetas = [{k: jnp.asarray(v) for k, v in m.prior_draw(rng).items()} for _ in range(2)]
+    assert undeclared_duplicates(m, thetas) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# study reliability: a study whose findings all contradict the model has bounded cost
+# ---------------------------------------------------------------------------------------------
+
+
+def test_contradicted_study_cost_is_bounded(evidence):
+    """Under via-nr (no SLC12A8 route) every Grozio 2019 finding is contradicted. Its cost is that
+    of one unreliable study, -log(rho) + n_claims log 2, however many rows restate a claim."""
+    s = ObservationSettings()
+    m = EvidenceModel("via-nr", evidence, settings=s, mapping=_mapping(GROZIO, claims={
+        "cell": {"rows": ["EV131", "EV134"], "joint": "restated"}}))
+    assert m.flagged_studies == ["grozio2019"]  # study.yaml records a Matters Arising
+    rho = s.unreliable_prior_flagged
+    n_claims = len(m.claims)
+    assert n_claims == 3
+    study_ll = float(m.terms(m.prior_median_theta())["study"][0])
+    floor = math.log(rho) + n_claims * LOG_HALF
+    assert floor <= study_ll <= floor + 0.01
+    # the same rows scored one by one (without the reliability mixture) would cost about
+    # log(eps) = -6.9 nats per contradicted row
+    item_ll = float(jnp.sum(m.terms(m.prior_median_theta())["item"]))
+    assert item_ll < 3 * math.log(s.eps) < floor - 10
+    # a restated copy of a claim does not add cost
+    ev = _with_copy(evidence, "EV132", "EV900")
+    spec = load_evidence_map()["likelihood"]["EV132"]
+    m2 = EvidenceModel("via-nr", ev, settings=s, mapping=_mapping(GROZIO, claims={
+        "cell": {"rows": ["EV131", "EV134"], "joint": "restated"},
+        "gut": {"rows": ["EV132", "EV900"], "joint": "restated"}}, extra={"EV900": dict(spec)}))
+    assert float(m2.terms(m2.prior_median_theta())["study"][0]) == pytest.approx(study_ll, abs=1e-12)
+
+
+def test_claim_terms_are_leave_one_claim_out(evidence):
+    """claim term = log p(study) - log p(study without that claim), exactly."""
+    m = EvidenceModel("mixed", evidence, mapping=_mapping(GROZIO, claims={
+        "cell": {"rows": ["EV131", "EV134"], "joint": "restated"}}))
+    th = _theta(m, mu_phi=0.7)
+    t = m.terms(th)
+    total = float(t["study"][0])
+    for k, c in enumerate(m.claims):
+        keep = [e for e in GROZIO if e not in {m.items[i].evidence_id for i in c.rows}]
+        claims = {"cell": {"rows": ["EV131", "EV134"], "joint": "restated"}} if "EV131" in keep else {}
+        sub = EvidenceModel("mixed", evidence, mapping=_mapping(keep, claims=claims))
+        assert float(t["claim"][k]) == pytest.approx(total - float(sub.terms(th)["study"][0]), abs=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# the joint Yi 2022 term against simulation
+# ---------------------------------------------------------------------------------------------
+
+YI_ROWS = ["EV002", "EV003", "EV004", "EV005", "EV006", "EV007"]
+
+
+def _yi_model(evidence, rho=0.5):
+    s = ObservationSettings(visit_correlation=rho)
+    m = EvidenceModel("mixed", evidence, settings=s, mapping=_mapping(
+        YI_ROWS, claims={"yi": {"rows": YI_ROWS, "joint": "t_vs_placebo_joint"}}))
+    (claim,) = m.claims
+    return m, claim
+
+
+def _joint_logp(m, claim, effects, sigma):
+    """log P(all six tests significant) for arm-visit effects (difference from placebo)."""
+    qs = {i: jnp.asarray(effects[m.items[i].spec["scenario"], m.items[i].spec["day"]]) for i in claim.rows}
+    return float(JOINT["t_vs_placebo_joint"].loglik(m, claim, qs, {}, {"sigma_person": jnp.asarray(sigma)}))
+
+
+def _simulate(m, claim, effects, sigma, rho, reps, rng, known_sd=False):
+    """Individual-level trial simulation: each person measured at day 30 and 60 (correlation rho),
+    two-sample pooled t-test of each arm vs placebo at each visit; the event is all six
+    statistics at or above their critical value. known_sd: z statistics with the true SD."""
+    its = [m.items[i] for i in claim.rows]
+    n_p = its[0].const["n2"]
+    arms = sorted({it.spec["scenario"] for it in its})
+    cov = sigma ** 2 * np.array([[1.0, rho], [rho, 1.0]])
+    hits = 0
+    for _ in range(reps // 1000):
+        plac = rng.multivariate_normal([0.0, 0.0], cov, size=(1000, n_p))
+        ok = np.ones(1000, dtype=bool)
+        for arm in arms:
+            n_a = next(it.const["n1"] for it in its if it.spec["scenario"] == arm)
+            mu = [effects[arm, 30], effects[arm, 60]]
+            x = rng.multivariate_normal(mu, cov, size=(1000, n_a))
+            for v, day in enumerate((30, 60)):
+                it = next(i for i in its if i.spec["scenario"] == arm and i.spec["day"] == day)
+                diff = x[:, :, v].mean(1) - plac[:, :, v].mean(1)
+                if known_sd:
+                    se = sigma * math.sqrt(1 / n_a + 1 / n_p)
+                else:
+                    sp = ((n_a - 1) * x[:, :, v].var(1, ddof=1) + (n_p - 1) * plac[:, :, v].var(1, ddof=1)) / (n_a + n_p - 2)
+                    se = np.sqrt(sp * (1 / n_a + 1 / n_p))
+                ok &= diff / se >= it.const["t_crit"]
+        hits += int(ok.sum())
+    return hits / reps
+
+
+@pytest.mark.parametrize("known_sd", [True, False])
+def test_yi_joint_term_matches_simulation(evidence, known_sd):
+    rho = 0.5
+    m, claim = _yi_model(evidence, rho)
+    assert [m.items[i].const["n1"] for i in claim.rows] == [20] * 6
+    assert {m.items[i].const["n2"] for i in claim.rows} == {20}
+    sigma = 1.0
+    se = sigma * math.sqrt(2 / 20)
+    # effects that make every test borderline (P(all six) in the middle of (0, 1))
+    effects = {(a, d): (4.1 + 0.3 * k + 0.2 * (d == 60)) * se
+               for k, a in enumerate(["yi_nmn300", "yi_nmn600", "yi_nmn900"]) for d in (30, 60)}
+    p_model = math.exp(_joint_logp(m, claim, effects, sigma))
+    reps = 20000
+    p_sim = _simulate(m, claim, effects, sigma, rho, reps, np.random.default_rng(5), known_sd=known_sd)
+    mc_se = math.sqrt(p_sim * (1 - p_sim) / reps)
+    assert 0.1 < p_sim < 0.9
+    if known_sd:
+        # the multivariate normal is exact for z statistics: only Monte Carlo (and the small
+        # quasi-Monte Carlo error of the Genz integral) separates the two; but the model's
+        # statistics carry the t-variance inflation 1 + ncp^2/(2 df), which z statistics lack,
+        # so compare with that term removed
+        its = [m.items[i] for i in claim.rows]
+        lower = np.array([(it.const["t_crit"] - effects[it.spec["scenario"], it.spec["day"]] / se) for it in its])
+        p_z = math.exp(float(log_upper_orthant(jnp.asarray(lower), claim.const["chol"], claim.const["w"])))
+        assert abs(p_z - p_sim) <= 4 * mc_se + 0.005
+        # treating the six tests as independent is clearly wrong (the test can fail)
+        p_indep = float(np.prod(stats.norm.sf(lower)))
+        assert abs(p_indep - p_sim) > 10 * mc_se
+    else:
+        # real t tests: the model's normal approximation of the non-central t (variance
+        # 1 + ncp^2 / (2 df)) and the shared pooled SD are approximations; allowed 0.03 absolute
+        assert abs(p_model - p_sim) <= 4 * mc_se + 0.03
+
+
+def test_correlation_of_a_shared_placebo():
+    n = 20
+    tests = [{"arm": "a", "placebo": "p", "visit": 30.0, "n_arm": n, "n_placebo": n},
+             {"arm": "b", "placebo": "p", "visit": 30.0, "n_arm": n, "n_placebo": n},
+             {"arm": "a", "placebo": "p", "visit": 60.0, "n_arm": n, "n_placebo": n}]
+    c = statistic_correlation(tests, 0.5)
+    assert c[0, 1] == pytest.approx(0.5)  # (1/n) / (2/n)
+    assert c[0, 2] == pytest.approx(0.5)  # rho (1/n + 1/n) / (2/n)
+    assert c[1, 2] == pytest.approx(0.25)  # only the placebo at another visit: rho/n / (2/n)
+
+
+def test_genz_orthant_matches_bivariate_normal_cdf():
+    rho = 0.6
+    corr = np.array([[1.0, rho], [rho, 1.0]])
+    lower = np.array([0.3, -0.4])
+    exact = stats.multivariate_normal([0, 0], corr).cdf(-lower)  # P(X >= a) = P(X <= -a)
+    got = math.exp(float(log_upper_orthant(jnp.asarray(lower), jnp.asarray(np.linalg.cholesky(corr)),
+                                           jnp.asarray(_genz_points(2)))))
+    assert got == pytest.approx(exact, abs=2e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Airhart 2017: mean change and paired p-value as one likelihood for (mean, SD)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_airhart_joint_term_peaks_at_the_implied_sd(evidence):
+    ids = ["EV080", "EV081"]
+    m = EvidenceModel("mixed", evidence, mapping=_mapping(ids, claims={
+        "a": {"rows": ids, "joint": "mean_and_paired_t"}}))
+    (claim,) = m.claims
+    s = claim.const["s"]
+    # the sample SD implied by mean log(2) = 0.693, n = 8, p = 0.001 (t = 5.41 with 7 df)
+    assert s == pytest.approx(math.log(2.0) * math.sqrt(8) / stats.t.ppf(1 - 0.0005, 7), rel=1e-9)
+    q = {claim.const["mean_row"]: jnp.asarray(claim.const["y"])}
+    sig = np.linspace(0.1, 1.5, 141)
+    lp = [float(JOINT["mean_and_paired_t"].loglik(m, claim, q, {}, {"sigma_person": jnp.asarray(x),
+                                                                     "sigma_arm": jnp.asarray(1e-6)}))
+          for x in sig]
+    best = sig[int(np.argmax(lp))]
+    assert abs(best - s) < 0.15  # the likelihood of sigma peaks near the implied SD
