@@ -176,12 +176,12 @@ def _ratio_precompute(model, it, row) -> None:
     for r, what in ((row, "arm mean"), (p_mean, "placebo mean"), (p_sd, "placebo SD"), (a_sd, "arm SD")):
         if pd.isna(r["n"]) or pd.isna(r["value"]) or float(r["value"]) <= 0:
             raise UserError(f"{what} row needs a positive value and n", field=str(r["evidence_id"]))
-    m1, n1 = float(row["value"]), int(row["n"])
+    m1, n1 = float(it.value), int(row["n"])  # it.value: the reported mean, or a simulated one
     m0, n0 = float(p_mean["value"]), int(p_mean["n"])
-    var_arm = (float(a_sd["value"]) / m1) ** 2 / n1
+    var_arm = (float(a_sd["value"]) / float(row["value"])) ** 2 / n1
     var_p = (float(p_sd["value"]) / m0) ** 2 / n0
     it.const.update(y=math.log(m1 / m0), var_arm=var_arm, var_placebo=var_p, widen=it.widen,
-                    placebo_key=str(it.spec["placebo_mean"]))
+                    placebo_key=str(it.spec["placebo_mean"]), placebo_mean=m0)
 
 
 def _ratio_loglik(model, it, q, th):
@@ -191,9 +191,10 @@ def _ratio_loglik(model, it, q, th):
 
 
 def _ratio_simulate(model, it, q, th, rng) -> float:
+    """An arm mean on the reported scale (the placebo mean kept at its reported value)."""
     c = it.const
     sd = math.sqrt(c["widen"] ** 2 * (c["var_arm"] + c["var_placebo"]) + float(th["sigma_arm"]) ** 2)
-    return float(q) + sd * rng.standard_normal()
+    return c["placebo_mean"] * math.exp(float(q) + sd * rng.standard_normal())
 
 
 # --- one-sided bound on a model quantity (e.g. NAD+ rose by at most 60 %) ---------------------
