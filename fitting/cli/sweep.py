@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from nadfit.fitting.cli.options import ADDRESS_HELP, WORKERS_HELP
+
 
 def progress_printer(console: Console):
     """A sweep ``on_done`` callback printing one line per finished task."""
@@ -27,8 +29,8 @@ def progress_printer(console: Console):
 def sweep_command(
     spec: Path = typer.Argument(..., help="sweep spec (TOML or YAML)"),
     out: Path = typer.Option(..., "--out", help="output folder (one sub-folder per task + sweep.json)"),
-    workers: int = typer.Option(2, help="local worker processes (one core each)"),
-    address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786) instead of a local cluster"),
+    workers: int = typer.Option(2, help=WORKERS_HELP),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
 ) -> None:
     """Run every fit of a sweep spec in parallel; finished tasks are skipped on a re-run."""
     from nadfit.fitting.storage.outputs import check_output_dir
