@@ -99,11 +99,20 @@ def report_compare_command(
     comparison_dir: Path = typer.Argument(..., help="comparison folder written by 'nadfit compare'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default DIR/comparison.html)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Write a self-contained HTML report of a hypothesis comparison."""
+    check_verbosity(quiet, verbose)
+    from nadfit.fitting.cli.progress import StepProgress
     from nadfit.fitting.comparison.pipeline import render_comparison_folder
 
-    path = render_comparison_folder(comparison_dir, out, force=force)
+    steps = StepProgress(Console(stderr=True), "report-compare", quiet=quiet)
+    try:
+        path = render_comparison_folder(comparison_dir, out, force=force, log=steps.log)
+    finally:
+        steps.close()
+    steps.done("written")
     print(f"comparison report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

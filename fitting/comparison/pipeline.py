@@ -131,14 +131,18 @@ def _check_report_out(out: Path | None, folder: Path, default: str, force: bool)
         check_output_file(Path(out), force=force)
 
 
-def render_comparison_folder(folder: Path, out: Path | None = None, *, force: bool = False) -> Path:
-    """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here)."""
+def render_comparison_folder(folder: Path, out: Path | None = None, *, force: bool = False, log=_quiet) -> Path:
+    """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here).
+    ``log(message)`` is called at the start of each step after the folder was read."""
     from nadfit.fitting.comparison.assemble import load_comparison, run_statuses
     from nadfit.reports.render import render_comparison
 
     _check_report_out(out, folder, "comparison.html", force)
     comp = load_comparison(folder)
-    return render_comparison(comp, Path(folder), run_statuses(comp, Path(folder)), out)
+    log("statuses of the compared runs")
+    statuses = run_statuses(comp, Path(folder))
+    log("figures, tables and HTML")
+    return render_comparison(comp, Path(folder), statuses, out)
 
 
 def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | None = None, *,

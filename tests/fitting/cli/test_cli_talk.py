@@ -253,3 +253,20 @@ def test_step_progress_on_a_terminal_shows_each_step_and_stops():
     out = buf.getvalue()
     assert "report: loading the run" in out and "report: figures, tables and HTML" in out
     assert "report: written in " in out and steps._progress is None
+
+
+def test_report_compare_prints_a_line_per_step(capsys, monkeypatch, tmp_path):
+    from nadfit.fitting.cli import main
+    from nadfit.fitting.comparison import pipeline
+
+    def fake(folder, out=None, *, force=False, log=lambda *_: None):
+        log("figures, tables and HTML")
+        path = tmp_path / "comparison.html"
+        path.write_text("<html></html>")
+        return path
+
+    monkeypatch.setattr(pipeline, "render_comparison_folder", fake)
+    rc = main(["report-compare", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "comparison report written" in out
+    assert "  report-compare: figures, tables and HTML (" in err and "report-compare: written in " in err
