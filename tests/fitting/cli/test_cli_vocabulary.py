@@ -195,3 +195,22 @@ def test_argument_errors_come_before_heavy_imports():
     rcs, jax_loaded, pymc_loaded = json.loads(res.stdout.strip().splitlines()[-1])
     assert rcs == [2] * len(bad), res.stderr
     assert not jax_loaded and not pymc_loaded, res.stderr
+
+
+def test_readme_commands_table_uses_the_current_spellings():
+    """Every option in README's Commands table is a visible option of that command."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("## Commands"):]
+    table = table[:table.index("\n\n", table.index("| command |"))]
+    commands = dict(all_commands())
+    checked = 0
+    for usage in re.findall(r"^\| `nadfit ([^`]+)`", table, flags=re.M):
+        name = usage.split()[0]
+        cmd = commands.get(f"nadfit {name}")
+        if cmd is None:  # the datasets group row
+            continue
+        opts = {o for p in cmd.params if not getattr(p, "hidden", False) for o in p.opts}
+        for opt in re.findall(r"--[a-z][a-z0-9-]*", usage):
+            assert opt in opts, f"README: nadfit {name} {opt} is not an option"
+            checked += 1
+    assert checked >= 30
