@@ -132,6 +132,7 @@ def test_report_and_predict(capsys, main_job, tmp_path):
     run_dir = main_job / "fits" / "mixed"
     rc, out, err = run(capsys, "report", run_dir, "--out", tmp_path / "r.html")
     assert rc == 0 and (tmp_path / "r.html").stat().st_size > 0, err
+    assert "report: loading the run" in err and "report: figures, tables and HTML" in err  # progress
     rc, out, err = run(capsys, "predict", run_dir, "--compound", "NMN", "--dose", "500", "--days", "30",
                        "--matrix", "serum", "--json")
     assert rc == 0, err
@@ -152,12 +153,13 @@ def test_recovery_and_sbc_on_a_scheduler_address(capsys, stubbed, tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         rc, out, err = run(capsys, "sbc", "--hypothesis", "direct", "--n-sims", "2", "--draws", "10", "--tune", "0",
                            "--chains", "1", "--rank-draws", "9", "--address", cluster.scheduler_address,
-                           "--out", tmp_path / "sbc")
+                           "--out", tmp_path / "sbc", "--quiet")
         assert rc == 0 and (tmp_path / "sbc" / "sbc.json").exists(), err
+        assert "[1/2]" not in err and "SBC direct" in out  # --quiet: the summary only
         spec = tmp_path / "spec.toml"
         spec.write_text('[[tasks]]\nkind = "echo"\nid = "hello"\nvalue = 3\n')
         rc, out, err = run(capsys, "sweep", spec, "--address", cluster.scheduler_address, "--out", tmp_path / "sw")
-        assert rc == 0, err
+        assert rc == 0 and "[1/1] hello" in err, err
     assert json.loads((tmp_path / "sw" / "hello" / "result.json").read_text())["value"] == 3
 
 

@@ -132,7 +132,8 @@ def test_every_listing_and_validation_command_has_json():
 
 
 def test_commands_that_print_progress_take_quiet_and_verbose():
-    for name in ("fit", "compare", "run-all", "report", "report-compare"):
+    for name in ("fit", "compare", "run-all", "report", "report-compare", "sbc", "recovery", "compare-calibration",
+                 "sweep"):
         cmd = dict(all_commands())[f"nadfit {name}"]
         opts = {o for p in cmd.params for o in p.opts}
         assert {"--quiet", "-q", "--verbose", "-v"} <= opts, name
