@@ -270,3 +270,30 @@ def test_report_compare_prints_a_line_per_step(capsys, monkeypatch, tmp_path):
     out, err = capsys.readouterr()
     assert rc == 0 and "comparison report written" in out
     assert "  report-compare: figures, tables and HTML (" in err and "report-compare: written in " in err
+
+
+def test_another_kind_of_nadfit_folder_is_named_with_what_to_give_instead(capsys, tmp_path):
+    """A run-all folder given to predict, a comparison folder given to report, a run folder given
+    to report-compare: one line naming the folder's kind and what to give instead."""
+    from nadfit.fitting.cli import main
+
+    run_all = tmp_path / "main"
+    run_all.mkdir()
+    (run_all / ".nadfit-output").write_text('{"kind": "run-all"}')
+    comparison = tmp_path / "cmp"
+    comparison.mkdir()
+    (comparison / "COMPLETE").write_text("nadfit:comparison\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "COMPLETE").write_text("nadfit:run\n")
+    cases = [(["predict", str(run_all), "--compound", "NMN", "--dose", "300", "--days", "7"],
+              "this is a nadfit run-all folder, not a run folder; give one of its fits/<hypothesis> folders"),
+             (["report", str(comparison), "--out", str(tmp_path / "r.html")],
+              "this is a nadfit comparison folder, not a run folder"),
+             (["report-compare", str(run), "--out", str(tmp_path / "c.html")],
+              "this is a nadfit run folder, not a comparison folder")]
+    for argv, message in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "c.html").exists()
