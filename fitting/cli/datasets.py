@@ -188,9 +188,9 @@ def import_digitised_cmd(
     analyte: str = typer.Option(..., "--analyte", help="what was measured"),
     matrix: str = typer.Option(..., "--matrix", help="sample matrix, e.g. blood_unspecified"),
     compound: str = typer.Option(..., "--compound", help="compound given, e.g. NMN"),
-    dose: str = typer.Option(..., "--dose", help="dose of the arm"),
+    dose: str = typer.Option(..., "--dose", help="dose of the arm, in --dose-unit"),
     out: str = typer.Option(..., "--out", help="datasets/studies/<study>/evidence_digitised*.csv"),
-    dose_unit: str = typer.Option("mg/day", "--dose-unit", help="unit of --dose"),
+    dose_unit: str = typer.Option("mg/day", "--dose-unit", help="unit of --dose, e.g. mg/day or mg/kg/day"),
     group: Optional[str] = typer.Option(None, "--group", help="arm name in study.yaml "
                                         "(default: '<compound> <dose> <dose-unit>')"),
     n: str = typer.Option("", "--n", help="per-group n (needed for sd/se unless the arm has n)"),
