@@ -35,7 +35,15 @@ def _register() -> None:
     app.add_typer(datasets.app, name="datasets")
     for module in (model, fit, compare, report, calibration, sweep):
         module.register(app)
+    # ``nadfit --help`` lists the commands in a newcomer's order (main job first); others at the end
+    rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+    app.registered_commands.sort(key=lambda c: rank.get(c.name, len(rank)))
     _registered = True
+
+
+#: order of the commands in ``nadfit --help`` (the ``datasets`` group is listed after them)
+COMMAND_ORDER = ("run-all", "fit", "compare", "report", "report-compare", "predict", "simulate",
+                 "sbc", "recovery", "compare-calibration", "sweep", "bench")
 
 
 def _is_click_error(exc: BaseException) -> bool:
@@ -145,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     _register()
+    from nadfit.fitting.cli.options import rewrite_deprecated
+
+    argv, notes = rewrite_deprecated(sys.argv[1:] if argv is None else argv)
+    for note in notes:
+        print(f"nadfit: note: {note}", file=sys.stderr)
     enable_compile_cache()
     import logging
 

@@ -11,33 +11,39 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.cli.options import ADDRESS_HELP, HYPOTHESIS_HELP, SEED_HELP, WORKERS_HELP
+from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
 from nadfit.fitting.cli.sweep import progress_printer
 
 
 def sbc_command(
-    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
+    hypothesis: str = typer.Option("mixed", help=HYPOTHESIS_HELP),
     n_sims: int = typer.Option(..., "--n-sims", help="number of simulations"),
     out: Path = typer.Option(..., "--out", help="output folder (sbc.json, sbc_ranks.png, sim-NNNN/)"),
     draws: int = typer.Option(500, help="posterior draws per chain"),
     tune: int = typer.Option(500, help="tuning steps per chain"),
     chains: int = typer.Option(2, help="chains per fit"),
     rank_draws: int = typer.Option(99, "--rank-draws", help="L: thinned posterior draws the truth is ranked among"),
-    seed: int = typer.Option(20261122, help="base seed (simulation i uses SeedSequence([seed, i]))"),
-    workers: int = typer.Option(2, help="local worker processes"),
-    address: Optional[str] = typer.Option(None, help="Dask scheduler address instead of a local cluster"),
+    seed: int = typer.Option(20261122, help=f"{SEED_HELP} (simulation i uses SeedSequence([seed, i]))"),
+    workers: int = typer.Option(2, help=WORKERS_HELP),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Simulation-based calibration (Talts et al. 2018) of one hypothesis."""
-    from nadfit.fitting.calibration.sbc import run_sbc
+    check_verbosity(quiet, verbose)
     from nadfit.models.hypotheses import get_hypothesis
 
-    get_hypothesis(hypothesis)
+    get_hypothesis(hypothesis)  # option checks before the heavy imports
     for name, v, lo in (("n-sims", n_sims, 1), ("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1),
                         ("rank-draws", rank_draws, 1), ("workers", workers, 1)):
         if v < lo:
             raise UserError(f"--{name} must be >= {lo}, got {v}", field=name)
+    from nadfit.fitting.calibration.sbc import run_sbc
+
     console = Console(stderr=True)
     doc = run_sbc(hypothesis, n_sims, out, draws=draws, tune=tune, chains=chains, rank_draws=rank_draws, seed=seed,
-                  workers=workers, address=address, on_done=progress_printer(console))
+                  workers=workers, address=address, on_done=None if quiet else progress_printer(console))
     bad = [k for k, v in doc["uniformity_pass"].items() if not v]
     Console().print(f"SBC {hypothesis}: {doc['n_sims']} simulations ({len(doc['failed_sims'])} failed), "
                     f"{doc['bins']} bins, {doc['pass_rule']}; "
@@ -46,15 +52,21 @@ def sbc_command(
 
 
 def recovery_command(
-    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
+    hypothesis: str = typer.Option("mixed", help=HYPOTHESIS_HELP),
     out: Path = typer.Option(..., "--out", help="output folder (recovery.json)"),
     truth: str = typer.Option("median", help="median (prior medians) | draw (one prior draw)"),
     draws: int = typer.Option(500, help="posterior draws per chain"),
     tune: int = typer.Option(500, help="tuning steps per chain"),
-    chains: int = typer.Option(2, help="chains"),
-    seed: int = typer.Option(20261122, help="seed"),
+    chains: int = typer.Option(2, help="chains per fit"),
+    seed: int = typer.Option(20261122, help=SEED_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Parameter recovery: simulate evidence at a known truth, fit it, check 94 % interval coverage."""
+    check_verbosity(quiet, verbose)
+    from nadfit.models.hypotheses import get_hypothesis
+
+    get_hypothesis(hypothesis)  # before the heavy imports
     from nadfit.fitting.calibration.sbc import run_recovery
     from nadfit.fitting.inference.config import FitConfig
 
@@ -76,13 +88,15 @@ def compare_calibration_command(
     draws: int = typer.Option(300, help="draws per chain of each fit"),
     tune: int = typer.Option(300, help="tuning steps per chain"),
     chains: int = typer.Option(2, help="chains per fit"),
-    seed: int = typer.Option(7, help="random seed"),
-    hypotheses: Optional[list[str]] = typer.Option(None, "--hypotheses",
-                                                   help="hypotheses to generate from and fit (comma-separated) "
-                                                        "[direct,via-nr,mixed]"),
+    seed: int = typer.Option(7, help=SEED_HELP),
+    hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
+                                                   help="hypotheses to generate from and fit (comma-separated "
+                                                        "or repeated) [direct,via-nr,mixed]"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Confusion matrix: how often LOO picks the hypothesis that generated synthetic evidence."""
-    from nadfit.fitting.calibration.confusion import run_confusion
+    check_verbosity(quiet, verbose)
     from nadfit.fitting.cli.options import split_ids
     from nadfit.models.hypotheses import HYPOTHESES, get_hypothesis
 
@@ -90,15 +104,17 @@ def compare_calibration_command(
     for h in hyps:
         get_hypothesis(h)
     if len(set(hyps)) < 2:
-        raise UserError("--hypotheses needs at least two different hypotheses", field="hypotheses")
+        raise UserError("--hypothesis needs at least two different hypotheses", field="hypothesis")
 
     for name, v in (("reps", reps), ("draws", draws), ("chains", chains)):
         if v < 1:
             raise UserError(f"--{name} must be at least 1", field=name)
     if tune < 0 or seed < 0:
         raise UserError("--tune and --seed must be non-negative", field="tune")
+    from nadfit.fitting.calibration.confusion import run_confusion
+
     res = run_confusion(out, reps=reps, draws=draws, tune=tune, chains=chains, seed=seed, hypotheses=hyps,
-                        log=Console(stderr=True).print)
+                        log=(lambda *_a, **_k: None) if quiet else Console(stderr=True).print)
     t = Table(title=f"LOO picks (rows: generating hypothesis; {reps} replicates each)")
     hs = list(res["confusion"])
     t.add_column("generated by")

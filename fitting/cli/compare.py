@@ -41,10 +41,10 @@ def compare_command(
     smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
     no_bridge: bool = typer.Option(False, "--no-bridge", help="skip bridge sampling"),
     no_psense: bool = typer.Option(False, "--no-psense", help="skip power-scaling sensitivity"),
-    wider: Optional[list[Path]] = typer.Option(None, help="runs fitted under the wider prior set"),
-    allow_failed: bool = typer.Option(False, help="accept runs whose diagnostics gates failed"),
+    wider: Optional[list[Path]] = typer.Option(None, "--wider-runs", help="runs fitted under the wider prior set (repeated)"),
+    allow_failed: bool = typer.Option(False, "--accept-failed-gates", help="accept runs whose diagnostics gates failed"),
     calibration: Optional[Path] = typer.Option(None, help="calibration.json from nadfit compare-calibration"),
-    reloo: bool = typer.Option(False, help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
+    reloo: bool = typer.Option(False, "--reloo", help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
     reloo_draws: int = typer.Option(300, help="draws (and tuning steps) per chain of each exact refit"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
@@ -63,14 +63,14 @@ def compare_command(
 
 def run_all_command(
     out: Path = typer.Option(Path("runs/main"), "--out", help="output folder"),
-    quick: bool = typer.Option(False, help="small fits for a first look (diagnostics gates may fail)"),
+    quick: bool = typer.Option(False, "--quick", help="small fits for a first look (diagnostics gates may fail)"),
     draws: int = typer.Option(1000, help="posterior draws per chain"),
     tune: int = typer.Option(500, help="tuning steps per chain"),
     chains: int = typer.Option(4, help="chains"),
     seed: int = typer.Option(20261122, help="random seed"),
     smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
     smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
-    wider: bool = typer.Option(False, help="also refit under the wider prior set (x2 spreads; 2 chains; "
+    wider: bool = typer.Option(False, "--wider", help="also refit under the wider prior set (x2 spreads; 2 chains; "
                                              "adds three fits, ~4-8 min on 2 cores)"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
@@ -99,11 +99,20 @@ def report_compare_command(
     comparison_dir: Path = typer.Argument(..., help="comparison folder written by 'nadfit compare'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default DIR/comparison.html)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Write a self-contained HTML report of a hypothesis comparison."""
+    check_verbosity(quiet, verbose)
+    from nadfit.fitting.cli.progress import StepProgress
     from nadfit.fitting.comparison.pipeline import render_comparison_folder
 
-    path = render_comparison_folder(comparison_dir, out, force=force)
+    steps = StepProgress(Console(stderr=True), "report-compare", quiet=quiet)
+    try:
+        path = render_comparison_folder(comparison_dir, out, force=force, log=steps.log)
+    finally:
+        steps.close()
+    steps.done("written")
     print(f"comparison report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.cli.options import JSON_HELP
 
 app = typer.Typer(help="Evidence datasets: list, inspect, validate, import digitised figures.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -36,7 +37,7 @@ def _evidence_by_study():
 
 
 @app.command("list")
-def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the shipped studies with their row counts."""
     from nadfit.datasets import load_gaps, load_studies
 
@@ -87,7 +88,7 @@ def _row_json(r) -> dict:
 
 @app.command("show")
 def show_cmd(study: str = typer.Argument(..., help="study_id"),
-             as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show one study's metadata, evidence rows and recorded gaps."""
     from nadfit.datasets import load_gaps, load_study
 
@@ -128,7 +129,7 @@ def show_cmd(study: str = typer.Argument(..., help="study_id"),
 
 
 @app.command("gaps")
-def gaps_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+def gaps_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
              priority: Optional[str] = typer.Option(None, "--priority", help="A, B or C")) -> None:
     """Results known to exist only in unreadable figures/tables."""
     from nadfit.datasets import load_gaps
@@ -155,7 +156,7 @@ def gaps_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readabl
 @app.command("validate")
 def validate_cmd(paths: list[str] = typer.Argument(..., help="study folders, evidence CSVs, "
                                                                  "study.yaml files or a datasets root"),
-                 as_json: bool = typer.Option(False, "--json", help="machine-readable output: "
+                 as_json: bool = typer.Option(False, "--json", help=f"{JSON_HELP}: "
                                               '{"valid", "files", "problems": [{"file", "row", "field", "message"}]}'),
                  ) -> None:
     """Validate study folders/files; exit 2 with one 'file:row:field: message' line per problem."""
@@ -187,9 +188,9 @@ def import_digitised_cmd(
     analyte: str = typer.Option(..., "--analyte", help="what was measured"),
     matrix: str = typer.Option(..., "--matrix", help="sample matrix, e.g. blood_unspecified"),
     compound: str = typer.Option(..., "--compound", help="compound given, e.g. NMN"),
-    dose: str = typer.Option(..., "--dose", help="dose of the arm"),
+    dose: str = typer.Option(..., "--dose", help="dose of the arm, in --dose-unit"),
     out: str = typer.Option(..., "--out", help="datasets/studies/<study>/evidence_digitised*.csv"),
-    dose_unit: str = typer.Option("mg/day", "--dose-unit", help="unit of --dose"),
+    dose_unit: str = typer.Option("mg/day", "--dose-unit", help="unit of --dose, e.g. mg/day or mg/kg/day"),
     group: Optional[str] = typer.Option(None, "--group", help="arm name in study.yaml "
                                         "(default: '<compound> <dose> <dose-unit>')"),
     n: str = typer.Option("", "--n", help="per-group n (needed for sd/se unless the arm has n)"),

@@ -48,9 +48,9 @@ def fit_command(
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
-    quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
+    quick: bool = typer.Option(False, "--quick", help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
-    accept_failed_gates: bool = typer.Option(False, help="keep and mark the run usable even if diagnostics fail"),
+    accept_failed_gates: bool = typer.Option(False, "--accept-failed-gates", help="keep and mark the run usable even if diagnostics fail"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:

@@ -9,16 +9,20 @@ from typing import Optional
 
 import typer
 
+from nadfit.fitting.cli.options import (COMPOUND_HELP, DAYS_HELP, DOSE_HELP, DOSE_UNIT_HELP, DOSES_PER_DAY_HELP,
+                                        HYPOTHESIS_HELP, JSON_HELP, dose_mg_per_day)
+
 
 def simulate_cmd(
-    hypothesis: str = typer.Option("mixed", help="direct | via-nr | mixed"),
-    compound: str = typer.Option(..., help="NMN | NR"),
-    dose_mg: float = typer.Option(..., "--dose-mg", help="daily dose (mg/day)"),
-    doses_per_day: int = typer.Option(1, "--doses-per-day", help="doses per day"),
-    days: int = typer.Option(..., help="days to simulate (1-365)"),
+    hypothesis: str = typer.Option("mixed", help=HYPOTHESIS_HELP),
+    compound: str = typer.Option(..., help=COMPOUND_HELP),
+    dose: float = typer.Option(..., "--dose", help=DOSE_HELP),
+    dose_unit: str = typer.Option("mg/day", "--dose-unit", help=DOSE_UNIT_HELP),
+    doses_per_day: int = typer.Option(1, "--doses-per-day", help=DOSES_PER_DAY_HELP),
+    days: int = typer.Option(..., help=f"{DAYS_HELP}; trajectories from day 0 to this day (whole days)"),
     params: Optional[Path] = typer.Option(None, "--params", help="JSON file: parameter name -> value"),
     method: str = typer.Option("production", help="production | full | both"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the trajectories"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --plot file"),
 ) -> None:
@@ -26,8 +30,9 @@ def simulate_cmd(
     from nadfit.fitting.inference.regimen import dose_plausibility, validate_regimen
 
     # cheap checks before JAX is imported (5-6 s)
-    comp, dose, _k, _d = validate_regimen(compound, dose_mg, doses_per_day, days, day_option="--days")
-    note = dose_plausibility(comp, dose)
+    dose_mg = dose_mg_per_day(dose, dose_unit)
+    comp, dose_mg, _k, _d = validate_regimen(compound, dose_mg, doses_per_day, days, day_option="--days")
+    note = dose_plausibility(comp, dose_mg)
     if note:
         print(f"nadfit: warning: {note}", file=sys.stderr)
     from nadfit.fitting.inference.simulate import format_simulation, plot_simulation, simulate
@@ -42,8 +47,8 @@ def simulate_cmd(
 
 
 def bench_cmd(
-    as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
-    quick: bool = typer.Option(False, help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    quick: bool = typer.Option(False, "--quick", help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
                                            "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),

@@ -111,3 +111,58 @@ class FitProgress:
                 state["task"] = None
 
         return on_progress
+
+
+class StepProgress:
+    """Progress of a command made of a few long steps (``nadfit report``), on stderr: on a terminal
+    a spinner with the time spent on each step; otherwise one line per step with the time so far;
+    a closing line; nothing when quiet.
+
+    ``StepProgress(console, "report").log`` is the library's ``log`` callback (one message per step);
+    call ``done(message)`` at the end and ``close()`` in ``finally``."""
+
+    def __init__(self, console: Console, label: str, quiet: bool = False):
+        import time
+
+        self.console, self.label, self.quiet = console, label, quiet
+        self.live = console.is_terminal and not quiet
+        self._t0 = time.monotonic()
+        self._progress = None
+        self._task = None
+
+    def elapsed(self) -> float:
+        import time
+
+        return time.monotonic() - self._t0
+
+    def _finish_task(self) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, total=1, completed=1)
+            self._task = None
+
+    def log(self, message: str) -> None:
+        if self.quiet:
+            return
+        if not self.live:
+            self.console.print(f"  {self.label}: {message} ({_fmt_s(self.elapsed())} elapsed)", highlight=False)
+            return
+        if self._progress is None:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"),
+                                      TimeElapsedColumn(), console=self.console, transient=False)
+            self._progress.start()
+        self._finish_task()
+        self._task = self._progress.add_task(f"{self.label}: {message}", total=None)
+
+    def close(self) -> None:
+        """Stop the spinner (also after an error)."""
+        if self._progress is not None:
+            self._finish_task()
+            self._progress.stop()
+            self._progress = None
+
+    def done(self, message: str) -> None:
+        self.close()
+        if not self.quiet:
+            self.console.print(f"  {self.label}: {message} in {_fmt_s(self.elapsed())}", highlight=False)

@@ -1,8 +1,9 @@
 """``nadfit report`` and ``nadfit predict``.
 
-* ``nadfit report RUN_DIR [--out FILE [--force]]`` — self-contained HTML report of one run
-  (default ``RUN_DIR/report.html``, rewritten on each call; another existing file only with ``--force``).
-* ``nadfit predict RUN_DIR --compound NMN|NR --dose-mg X [--doses-per-day K] --day D
+* ``nadfit report RUN_DIR [--out FILE [--force]] [--quiet|--verbose]`` — self-contained HTML report
+  of one run (default ``RUN_DIR/report.html``, rewritten on each call; another existing file only with
+  ``--force``); one progress line per step on stderr.
+* ``nadfit predict RUN_DIR --compound NMN|NR --dose X [--dose-unit mg/day|g/day] [--doses-per-day K] --days D
   [--matrix whole_blood|serum|blood_unspecified] [--json]`` — blood NAD+ fold change for a new
   regimen (JSON shape in :mod:`nadfit.fitting.inference.predict`).
 
@@ -18,38 +19,56 @@ from typing import Optional
 
 import typer
 
+from nadfit.fitting.cli.options import (COMPOUND_HELP, DAYS_HELP, DOSE_HELP, DOSE_UNIT_HELP, DOSES_PER_DAY_HELP,
+                                        JSON_HELP, dose_mg_per_day)
+from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
+
 
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default RUN_DIR/report.html)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Write a self-contained HTML report of a fitted run."""
+    check_verbosity(quiet, verbose)
+    from rich.console import Console
+
+    from nadfit.fitting.cli.progress import StepProgress
     from nadfit.fitting.comparison.pipeline import render_run_report
 
-    path = render_run_report(run_dir, out, force=force)
+    steps = StepProgress(Console(stderr=True), "report", quiet=quiet)
+    try:
+        path = render_run_report(run_dir, out, force=force, log=steps.log)
+    finally:
+        steps.close()
+    steps.done("written")
     print(f"report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def predict_cmd(
     run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
-    compound: str = typer.Option(..., "--compound", help="NMN or NR"),
-    dose_mg: float = typer.Option(..., "--dose-mg", help="oral dose in mg per day"),
-    day: float = typer.Option(..., "--day", help="day of continuous daily dosing (0 < day <= 365)"),
-    doses_per_day: int = typer.Option(1, "--doses-per-day", help="the daily dose split into K doses"),
+    compound: str = typer.Option(..., "--compound", help=COMPOUND_HELP),
+    dose: float = typer.Option(..., "--dose", help=DOSE_HELP),
+    dose_unit: str = typer.Option("mg/day", "--dose-unit", help=DOSE_UNIT_HELP),
+    days: float = typer.Option(..., "--days", help=f"{DAYS_HELP}; the fold change at the end of this "
+                                                   "day (fractions allowed)"),
+    doses_per_day: int = typer.Option(1, "--doses-per-day", help=DOSES_PER_DAY_HELP),
     matrix: str = typer.Option("whole_blood", "--matrix", help="whole_blood, serum or blood_unspecified"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Predict the blood NAD+ fold change for a new oral NMN/NR regimen from a run's posterior."""
     from nadfit.fitting.inference.predict import predict, validate_options
 
-    comp, dose, *_ = validate_options(compound, dose_mg, day, doses_per_day, matrix)  # option errors before loading
+    dose_mg = dose_mg_per_day(dose, dose_unit)
+    comp, dose_mg, *_ = validate_options(compound, dose_mg, days, doses_per_day, matrix)  # before loading
     from nadfit.fitting.inference.regimen import dose_plausibility
 
-    note = dose_plausibility(comp, dose)
+    note = dose_plausibility(comp, dose_mg)
     if note:
         print(f"nadfit: warning: {note}", file=sys.stderr)
-    res = predict(run_dir, compound, dose_mg, day, doses_per_day, matrix)
+    res = predict(run_dir, compound, dose_mg, days, doses_per_day, matrix)
     if as_json:
         print(json.dumps(res, indent=2))
         return

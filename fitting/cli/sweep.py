@@ -8,6 +8,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from nadfit.fitting.cli.options import ADDRESS_HELP, WORKERS_HELP
+from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
+
 
 def progress_printer(console: Console):
     """A sweep ``on_done`` callback printing one line per finished task."""
@@ -27,18 +30,22 @@ def progress_printer(console: Console):
 def sweep_command(
     spec: Path = typer.Argument(..., help="sweep spec (TOML or YAML)"),
     out: Path = typer.Option(..., "--out", help="output folder (one sub-folder per task + sweep.json)"),
-    workers: int = typer.Option(2, help="local worker processes (one core each)"),
-    address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786) instead of a local cluster"),
+    workers: int = typer.Option(2, help=WORKERS_HELP),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Run every fit of a sweep spec in parallel; finished tasks are skipped on a re-run."""
+    check_verbosity(quiet, verbose)
     from nadfit.fitting.storage.outputs import check_output_dir
     from nadfit.fitting.sweep.engine import load_spec, run_sweep
 
     s = load_spec(spec)
     check_output_dir(out, "sweep", inputs=[spec])  # a refused --out is the only line printed
     console = Console(stderr=True)
-    console.print(f"nadfit sweep: {len(s.tasks)} tasks -> {out}", highlight=False)
-    m = run_sweep(s, out, workers=workers, address=address, on_done=progress_printer(console))
+    if not quiet:
+        console.print(f"nadfit sweep: {len(s.tasks)} tasks -> {out}", highlight=False)
+    m = run_sweep(s, out, workers=workers, address=address, on_done=None if quiet else progress_printer(console))
     console.print(f"done {m['n_done']}, skipped {m['n_skipped']}, failed {m['n_failed']} "
                   f"in {m['wall_time_s']:.1f} s; manifest {Path(out) / 'sweep.json'}", highlight=False)
     if m["n_failed"]:

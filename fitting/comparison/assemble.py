@@ -60,7 +60,7 @@ def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
         if h in runs:
             raise UserError(f"two runs for hypothesis {h!r}", file=str(d))
         if summary["status"] == "failed_gates" and not allow_failed:
-            raise UserError("run failed its diagnostics gates; refit it or pass --allow-failed", file=str(d))
+            raise UserError("run failed its diagnostics gates; refit it or pass --accept-failed-gates", file=str(d))
         key = (tuple(summary["evidence_ids"]), summary["evidence_fingerprint"])
         if ref is None:
             ref = (key, d)

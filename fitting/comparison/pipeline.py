@@ -131,26 +131,38 @@ def _check_report_out(out: Path | None, folder: Path, default: str, force: bool)
         check_output_file(Path(out), force=force)
 
 
-def render_comparison_folder(folder: Path, out: Path | None = None, *, force: bool = False) -> Path:
-    """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here)."""
+def render_comparison_folder(folder: Path, out: Path | None = None, *, force: bool = False, log=_quiet) -> Path:
+    """Render ``comparison.html`` of a comparison folder (statuses of its runs looked up here).
+    ``log(message)`` is called at the start of each step after the folder was read."""
     from nadfit.fitting.comparison.assemble import load_comparison, run_statuses
     from nadfit.reports.render import render_comparison
 
     _check_report_out(out, folder, "comparison.html", force)
     comp = load_comparison(folder)
-    return render_comparison(comp, Path(folder), run_statuses(comp, Path(folder)), out)
+    log("statuses of the compared runs")
+    statuses = run_statuses(comp, Path(folder))
+    log("figures, tables and HTML")
+    return render_comparison(comp, Path(folder), statuses, out)
 
 
 def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | None = None, *,
-                      force: bool = False) -> Path:
-    """Render ``report.html`` of a fitted run; ``psense`` reuses numbers already computed."""
-    from nadfit.fitting.comparison.sensitivity import power_scaling
-    from nadfit.fitting.inference.runs import load_run
-    from nadfit.reports.render import render_run
+                      force: bool = False, log=_quiet) -> Path:
+    """Render ``report.html`` of a fitted run; ``psense`` reuses numbers already computed.
+    ``log(message)`` is called at the start of each step (loading, sensitivity, figures and HTML)."""
+    from nadfit.fitting.inference.runs import load_run, load_summary
 
     _check_report_out(out, run_dir, "report.html", force)
+    load_summary(Path(run_dir))  # a folder that is not a usable run: one error line, before any progress
+    log("loading the run")
+    from nadfit.fitting.comparison.sensitivity import power_scaling
+    from nadfit.reports.render import render_run
+
     run = load_run(Path(run_dir))
-    return render_run(run, out, psense=psense if psense is not None else power_scaling(run))
+    if psense is None:
+        log("power-scaling prior/likelihood sensitivity")
+        psense = power_scaling(run)
+    log("figures, tables and HTML")
+    return render_run(run, out, psense=psense)
 
 
 def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,

@@ -14,7 +14,7 @@ COMPOUNDS = ("NMN", "NR")
 MAX_DAYS = 365
 
 
-def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "--day") -> tuple[str, float, int, float]:
+def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "--days") -> tuple[str, float, int, float]:
     """``(compound, mg per day, doses per day, day)`` checked; one-line UserError otherwise.
 
     ``day`` may be fractional (prediction at day 14.5); it must lie in (0, MAX_DAYS]. Messages name
@@ -25,9 +25,9 @@ def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "-
     try:
         dose = float(dose_mg)
     except (TypeError, ValueError):
-        raise UserError(f"--dose-mg must be a number, got {dose_mg!r}") from None
+        raise UserError(f"--dose must be a number, got {dose_mg!r}") from None
     if not math.isfinite(dose) or dose <= 0:
-        raise UserError(f"--dose-mg must be a positive finite number of mg per day, got {dose_mg!r}")
+        raise UserError(f"--dose must be a positive finite number, got {dose_mg!r} mg/day")
     if isinstance(doses_per_day, bool) or not isinstance(doses_per_day, (int, np.integer)) or doses_per_day < 1:
         raise UserError(f"--doses-per-day must be a whole number >= 1, got {doses_per_day!r}")
     try:

@@ -33,6 +33,17 @@ def check_run_dir(run: Path, kind: str = "run") -> Path:
         raise UserError(f"{kind} path is not a folder", file=str(run))
     if not any(run.iterdir()):
         raise UserError(f"{kind} folder is empty", file=str(run))
+    from nadfit.fitting.storage.outputs import KINDS, output_kind
+
+    found = output_kind(run)
+    if found is not None and found != kind:  # another nadfit output: say which, and what to give instead
+        hint = {("run-all", "run"): "give one of its fits/<hypothesis> folders",
+                ("run-all", "comparison"): "give its comparison folder",
+                ("comparison", "run"): "give a run folder (one of the compared fits); 'nadfit report-compare' "
+                                       "renders comparison folders",
+                ("run", "comparison"): "give a folder written by 'nadfit compare'; 'nadfit report' renders run "
+                                       "folders"}.get((found, kind), f"give a nadfit {kind} folder")
+        raise UserError(f"this is a nadfit {KINDS[found]} folder, not a {kind} folder; {hint}", file=str(run))
     markers = _FOLDER_MARKERS.get(kind, ())
     if not (run / "COMPLETE").exists() and markers and not any((run / m).exists() for m in markers):
         writer = "'nadfit compare' or 'nadfit run-all'" if kind == "comparison" else "'nadfit fit' or 'nadfit run-all'"

@@ -1,6 +1,6 @@
 """Simulation of one oral regimen (library behind ``nadfit simulate``).
 
-* ``nadfit simulate --hypothesis H --compound NMN|NR --dose-mg X --doses-per-day K --days D
+* ``nadfit simulate --hypothesis H --compound NMN|NR --dose X --doses-per-day K --days D
   [--params FILE.json] [--method production|full|both] [--json] [--plot FILE.png]`` — daily
   trajectories of whole-blood NAD+ fold change ``b``, NAMPT expression ``e`` and tissue NAD+ ``n``
   at prior-median parameters (or those in FILE: JSON name -> value; vectors as lists).

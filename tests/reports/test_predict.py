@@ -28,21 +28,21 @@ def test_predict_json_and_monotone_in_dose(synth_run, capsys):
         assert med[0] < med[1] < med[2]
         assert med[0] > 1.0
     # the CLI prints the same JSON
-    assert main(["predict", str(synth_run), "--compound", "NR", "--dose-mg", "500", "--day", "14.5",
+    assert main(["predict", str(synth_run), "--compound", "NR", "--dose", "500", "--days", "14.5",
                  "--doses-per-day", "2", "--matrix", "serum", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == KEYS and out["matrix"] == "serum" and out["doses_per_day"] == 2 and out["day"] == 14.5
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["--compound", "NAM", "--dose-mg", "300", "--day", "30"], "NMN or NR"),
-    (["--compound", "NMN", "--dose-mg", "0", "--day", "30"], "dose-mg"),
-    (["--compound", "NMN", "--dose-mg", "-5", "--day", "30"], "dose-mg"),
-    (["--compound", "NMN", "--dose-mg", "inf", "--day", "30"], "dose-mg"),
-    (["--compound", "NMN", "--dose-mg", "300", "--day", "0"], "--day"),
-    (["--compound", "NMN", "--dose-mg", "300", "--day", "400"], "--day"),
-    (["--compound", "NMN", "--dose-mg", "300", "--day", "30", "--doses-per-day", "0"], "doses-per-day"),
-    (["--compound", "NMN", "--dose-mg", "300", "--day", "30", "--matrix", "plasma"], "--matrix"),
+    (["--compound", "NAM", "--dose", "300", "--days", "30"], "NMN or NR"),
+    (["--compound", "NMN", "--dose", "0", "--days", "30"], "--dose must"),
+    (["--compound", "NMN", "--dose", "-5", "--days", "30"], "--dose must"),
+    (["--compound", "NMN", "--dose", "inf", "--days", "30"], "--dose must"),
+    (["--compound", "NMN", "--dose", "300", "--days", "0"], "--days"),
+    (["--compound", "NMN", "--dose", "300", "--days", "400"], "--days"),
+    (["--compound", "NMN", "--dose", "300", "--days", "30", "--doses-per-day", "0"], "doses-per-day"),
+    (["--compound", "NMN", "--dose", "300", "--days", "30", "--matrix", "plasma"], "--matrix"),
 ])
 def test_predict_bad_options(synth_run, capsys, args, msg):
     from nadfit.fitting.cli import main
@@ -58,5 +58,5 @@ def test_predict_bad_run(tmp_path, capsys):
     with pytest.raises(UserError, match="does not exist"):
         predict(tmp_path / "missing", "NMN", 300, 30)
     (tmp_path / "empty").mkdir()
-    assert main(["predict", str(tmp_path / "empty"), "--compound", "NMN", "--dose-mg", "300", "--day", "30"]) == 2
+    assert main(["predict", str(tmp_path / "empty"), "--compound", "NMN", "--dose", "300", "--days", "30"]) == 2
     assert "empty" in capsys.readouterr().err

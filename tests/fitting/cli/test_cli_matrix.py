@@ -73,7 +73,7 @@ def test_run_all_wider(main_job):
 
 
 @pytest.mark.parametrize("options", [
-    ["--smc-runs", "1", "--smc-draws", "20", "--wider", "WIDER/direct", "--wider", "WIDER/mixed"],
+    ["--smc-runs", "1", "--smc-draws", "20", "--wider-runs", "WIDER/direct", "--wider-runs", "WIDER/mixed"],
     ["--no-bridge", "--no-psense", "--smc-runs", "0", "--reloo", "--reloo-draws", "6"],
 ], ids=["smc+wider", "no-bridge+no-psense+reloo"])
 def test_compare_paths(capsys, main_job, tmp_path, monkeypatch, options):
@@ -91,7 +91,7 @@ def test_compare_paths(capsys, main_job, tmp_path, monkeypatch, options):
 
         monkeypatch.setattr(assemble, "exact_refit_elpd", one_refit_each)
     options = [o.replace("WIDER", str(main_job / "fits-wider-priors")) for o in options]
-    rc, out, err = run(capsys, "compare", *fits, "--out", tmp_path / "cmp", "--allow-failed", *options)
+    rc, out, err = run(capsys, "compare", *fits, "--out", tmp_path / "cmp", "--accept-failed-gates", *options)
     assert rc == 0, err
     cmp = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     if "--reloo" in options:
@@ -105,10 +105,10 @@ def test_compare_paths(capsys, main_job, tmp_path, monkeypatch, options):
 def test_compare_with_calibration_file_and_report_compare(capsys, main_job, tmp_path):
     cal = tmp_path / "cal"
     rc, _, err = run(capsys, "compare-calibration", "--out", cal, "--reps", "1", "--draws", "6", "--tune", "0",
-                     "--chains", "1", "--hypotheses", "direct,mixed")
+                     "--chains", "1", "--hypothesis", "direct,mixed")
     assert rc == 0, err
     fits = [main_job / "fits" / h for h in ("direct", "mixed")]
-    rc, _, err = run(capsys, "compare", *fits, "--out", tmp_path / "cmp", "--allow-failed", "--no-bridge",
+    rc, _, err = run(capsys, "compare", *fits, "--out", tmp_path / "cmp", "--accept-failed-gates", "--no-bridge",
                      "--smc-runs", "0", "--no-psense", "--calibration", cal / "calibration.json")
     assert rc == 0, err
     rc, out, err = run(capsys, "report-compare", tmp_path / "cmp", "--out", tmp_path / "c.html")
@@ -132,12 +132,13 @@ def test_report_and_predict(capsys, main_job, tmp_path):
     run_dir = main_job / "fits" / "mixed"
     rc, out, err = run(capsys, "report", run_dir, "--out", tmp_path / "r.html")
     assert rc == 0 and (tmp_path / "r.html").stat().st_size > 0, err
-    rc, out, err = run(capsys, "predict", run_dir, "--compound", "NMN", "--dose-mg", "500", "--day", "30",
+    assert "report: loading the run" in err and "report: figures, tables and HTML" in err  # progress
+    rc, out, err = run(capsys, "predict", run_dir, "--compound", "NMN", "--dose", "500", "--days", "30",
                        "--matrix", "serum", "--json")
     assert rc == 0, err
     res = json.loads(out)
     assert res["matrix"] == "serum" and res["fold_change"]["q05"] <= res["fold_change"]["q95"]
-    rc, out, err = run(capsys, "predict", run_dir, "--compound", "NR", "--dose-mg", "300", "--day", "7")
+    rc, out, err = run(capsys, "predict", run_dir, "--compound", "NR", "--dose", "300", "--days", "7")
     assert rc == 0 and "population mean effect" in out, err
 
 
@@ -152,12 +153,13 @@ def test_recovery_and_sbc_on_a_scheduler_address(capsys, stubbed, tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         rc, out, err = run(capsys, "sbc", "--hypothesis", "direct", "--n-sims", "2", "--draws", "10", "--tune", "0",
                            "--chains", "1", "--rank-draws", "9", "--address", cluster.scheduler_address,
-                           "--out", tmp_path / "sbc")
+                           "--out", tmp_path / "sbc", "--quiet")
         assert rc == 0 and (tmp_path / "sbc" / "sbc.json").exists(), err
+        assert "[1/2]" not in err and "SBC direct" in out  # --quiet: the summary only
         spec = tmp_path / "spec.toml"
         spec.write_text('[[tasks]]\nkind = "echo"\nid = "hello"\nvalue = 3\n')
         rc, out, err = run(capsys, "sweep", spec, "--address", cluster.scheduler_address, "--out", tmp_path / "sw")
-        assert rc == 0, err
+        assert rc == 0 and "[1/1] hello" in err, err
     assert json.loads((tmp_path / "sw" / "hello" / "result.json").read_text())["value"] == 3
 
 
@@ -166,7 +168,7 @@ def test_recovery_and_sbc_on_a_scheduler_address(capsys, stubbed, tmp_path):
     ["datasets", "show", "yi2022", "--json"], ["datasets", "show", "yi2022"],
     ["datasets", "gaps", "--json"], ["datasets", "gaps", "--priority", "A"],
     ["datasets", "validate", str(STUDIES)],
-    ["simulate", "--compound", "NMN", "--dose-mg", "300", "--days", "3", "--json"],
+    ["simulate", "--compound", "NMN", "--dose", "300", "--days", "3", "--json"],
 ], ids=lambda a: " ".join(a[:3]))
 def test_listing_commands(capsys, argv):
     rc, out, err = run(capsys, *argv)

@@ -1,5 +1,6 @@
 """How the commands talk (issue #18, parts 1 and 4): no third-party warnings reaching the user,
-progress per fit, --quiet/--verbose, help text on every option."""
+progress per fit and per report step, --quiet/--verbose (help texts and option names:
+test_cli_vocabulary.py)."""
 
 from __future__ import annotations
 
@@ -31,26 +32,6 @@ def _all_commands():
             stack += [(f"{path} {name}", sub) for name, sub in subs.items()]
         else:
             yield path, cmd
-
-
-def test_every_option_and_argument_has_help():
-    missing = []
-    for path, cmd in _all_commands():
-        if not (cmd.help or "").strip():
-            missing.append(f"{path}: command")
-        for p in cmd.params:
-            if p.name == "help":
-                continue
-            if not (getattr(p, "help", None) or "").strip():
-                missing.append(f"{path}: {p.opts[0] if p.opts else p.name}")
-    assert not missing, "no help text: " + ", ".join(missing)
-
-
-def test_no_negated_boolean_flags_in_help():
-    """'--no-bridge --no-no-bridge' is confusing: flags named no-X are one-way switches."""
-    for path, cmd in _all_commands():
-        for p in cmd.params:
-            assert not any(o.startswith("--no-no-") for o in list(p.opts) + list(p.secondary_opts)), (path, p.opts)
 
 
 def test_warning_policy_hides_only_the_listed_warnings_and_only_inside_main(capsys):
@@ -185,7 +166,7 @@ def test_predict_and_report_on_a_folder_that_is_not_a_run(capsys, tmp_path):
     from nadfit.fitting.cli import main
 
     study = REPO / "datasets" / "studies" / "airhart2017"
-    rc = main(["predict", str(study), "--compound", "NMN", "--dose-mg", "300", "--day", "14"])
+    rc = main(["predict", str(study), "--compound", "NMN", "--dose", "300", "--days", "14"])
     err = capsys.readouterr().err
     assert rc == 2 and "not a nadfit run folder" in err, err
     rc = main(["report", str(study), "--out", str(tmp_path / "r.html")])
@@ -202,13 +183,117 @@ def test_dose_outside_the_studied_human_range_warns(capsys, tmp_path):
     assert dose_plausibility("NR", (lo + hi) / 2) is None
     assert "outside the studied human range" in dose_plausibility("NR", 60000)
     study = REPO / "datasets" / "studies" / "airhart2017"
-    main(["predict", str(study), "--compound", "NR", "--dose-mg", "60000", "--day", "14"])
+    main(["predict", str(study), "--compound", "NR", "--dose", "60000", "--days", "14"])
     assert "outside the studied human range" in capsys.readouterr().err
 
 
 def test_simulate_checks_arguments_before_importing_jax():
     code = ("import sys; from nadfit.fitting.cli import main; rc = main(['simulate', '--compound', 'XYZ', "
-            "'--dose-mg', '300', '--days', '10']); print('jax' in sys.modules); sys.exit(rc)")
+            "'--dose', '300', '--days', '10']); print('jax' in sys.modules); sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 2 and "--compound" in res.stderr
     assert res.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_report_prints_a_line_per_step(capsys, monkeypatch, tmp_path, quiet):
+    """'nadfit report' was silent for ~25 s: each library step is now one line on stderr."""
+    from nadfit.fitting.cli import main
+    from nadfit.fitting.comparison import pipeline
+
+    def fake(run_dir, out=None, psense=None, *, force=False, log=lambda *_: None):
+        for step in ("loading the run", "power-scaling prior/likelihood sensitivity", "figures, tables and HTML"):
+            log(step)
+        path = tmp_path / "report.html"
+        path.write_text("<html></html>")
+        return path
+
+    monkeypatch.setattr(pipeline, "render_run_report", fake)
+    rc = main(["report", str(tmp_path), *(["--quiet"] if quiet else [])])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "report written" in out
+    steps = [line for line in err.splitlines() if line.startswith("  report: ")]
+    if quiet:
+        assert steps == []
+    else:
+        assert [s.split(" (")[0] for s in steps[:3]] == ["  report: loading the run",
+                                                         "  report: power-scaling prior/likelihood sensitivity",
+                                                         "  report: figures, tables and HTML"]
+        assert "elapsed" in steps[0] and steps[-1].startswith("  report: written in ")
+
+
+def test_render_run_report_calls_log_before_each_step(monkeypatch, tmp_path):
+    """The library side: render_run_report announces loading, sensitivity and rendering."""
+    from nadfit.fitting.comparison import pipeline
+    from nadfit.fitting.comparison import sensitivity
+    from nadfit.fitting.inference import runs
+    from nadfit.reports import render
+
+    seen = []
+    monkeypatch.setattr(runs, "load_summary", lambda d: seen.append("check") or {})
+    monkeypatch.setattr(runs, "load_run", lambda d: seen.append("load") or "RUN")
+    monkeypatch.setattr(sensitivity, "power_scaling", lambda r: seen.append("psense") or {})
+    monkeypatch.setattr(render, "render_run", lambda r, out, psense: seen.append("render") or tmp_path)
+    pipeline.render_run_report(tmp_path, log=lambda m: seen.append(m))
+    assert seen == ["check", "loading the run", "load", "power-scaling prior/likelihood sensitivity", "psense",
+                    "figures, tables and HTML", "render"]
+    seen.clear()
+    pipeline.render_run_report(tmp_path, psense={"reused": 1}, log=lambda m: seen.append(m))
+    assert "psense" not in seen and "power-scaling prior/likelihood sensitivity" not in seen
+
+
+def test_step_progress_on_a_terminal_shows_each_step_and_stops():
+    from nadfit.fitting.cli.progress import StepProgress
+
+    buf = io.StringIO()
+    steps = StepProgress(Console(file=buf, force_terminal=True, width=120), "report")
+    steps.log("loading the run")
+    steps.log("figures, tables and HTML")
+    steps.done("written")
+    out = buf.getvalue()
+    assert "report: loading the run" in out and "report: figures, tables and HTML" in out
+    assert "report: written in " in out and steps._progress is None
+
+
+def test_report_compare_prints_a_line_per_step(capsys, monkeypatch, tmp_path):
+    from nadfit.fitting.cli import main
+    from nadfit.fitting.comparison import pipeline
+
+    def fake(folder, out=None, *, force=False, log=lambda *_: None):
+        log("figures, tables and HTML")
+        path = tmp_path / "comparison.html"
+        path.write_text("<html></html>")
+        return path
+
+    monkeypatch.setattr(pipeline, "render_comparison_folder", fake)
+    rc = main(["report-compare", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "comparison report written" in out
+    assert "  report-compare: figures, tables and HTML (" in err and "report-compare: written in " in err
+
+
+def test_another_kind_of_nadfit_folder_is_named_with_what_to_give_instead(capsys, tmp_path):
+    """A run-all folder given to predict, a comparison folder given to report, a run folder given
+    to report-compare: one line naming the folder's kind and what to give instead."""
+    from nadfit.fitting.cli import main
+
+    run_all = tmp_path / "main"
+    run_all.mkdir()
+    (run_all / ".nadfit-output").write_text('{"kind": "run-all"}')
+    comparison = tmp_path / "cmp"
+    comparison.mkdir()
+    (comparison / "COMPLETE").write_text("nadfit:comparison\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "COMPLETE").write_text("nadfit:run\n")
+    cases = [(["predict", str(run_all), "--compound", "NMN", "--dose", "300", "--days", "7"],
+              "this is a nadfit run-all folder, not a run folder; give one of its fits/<hypothesis> folders"),
+             (["report", str(comparison), "--out", str(tmp_path / "r.html")],
+              "this is a nadfit comparison folder, not a run folder"),
+             (["report-compare", str(run), "--out", str(tmp_path / "c.html")],
+              "this is a nadfit run folder, not a comparison folder")]
+    for argv, message in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "c.html").exists()

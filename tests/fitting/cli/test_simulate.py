@@ -10,7 +10,7 @@ from nadfit.fitting.cli import main
 
 
 def test_simulate_production_json(capsys):
-    assert main(["simulate", "--hypothesis", "direct", "--compound", "NMN", "--dose-mg", "900",
+    assert main(["simulate", "--hypothesis", "direct", "--compound", "NMN", "--dose", "900",
                  "--days", "10", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     prod = out["methods"]["production"]
@@ -20,7 +20,7 @@ def test_simulate_production_json(capsys):
 
 def test_simulate_both_methods(capsys, tmp_path):
     png = tmp_path / "sim.png"
-    assert main(["simulate", "--hypothesis", "via-nr", "--compound", "NR", "--dose-mg", "1000",
+    assert main(["simulate", "--hypothesis", "via-nr", "--compound", "NR", "--dose", "1000",
                  "--days", "5", "--method", "both", "--plot", str(png)]) == 0
     text = capsys.readouterr().out
     assert "compile time is excluded" in text and "stated assumptions" in text
@@ -28,12 +28,12 @@ def test_simulate_both_methods(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["--compound", "XYZ", "--dose-mg", "300", "--days", "10"],
-    ["--compound", "NMN", "--dose-mg", "0", "--days", "10"],
-    ["--compound", "NMN", "--dose-mg", "nan", "--days", "10"],
-    ["--compound", "NMN", "--dose-mg", "300", "--days", "0"],
-    ["--compound", "NMN", "--dose-mg", "300", "--days", "400"],
-    ["--compound", "NMN", "--dose-mg", "300", "--days", "10", "--doses-per-day", "0"],
+    ["--compound", "XYZ", "--dose", "300", "--days", "10"],
+    ["--compound", "NMN", "--dose", "0", "--days", "10"],
+    ["--compound", "NMN", "--dose", "nan", "--days", "10"],
+    ["--compound", "NMN", "--dose", "300", "--days", "0"],
+    ["--compound", "NMN", "--dose", "300", "--days", "400"],
+    ["--compound", "NMN", "--dose", "300", "--days", "10", "--doses-per-day", "0"],
 ])
 def test_simulate_user_errors(capsys, args):
     assert main(["simulate"] + args) == 2
@@ -44,10 +44,10 @@ def test_simulate_user_errors(capsys, args):
 def test_params_file_errors(capsys, tmp_path):
     bad = tmp_path / "p.json"
     bad.write_text(json.dumps({"beta": 10.0, "nonsense": 1.0}))
-    assert main(["simulate", "--compound", "NMN", "--dose-mg", "300", "--days", "5", "--params", str(bad)]) == 2
+    assert main(["simulate", "--compound", "NMN", "--dose", "300", "--days", "5", "--params", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "nonsense" in err
     bad.write_text('{"beta": NaN}')
-    assert main(["simulate", "--compound", "NMN", "--dose-mg", "300", "--days", "5", "--params", str(bad)]) == 2
+    assert main(["simulate", "--compound", "NMN", "--dose", "300", "--days", "5", "--params", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "beta" in err

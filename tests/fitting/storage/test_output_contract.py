@@ -336,7 +336,7 @@ def test_simulate_plot_needs_force(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(simulate, "simulate", lambda *a, **k: pytest.fail("simulated before the check"))
     png = tmp_path / "mine.png"
     png.write_bytes(b"\x89PNG mine")
-    rc, _, err = run_cli(capsys, ["simulate", "--compound", "NMN", "--dose-mg", "300", "--days", "5",
+    rc, _, err = run_cli(capsys, ["simulate", "--compound", "NMN", "--dose", "300", "--days", "5",
                                   "--plot", png])
     assert rc == 2 and "exists; pass --force" in err and png.read_bytes() == b"\x89PNG mine"
 
