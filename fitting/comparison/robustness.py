@@ -170,6 +170,12 @@ def grid_summary(primary: dict[str, np.ndarray], deltas: dict[str, list[np.ndarr
                             "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                             "weight": _r(w[h]), "n_bad_k": int(np.sum(res[h]["k"] > PARETO_K_BAD)),
                             "n_raw_is": int(res[h]["not_estimable"].sum())})
+        pairs = []  # every pair, so that differences to any reference hypothesis can be shown
+        for i, h1 in enumerate(hyps):
+            for h2 in hyps[i + 1:]:
+                diff = res[h1]["elpd_i"] - res[h2]["elpd_i"]
+                pairs.append({"h1": h1, "h2": h2, "elpd_diff": _r(diff.sum()),
+                              "dse": _r(math.sqrt(len(diff) * np.var(diff)))})
         bfs = []
         for i, h1 in enumerate(hyps):
             for h2 in hyps[i + 1:]:
@@ -186,7 +192,7 @@ def grid_summary(primary: dict[str, np.ndarray], deltas: dict[str, list[np.ndarr
             "reweighting": {h: {"log_ml_shift": _r(ml[h]["log_mean"]), "pareto_k": _r(ml[h]["k"], 3),
                                 "ess": _r(ml[h]["ess"], 4), "method": ml[h]["method"],
                                 "reliable": ml[h]["k"] <= PARETO_K_BAD} for h in hyps},
-            "bayes_factors": bfs, "reliable": not unreliable, "refit_needed": unreliable,
+            "pairs": pairs, "bayes_factors": bfs, "reliable": not unreliable, "refit_needed": unreliable,
         })
     return {"points": points}
 

@@ -198,3 +198,18 @@ def test_the_grid_is_one_valid_documented_structure():
         from nadfit.fitting.comparison.robustness import GridPoint
 
         check_grid((GridPoint("x", {"not_a_setting": 1.0}),))
+
+
+def test_study_refits_are_a_registered_sweep_task_kind():
+    from nadfit.fitting.comparison.refits import refit_tasks, study_of_labels, task_study_refit
+    from nadfit.fitting.sweep.engine import TASK_KINDS, resolve
+
+    assert resolve(TASK_KINDS["study_refit"]) is task_study_refit
+    tasks = refit_tasks({"mixed": ("/tmp/runs/mixed", ["grozio2019", "yi 2022"]), "direct": ("/tmp/runs/direct", [])})
+    assert [t.kind for t in tasks] == ["study_refit"] * 2
+    assert [t.id for t in tasks] == ["refit-mixed-grozio2019", "refit-mixed-yi_2022"]
+    assert tasks[0].params["study"] == "grozio2019" and tasks[0].params["draws"] == tasks[0].params["tune"]
+    import pandas as pd
+
+    ev = pd.DataFrame({"evidence_id": ["EV1", "EV2"], "study_id": ["a", "b"]})
+    assert study_of_labels(["EV2", "EV1", "c"], ev) == ["b", "a", "c"]
