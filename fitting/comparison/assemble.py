@@ -522,8 +522,6 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                 bayes_factors.append(entry)
     grid_out = None
     if obs_grid is not None:
-        from nadfit.fitting.comparison.robustness import grid_summary, robustness_of
-
         gnames = [p["name"] for p in obs_grid["grid"]]
         deltas = {h: [p["delta"][var] for p in obs_grid["runs"][h]["points"]] for h in names}
         g = grid_summary(ll_units, deltas, gnames, groups=study_of if aggregated else None,
@@ -564,6 +562,87 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     out["verdict_parts"] = verdict(out)
     out["verdict"] = verdict_text(out["verdict_parts"])
     return out
+
+
+def _log_weights(delta: np.ndarray) -> np.ndarray:
+    """(chain, draw) log importance weights from (chain, draw, unit) differences of the primary terms."""
+    lw = delta.sum(-1)
+    return np.where(np.isfinite(lw), lw, -np.inf)
+
+
+def grid_summary(primary: dict[str, np.ndarray], deltas: dict[str, list[np.ndarray]], names: list[str],
+                 groups: list[str] | None = None, smc: dict | None = None, bridge: dict | None = None) -> dict:
+    """The comparison at every grid point, from arrays (no model needed; tested on synthetic ones).
+
+    ``primary[h]``: the run's stored (chain, draw, unit) terms of the primary unit (studies);
+    ``deltas[h][j]``: (chain, draw, unit) ll_alt - ll at grid point j, same units; ``names``: the
+    grid point names; ``groups``: when the units are rows, their study (summed per study here).
+    ``smc``/``bridge``: the comparison's marginal likelihoods at the run's own settings."""
+    hyps = list(primary)
+    points = []
+    for j, name in enumerate(names):
+        res, ml = {}, {}
+        for h in hyps:
+            d = deltas[h][j]
+            lw = _log_weights(d)
+            ll = primary[h] + d
+            if groups is not None:
+                _, ll = group_units(ll, groups)
+            res[h] = psis_loo(ll, log_weights=lw)
+            ml[h] = log_mean_ratio(lw)
+        order = sorted(hyps, key=lambda h: -res[h]["elpd"])
+        best = order[0]
+        w = stacking_weights({h: res[h]["elpd_i"] for h in hyps}, {})
+        ranking = []
+        for h in order:
+            diff = res[best]["elpd_i"] - res[h]["elpd_i"]
+            ranking.append({"hypothesis": h, "elpd": _r(res[h]["elpd"]), "se": _r(res[h]["se"]),
+                            "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
+                            "weight": _r(w[h]), "n_bad_k": int(np.sum(res[h]["k"] > BAD_K)),
+                            "n_raw_is": int(res[h]["not_estimable"].sum())})
+        pairs = []  # every pair, so that differences to any reference hypothesis can be shown
+        for i, h1 in enumerate(hyps):
+            for h2 in hyps[i + 1:]:
+                diff = res[h1]["elpd_i"] - res[h2]["elpd_i"]
+                pairs.append({"h1": h1, "h2": h2, "elpd_diff": _r(diff.sum()),
+                              "dse": _r(math.sqrt(len(diff) * np.var(diff)))})
+        bfs = []
+        for i, h1 in enumerate(hyps):
+            for h2 in hyps[i + 1:]:
+                shift = ml[h1]["log_mean"] - ml[h2]["log_mean"]
+                entry = {"h1": h1, "h2": h2, "log_bf_shift": _r(shift)}
+                if smc and h1 in smc and h2 in smc:
+                    entry["smc_log_bf"] = _r(smc[h1]["log_ml_mean"] - smc[h2]["log_ml_mean"] + shift)
+                if bridge and h1 in bridge and h2 in bridge:
+                    entry["bridge_log_bf"] = _r(bridge[h1]["log_ml"] - bridge[h2]["log_ml"] + shift)
+                bfs.append(entry)
+        unreliable = [h for h in hyps if not ml[h]["k"] <= BAD_K]
+        points.append({
+            "name": name, "ranking": ranking, "order": order,
+            "reweighting": {h: {"log_ml_shift": _r(ml[h]["log_mean"]), "pareto_k": _r(ml[h]["k"], 3),
+                                "ess": _r(ml[h]["ess"], 4), "method": ml[h]["method"],
+                                "reliable": ml[h]["k"] <= BAD_K} for h in hyps},
+            "pairs": pairs, "bayes_factors": bfs, "reliable": not unreliable, "refit_needed": unreliable,
+        })
+    return {"points": points}
+
+
+def robustness_of(grid: dict, default_order: list[str]) -> dict:
+    """Does the ranking hold across the grid? Compares each point's ELPD order with the default's.
+
+    Returns ``ranking_holds`` (same order at every reliable point), ``leader_holds`` (same first
+    hypothesis), ``flips`` (reliable points with another order), ``unreliable`` (points whose
+    reweighting has k > 0.7 for some hypothesis: refit needed; their order is not counted)."""
+    flips, unreliable = [], []
+    for p in grid["points"]:
+        if not p["reliable"]:
+            unreliable.append({"name": p["name"], "refit_needed": p["refit_needed"], "order": p["order"]})
+            continue
+        if p["order"] != list(default_order):
+            flips.append({"name": p["name"], "order": p["order"]})
+    reliable = [p for p in grid["points"] if p["reliable"]]
+    return {"ranking_holds": not flips, "leader_holds": all(f["order"][0] == default_order[0] for f in flips),
+            "n_points": len(grid["points"]), "n_reliable": len(reliable), "flips": flips, "unreliable": unreliable}
 
 
 def attribution_drivers(cmp: dict, h_best: str, h_other: str, k: int = 3) -> tuple[list, list]:
@@ -821,28 +900,24 @@ def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int =
 
     elpd_i = log mean_s p(row_i | theta_s), theta_s from the posterior fitted without row i.
     """
-    import jax
-    import jax.numpy as jnp
-
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.inference.config import FitConfig
     from nadfit.fitting.inference.fit import sample_posterior
+    from nadfit.fitting.inference.pointwise import pointwise_draws, theta_draws
     from nadfit.models.model import EvidenceModel
 
     cfg, evidence = run.config, run.evidence
     run.require_current_evidence()
     full = run.model()
-    names = list(full.scalar_parameters) + list(full.vector_parameters)
-    ll_fn = jax.jit(jax.vmap(lambda th: full.loglik_and_pred(th)[0]))
+    _, labels = full.unit_labels[PRIMARY_VAR]
+    labels = list(labels)
     out = {}
     for eid in evidence_ids:
         reduced = EvidenceModel(cfg.hypothesis, evidence, cfg.settings(), exclude=(eid,))
         sub = FitConfig(hypothesis=cfg.hypothesis, draws=draws, tune=tune, chains=chains, seed=cfg.seed,
                         widen_priors=cfg.widen_priors, observation=cfg.observation)
         dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub)
-        post = dt["posterior"]
-        th = {k: jnp.asarray(post[k].stack(s=("chain", "draw")).transpose("s", ...).values) for k in names}
-        ll = np.asarray(ll_fn(th))[:, full.evidence_ids.index(eid)]
+        ll = pointwise_draws(full, theta_draws(dt["posterior"], full))[PRIMARY_VAR][:, labels.index(eid)]
         m = ll.max()
         out[eid] = float(m + np.log(np.mean(np.exp(ll - m))))
         log(f"exact LOO refit {cfg.hypothesis} without {eid}: elpd {out[eid]:.3f}")
