@@ -2,12 +2,15 @@
 
 What it computes from fitted run folders (all hypotheses fitted to the same evidence rows):
 
-* PSIS-LOO over evidence rows (ArviZ ``loo``) per hypothesis, ELPD differences with standard
-  errors and stacking weights (``az.compare(method="stacking")``), Pareto-k diagnostics. Rows with
-  k > 0.7 are listed and, with ``refit_bad_k``, re-scored by exact leave-one-out refits.
-* Pointwise attribution: per-row and per-study ELPD for every hypothesis (sums equal totals).
-* Leave-one-study-out: PSIS on study-grouped log-likelihoods (a study is the exchangeable unit);
-  studies whose grouped k > 0.7 are flagged (exact refits with ``refit_bad_k``).
+* The study is the unit of comparison: PSIS-LOO over studies (leave-one-study-out; the primary
+  log-likelihood variable's terms summed per study, or its per-study terms; dimensions are read
+  from the run) per hypothesis, ELPD differences with standard errors, stacking weights, Pareto-k
+  diagnostics; studies with k > 0.7 can be refitted exactly (``refits``, sweep engine).
+* Per-study contributions (ELPD per study per hypothesis and the difference to the best);
+  rows / claims as secondary units (their own PSIS-LOO, pointwise table, optional exact row refits).
+* Sensitivity to the observation settings: the comparison at every point of
+  ``robustness.SENSITIVITY_GRID`` from importance-reweighted draws (``grid_summary``) and whether
+  the ranking holds (``robustness_of``); the verdict states it.
 * Marginal likelihoods: several independent SMC runs (``pm.sample_smc``), their spread as the
   Monte-Carlo error, and a bridge-sampling estimate from the NUTS draws as an independent
   cross-check; Bayes factors from both, disagreement reported.
