@@ -845,9 +845,11 @@ def grid_statement(grid: dict, default_order: list[str]) -> dict:
                     + " > ".join(f"'{h}'" for h in f["order"])
                     + (f" (and at {len(flips) - 1} more setting(s))" if len(flips) > 1 else "") + ".")
     else:
-        headline = f"The ranking holds across the {what}"
-        headline += (f", except {len(unreliable)} setting(s) where reweighting is unreliable (refit needed)."
-                     if unreliable else ".")
+        if unreliable:
+            headline = (f"The ranking holds at the {n - len(unreliable)} of {what} that importance reweighting "
+                        f"assesses reliably; refit needed for {', '.join(u['name'] for u in unreliable)}.")
+        else:
+            headline = f"The ranking holds across the {what}."
     pts = []
     for p in grid.get("points") or []:
         rk = p.get("ranking") or []
