@@ -47,8 +47,15 @@ def clean_json(obj):
     return obj
 
 
+def _study_loo(run) -> dict:
+    """Leave-one-study-out PSIS-LOO of a loaded run (the comparison's primary unit)."""
+    from nadfit.fitting.comparison.assemble import PRIMARY_VAR, group_units, pointwise_loglik, psis_loo, study_of_units
+
+    return psis_loo(group_units(pointwise_loglik(run.dt, PRIMARY_VAR), study_of_units(run.dt, PRIMARY_VAR))[1])
+
+
 def _run_loo(run) -> dict:
-    """PSIS-LOO of a loaded run (``elpd``, pointwise values, Pareto k)."""
+    """PSIS-LOO over the units of the primary log-likelihood variable (rows today; ``--reloo``)."""
     from nadfit.fitting.comparison.assemble import pointwise_loglik, psis_loo
 
     return psis_loo(pointwise_loglik(run.dt))
@@ -61,11 +68,10 @@ def _check_refit_workers(n) -> None:
 
 def unreliable_studies(run) -> list[str]:
     """Studies whose leave-one-study-out PSIS estimate is unreliable (k > 0.7 or not estimable)."""
-    from nadfit.fitting.comparison.assemble import (BAD_K, PRIMARY_VAR, group_units, pointwise_loglik, psis_loo,
-                                                    study_of_units)
+    from nadfit.fitting.comparison.assemble import BAD_K, PRIMARY_VAR, study_of_units
 
-    studies, ll = group_units(pointwise_loglik(run.dt, PRIMARY_VAR), study_of_units(run.dt, PRIMARY_VAR))
-    res = psis_loo(ll)
+    studies = list(dict.fromkeys(study_of_units(run.dt, PRIMARY_VAR)))
+    res = _study_loo(run)
     return [studies[i] for i in np.where(res["k"] > BAD_K)[0]]
 
 
@@ -114,7 +120,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     if wider:
         log("wider-prior runs")
         wruns = load_runs(wider, allow_failed=True)
-        elpd = {h: _run_loo(wr)["elpd"] for h, wr in wruns.items()}
+        elpd = {h: _study_loo(wr)["elpd"] for h, wr in wruns.items()}
         sensitivity["wider_prior_factor"] = float(next(iter(wruns.values())).config.widen_priors)
         sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
