@@ -26,8 +26,8 @@ from nadfit.reports.diagnostics import BFMI_MIN, RANK_ALPHA, bfmi as _bfmi_per_c
 CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
 RUN_SECTIONS = ("header", "diagnostics", "parameters", "fit", "dose-response", "provenance")
-COMPARISON_SECTIONS = ("header", "elpd", "weights", "by-study", "pointwise", "loso", "bayes-factors",
-                       "sensitivity", "phi-share", "calibration")
+COMPARISON_SECTIONS = ("header", "elpd", "weights", "by-study", "pointwise", "secondary", "bayes-factors",
+                       "observation-grid", "sensitivity", "phi-share", "calibration")
 #: trial points overlaid on the dose-response figures (Huang 2022, serum NAD+/NADH, 300 mg/day)
 HUANG_POINTS = (
     {"evidence_id": "EV026", "dose": 300.0, "day": 30, "pct": 11.3},
@@ -765,25 +765,45 @@ def comparison_checks(comp: dict, runs: list[dict], hyps: list[str], pits: dict,
                    "text": "the runs were fitted to different evidence: their ELPDs are not comparable"
                    if fingerprints_differ else "all runs fitted to the same evidence rows"})
     loo = comp.get("loo") or {}
+    unit = comp.get("unit") or {"name": "row", "plural": "rows"}
     if loo:
-        n_rows = comp.get("n_rows") or len(comp.get("pointwise") or [])
+        n_units = unit.get("n") or comp.get("n_rows") or len(comp.get("pointwise") or [])
         bad = {h: v.get("n_bad_k", 0) for h, v in loo.items()}
         exact = {h: v.get("n_exact") for h, v in loo.items() if v.get("n_exact")}
-        text = ("unreliable rows (Pareto k > " + f"{PARETO_K_BAD:g} or not estimable): "
-                + ", ".join(f"{h} {n}" for h, n in bad.items()) + (f" of {n_rows}" if n_rows else ""))
+        raw = {h: v.get("n_raw_is") for h, v in loo.items() if v.get("n_raw_is")}
+        text = (f"unreliable {unit['plural']} (Pareto k > {PARETO_K_BAD:g} or not estimable): "
+                + ", ".join(f"{h} {n}" for h, n in bad.items()) + (f" of {n_units}" if n_units else ""))
+        if raw:
+            text += "; plain importance sampling (smoothing failed): " + ", ".join(f"{h} {n}" for h, n in raw.items())
         if exact:
-            text += "; exact rows (constant log-likelihood, not counted): " + ", ".join(f"{h} {n}" for h, n in exact.items())
-        checks.append({"name": "PSIS-LOO reliability (Pareto k)", "status": "fail" if any(bad.values()) else "pass",
-                       "anchor": "elpd", "text": text})
+            text += (f"; exact {unit['plural']} (constant log-likelihood, not counted): "
+                     + ", ".join(f"{h} {n}" for h, n in exact.items()))
+        refits = comp.get("study_refits") or {}
+        if refits:
+            text += "; exact refits: " + ", ".join(f"{h} {len(v)}" for h, v in refits.items())
+        checks.append({"name": f"PSIS-LOO reliability over {unit['plural']} (Pareto k)",
+                       "status": "fail" if any(bad.values()) else "pass", "anchor": "elpd", "text": text})
     loso = comp.get("loso") or {}
-    if loso:
+    if loso:  # comparisons written before the study became the primary unit
         bad = {h: v.get("n_bad_k", 0) for h, v in loso.items()}
         checks.append({"name": "leave-one-study-out reliability", "status": "fail" if any(bad.values()) else "pass",
-                       "anchor": "loso", "text": "studies with Pareto k > " + f"{PARETO_K_BAD:g}: "
+                       "anchor": "secondary", "text": "studies with Pareto k > " + f"{PARETO_K_BAD:g}: "
                        + ", ".join(f"{h} {n}" for h, n in bad.items())})
+    grid = comp.get("observation_grid")
+    if grid:
+        unrel = grid.get("unreliable") or []
+        status = "fail" if not grid.get("ranking_holds", True) else "warn" if unrel else "pass"
+        text = (f"ranking {'holds' if grid.get('ranking_holds', True) else 'changes'} across "
+                f"{grid.get('n_reliable', 0)} reliably reweighted of {grid.get('n_points', 0)} settings")
+        if grid.get("flips"):
+            text += "; other order under " + ", ".join(f["name"] for f in grid["flips"])
+        if unrel:
+            text += "; reweighting unreliable (refit needed) under " + ", ".join(u["name"] for u in unrel)
+        checks.append({"name": "ranking across the observation settings", "status": status,
+                       "anchor": "observation-grid", "text": text})
     else:
-        checks.append({"name": "leave-one-study-out reliability", "status": "absent", "anchor": "loso",
-                       "text": "not computed"})
+        checks.append({"name": "ranking across the observation settings", "status": "absent",
+                       "anchor": "observation-grid", "text": "not computed"})
     if pits:
         bad = [h for h, t in pits.items() if t["passed"] is False]
         few = min(t["n"] for t in pits.values())
@@ -869,7 +889,8 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         st = [c["cells"][h]["status"] for c in pw_rows] if pw_rows else []
         loo_rows.append({**rk, **{f"loo_{k}": x for k, x in v.items()},
                          "n_bad": v.get("n_bad_k", 0), "n_exact": v.get("n_exact", st.count("exact") or None),
-                         "n_not_estimable": len(v.get("k_not_estimable_rows") or []) or st.count("not_estimable"),
+                         "n_not_estimable": (v.get("n_raw_is") or len(v.get("k_not_estimable_rows") or [])
+                                             or (st.count("not_estimable") if not comp.get("unit") else 0)),
                          "k_max": v.get("k_max")})
     ml, bfs = _marginals(comp, hyps)
     pits = {}
@@ -899,6 +920,9 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "loso": figures.interval_plot([{"label": h, "mid": v["elpd"], "lo": v["elpd"] - v.get("se", 0),
                                         "hi": v["elpd"] + v.get("se", 0)} for h, v in comp["loso"].items()],
                                       "leave-one-study-out ELPD ± 1 SE") if comp.get("loso") else None,
+        "grid": figures.interval_plot(_grid_figure_rows(comp.get("observation_grid"), best),
+                                      "ELPD minus that of '" + str(best) + "' per setting (± 2 dSE)", ref=0.0)
+        if comp.get("observation_grid") and best and _grid_figure_rows(comp.get("observation_grid"), best) else None,
         "marginal": figures.marginal_plot(
             [{"label": m["hypothesis"], "smc": m["smc"], "bridge": m["bridge"]} for m in ml],
             [{"label": f"{b['h1']} vs {b['h2']}", "smc": b["smc"], "bridge": b["bridge"],
@@ -915,6 +939,10 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "kind": "comparison", "title": "nadfit comparison report", "comp": comp, "dir": str(folder),
         "runs": runs, "loo": loo, "loo_rows": loo_rows, "ranking": ranking, "hyps": hyps, "best": best,
         "weights": weights, "pointwise": pw_rows, "by_study": by_study, "loso": comp.get("loso"),
+        "unit": {"name": "row", "plural": "rows", "n": None, "method": None, **(comp.get("unit") or {})},
+        "secondary": comp.get("secondary") or {},
+        "grid": comp.get("observation_grid"), "grid_rows": _grid_table(comp.get("observation_grid"), hyps),
+        "refit_cost": comp.get("study_refit_cost"),
         "ml": ml, "bfs": bfs, "pits": pits, "checks": checks,
         "sensitivity": comp.get("sensitivity"), "psense_table": _psense_table(sens.get("psense"), hyps),
         "sensitivity_rows": _flatten({k: v for k, v in sens.items() if k not in ("psense", "psense_flagged")})
@@ -923,6 +951,41 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "verdict": verdict, "warnings": warnings_, "figs": figs,
         "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB, "k_bad": PARETO_K_BAD,
     }
+
+
+def _grid_table(grid: dict | None, hyps: list[str]) -> list[dict]:
+    """Observation-settings grid as rows: setting, per hypothesis ELPD / weight / reweighting k,
+    Bayes factors, reliability and whether the order differs from the first row's reference."""
+    if not grid:
+        return []
+    flips = {f["name"] for f in grid.get("flips") or []}
+    rows = []
+    for p in grid.get("points") or []:
+        rk = {r["hypothesis"]: r for r in p.get("ranking") or []}
+        rw = p.get("reweighting") or {}
+        rows.append({"name": p["name"], "overrides": p.get("overrides") or {}, "note": p.get("note", ""),
+                     "order": p.get("order") or [], "reliable": p.get("reliable", True), "flip": p["name"] in flips,
+                     "refit_needed": p.get("refit_needed") or [],
+                     "cells": {h: {"elpd": (rk.get(h) or {}).get("elpd"), "diff": (rk.get(h) or {}).get("elpd_diff"),
+                                   "dse": (rk.get(h) or {}).get("dse"), "weight": (rk.get(h) or {}).get("weight"),
+                                   "k": (rw.get(h) or {}).get("pareto_k"), "shift": (rw.get(h) or {}).get("log_ml_shift"),
+                                   "n_bad_k": (rk.get(h) or {}).get("n_bad_k")} for h in hyps},
+                     "bfs": p.get("bayes_factors") or []})
+    return rows
+
+
+def _grid_figure_rows(grid: dict | None, best: str | None) -> list[dict]:
+    """ELPD of each other hypothesis minus that of ``best`` at every grid point, ± 2 dSE."""
+    rows = []
+    for p in (grid or {}).get("points") or []:
+        for pr in p.get("pairs") or []:
+            if best not in (pr["h1"], pr["h2"]) or pr.get("elpd_diff") is None:
+                continue
+            other = pr["h2"] if pr["h1"] == best else pr["h1"]
+            d = -pr["elpd_diff"] if pr["h1"] == best else pr["elpd_diff"]
+            se = pr.get("dse") or 0.0
+            rows.append({"label": f"{p['name']}: {other}", "mid": d, "lo": d - 2 * se, "hi": d + 2 * se})
+    return rows
 
 
 def _psense_table(psense: dict | None, hyps: list[str]) -> list[dict]:

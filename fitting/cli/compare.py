@@ -16,11 +16,16 @@ from nadfit.fitting.comparison.pipeline import SMC_DRAWS, SMC_RUNS
 
 SMC_RUNS_HELP = "independent SMC runs per hypothesis (0 = skip)"
 SMC_DRAWS_HELP = "SMC particles per run (compare and run-all share this default)"
+REFIT_STUDIES_HELP = ("refit exactly (sweep engine) without each study whose leave-one-study-out PSIS "
+                      "estimate is unreliable (Pareto k > 0.7); one fit per study and hypothesis")
+REFIT_WORKERS_HELP = "Dask workers (processes, one core each) for --refit-studies"
+NO_OBS_GRID_HELP = "skip the observation-settings sensitivity grid (importance reweighting of the draws)"
 
 
 def print_comparison(cmp: dict, console: Console) -> None:
-    t = Table(title="NMN uptake hypotheses: PSIS-LOO over evidence rows")
-    for c in ("hypothesis", "ELPD", "ΔELPD", "dSE", "stacking weight", "bad k rows"):
+    unit = cmp.get("unit") or {}
+    t = Table(title=f"NMN uptake hypotheses: PSIS-LOO over {unit.get('plural', 'evidence rows')}")
+    for c in ("hypothesis", "ELPD", "ΔELPD", "dSE", "stacking weight", f"bad k {unit.get('plural', 'rows')}"):
         t.add_column(c)
     for r in cmp["ranking"]:
         t.add_row(r["hypothesis"], f"{r['elpd']:.2f}", f"{r['elpd_diff']:.2f}", f"{r['dse']:.2f}",
@@ -46,6 +51,9 @@ def compare_command(
     calibration: Optional[Path] = typer.Option(None, help="calibration.json from nadfit compare-calibration"),
     reloo: bool = typer.Option(False, "--reloo", help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
     reloo_draws: int = typer.Option(300, help="draws (and tuning steps) per chain of each exact refit"),
+    refit_studies: bool = typer.Option(False, "--refit-studies", help=REFIT_STUDIES_HELP),
+    refit_workers: int = typer.Option(2, help=REFIT_WORKERS_HELP),
+    no_obs_grid: bool = typer.Option(False, "--no-obs-grid", help=NO_OBS_GRID_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
@@ -57,7 +65,9 @@ def compare_command(
     view = FitProgress(Console(stderr=True), quiet=quiet, verbose=verbose)
     cmp = run_compare(runs, out, smc_runs=smc_runs, smc_draws=smc_draws, bridge=not no_bridge,
                       psense=not no_psense, wider=wider, allow_failed=allow_failed,
-                      log=view.log, calibration=calibration, reloo=reloo, reloo_draws=reloo_draws)
+                      log=view.log, calibration=calibration, reloo=reloo, reloo_draws=reloo_draws,
+                      refit_studies=refit_studies, refit_draws=reloo_draws, refit_workers=refit_workers,
+                      obs_grid=not no_obs_grid)
     print_comparison(cmp, Console())
 
 
@@ -74,6 +84,9 @@ def run_all_command(
                                              "adds three fits, ~4-8 min on 2 cores)"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
+    refit_studies: bool = typer.Option(False, "--refit-studies", help=REFIT_STUDIES_HELP),
+    refit_workers: int = typer.Option(2, help=REFIT_WORKERS_HELP),
+    no_obs_grid: bool = typer.Option(False, "--no-obs-grid", help=NO_OBS_GRID_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
@@ -88,7 +101,8 @@ def run_all_command(
     try:
         cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
                       smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
-                      log=view.log, fit_progress=view.callback)
+                      log=view.log, fit_progress=view.callback, obs_grid=not no_obs_grid,
+                      refit_studies=refit_studies, refit_workers=refit_workers)
     finally:
         view.close()
     print_comparison(cmp, Console())

@@ -2,12 +2,15 @@
 
 What it computes from fitted run folders (all hypotheses fitted to the same evidence rows):
 
-* PSIS-LOO over evidence rows (ArviZ ``loo``) per hypothesis, ELPD differences with standard
-  errors and stacking weights (``az.compare(method="stacking")``), Pareto-k diagnostics. Rows with
-  k > 0.7 are listed and, with ``refit_bad_k``, re-scored by exact leave-one-out refits.
-* Pointwise attribution: per-row and per-study ELPD for every hypothesis (sums equal totals).
-* Leave-one-study-out: PSIS on study-grouped log-likelihoods (a study is the exchangeable unit);
-  studies whose grouped k > 0.7 are flagged (exact refits with ``refit_bad_k``).
+* The study is the unit of comparison: PSIS-LOO over studies (leave-one-study-out; the primary
+  log-likelihood variable's terms summed per study, or its per-study terms; dimensions are read
+  from the run) per hypothesis, ELPD differences with standard errors, stacking weights, Pareto-k
+  diagnostics; studies with k > 0.7 can be refitted exactly (``refits``, sweep engine).
+* Per-study contributions (ELPD per study per hypothesis and the difference to the best);
+  rows / claims as secondary units (their own PSIS-LOO, pointwise table, optional exact row refits).
+* Sensitivity to the observation settings: the comparison at every point of
+  ``robustness.SENSITIVITY_GRID`` from importance-reweighted draws (``grid_summary``) and whether
+  the ranking holds (``robustness_of``); the verdict states it.
 * Marginal likelihoods: several independent SMC runs (``pm.sample_smc``), their spread as the
   Monte-Carlo error, and a bridge-sampling estimate from the NUTS draws as an independent
   cross-check; Bayes factors from both, disagreement reported.
@@ -71,20 +74,100 @@ def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
     return runs
 
 
-def pointwise_loglik(dt) -> np.ndarray:
-    """(chain, draw, item) pointwise log-likelihood."""
-    return dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values
+SAMPLE_DIMS = ("chain", "draw")
+#: the primary log-likelihood variable of a run (``EvidenceModel.unit_labels``): its terms sum to
+#: the total log-likelihood; any further variable of the group is a secondary (diagnostic) unit
+PRIMARY_VAR = "evidence"
 
 
-def _raw_is_elpd(flat: np.ndarray) -> np.ndarray:
-    """Plain importance-sampling LOO: -log mean_s exp(-ll_s) per column of (sample, unit)."""
-    x = -flat
-    m = x.max(axis=0)
-    return -(m + np.log(np.mean(np.exp(x - m), axis=0)))
+def loglik_vars(dt) -> list[str]:
+    """Variables of the run's ``log_likelihood`` group, the primary one first."""
+    names = [str(v) for v in dt["log_likelihood"].data_vars]
+    return sorted(names, key=lambda v: v != PRIMARY_VAR)
 
 
-def psis_loo(ll: np.ndarray) -> dict:
-    """PSIS-LOO on a (chain, draw, unit) array via ArviZ; returns pointwise elpd and Pareto k.
+def unit_dim(dt, var: str = PRIMARY_VAR) -> str:
+    """The unit dimension of a log-likelihood variable (read from the data, never assumed)."""
+    dims = [str(d) for d in dt["log_likelihood"][var].dims if d not in SAMPLE_DIMS]
+    if len(dims) != 1:
+        raise UserError(f"log_likelihood variable {var!r} has unit dimensions {dims}; expected exactly one",
+                        field=var)
+    return dims[0]
+
+
+def unit_labels(dt, var: str = PRIMARY_VAR) -> list[str]:
+    da = dt["log_likelihood"][var]
+    dim = unit_dim(dt, var)
+    if dim in da.coords:
+        return [str(x) for x in da.coords[dim].values]
+    return [str(i) for i in range(da.sizes[dim])]
+
+
+def pointwise_loglik(dt, var: str = PRIMARY_VAR) -> np.ndarray:
+    """(chain, draw, unit) pointwise log-likelihood of variable ``var`` (unit dimension read from the data)."""
+    return dt["log_likelihood"][var].transpose(*SAMPLE_DIMS, unit_dim(dt, var)).values
+
+
+def study_of_units(dt, var: str = PRIMARY_VAR) -> list[str]:
+    """The study of each unit of ``var``: ``observed_data.study_id`` along the unit dimension when
+    the run records it (units are rows or claims), otherwise the unit labels themselves (the
+    units already are studies)."""
+    dim = unit_dim(dt, var)
+    labels = unit_labels(dt, var)
+    obs = dt["observed_data"] if "observed_data" in dt.children else None
+    if obs is not None and "study_id" in obs.data_vars and tuple(obs["study_id"].dims) == (dim,):
+        coord = [str(x) for x in obs[dim].values] if dim in obs.coords else labels
+        of = dict(zip(coord, (str(x) for x in obs["study_id"].values)))
+        return [of.get(u, u) for u in labels]
+    return labels
+
+
+def group_units(ll: np.ndarray, groups: list[str]) -> tuple[list[str], np.ndarray]:
+    """Sum the unit columns of (chain, draw, unit) ``ll`` by group (order of first appearance).
+    Summing the log-likelihood terms of one study is exact for leave-one-study-out: the study's
+    joint term is the product of its rows' terms given the parameters."""
+    order = list(dict.fromkeys(groups))
+    idx = {g: [i for i, x in enumerate(groups) if x == g] for g in order}
+    return order, np.stack([ll[..., idx[g]].sum(-1) for g in order], -1)
+
+
+def _lse(x: np.ndarray, axis=0) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+def _raw_is_elpd(flat: np.ndarray, lw: np.ndarray | None = None) -> np.ndarray:
+    """Plain importance-sampling LOO per column of (sample, unit); ``lw`` optional log weights of
+    the draws (reweighted posterior): log sum_s w_s / sum_s w_s / p_s."""
+    lw = np.zeros(flat.shape[0]) if lw is None else lw
+    return _lse(lw) - _lse(lw[:, None] - flat, axis=0)
+
+
+def _psislw(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's PSIS on (chain, draw, unit) *negative* log ratios (ArviZ's convention: it smooths
+    exp(-x)); returns normalised smoothed log weights (chain, draw, unit) and k per unit.
+    r_eff = 1, as ``az.loo`` uses for these runs (their posterior is not passed along)."""
+    import warnings
+
+    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
+    import xarray as xr
+
+    da = xr.DataArray(x, dims=(*SAMPLE_DIMS, "unit"))
+    with warnings.catch_warnings():
+        # every unit's k is returned and reported (counted, flagged, plotted) by the callers
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto distribution")
+        lws, k = da.azstats.psislw(r_eff=1.0, dim=list(SAMPLE_DIMS))
+    return lws.transpose(*SAMPLE_DIMS, "unit").values, np.asarray(k.values, dtype=float).reshape(-1)
+
+
+def psis_loo(ll: np.ndarray, log_weights: np.ndarray | None = None) -> dict:
+    """PSIS-LOO on a (chain, draw, unit) array (ArviZ's Pareto smoothing); pointwise elpd and k.
+
+    ``log_weights`` (chain, draw), optional: the draws are importance weights of another
+    posterior (e.g. the same model under other observation settings, see ``robustness``); unit
+    i's LOO ratios are then w_s / p(y_i | theta_s). Without them (or with all zero) this is
+    ordinary PSIS-LOO, and ``az.loo`` gives the same numbers (same smoothing, r_eff = 1).
 
     Units whose log-likelihood varies by at most ``CONSTANT_LL_TOL`` nats over the draws (e.g. a
     finding that depends only on a share fixed by the hypothesis) are ``exact``: their LOO
@@ -92,66 +175,80 @@ def psis_loo(ll: np.ndarray) -> dict:
     0 in ``k`` and they never count as unreliable. Units where Pareto smoothing fails or k
     cannot be estimated (NaN) fall back to plain importance sampling, are flagged
     ``not_estimable`` and get k = inf, so that they count as unreliable (k > 0.7) everywhere.
+    Non-finite log-likelihood values (a draw where a term is -inf) are counted in ``n_nonfinite``.
 
     Returns ``elpd``, ``se``, ``p_loo``, ``elpd_i``, ``k``, ``exact``, ``not_estimable``
     (``raw_is`` is kept as an alias of ``not_estimable``).
     """
-    import arviz as az
-    import xarray as xr
-
     n = ll.shape[-1]
     flat = ll.reshape(-1, n)
+    lw2 = np.zeros(ll.shape[:2]) if log_weights is None else np.asarray(log_weights, dtype=float).reshape(ll.shape[:2])
+    lw = lw2.reshape(-1)
     constant = np.ptp(flat, axis=0) <= CONSTANT_LL_TOL
-    elpd_i = np.where(constant, _raw_is_elpd(flat), np.nan)
+    elpd_i = np.where(constant, _raw_is_elpd(flat, lw), np.nan)
     k = np.zeros(n)
-    p_loo = 0.0
     raw_is = np.zeros(n, dtype=bool)
 
-    def _az_loo(cols):
-        import warnings
-
-        sub = ll[..., cols]
-        ds = xr.Dataset({"y": (("chain", "draw", "unit"), sub)})
-        dt = xr.DataTree.from_dict({"log_likelihood": ds,
-                                    "posterior": xr.Dataset({"dummy": (("chain", "draw"), np.zeros(ll.shape[:2]))})})
-        with warnings.catch_warnings():
-            # one unit at a time is intended here (the fallback below, or a single non-exact
-            # unit): ArviZ's check that pointwise LOO differs from the sum does not apply
-            warnings.filterwarnings("ignore", message="The point-wise LOO is the same with the sum LOO")
-            # every unit's k is returned here and reported (counted, flagged, plotted) by the
-            # callers; ArviZ's generic advice would repeat it once per call without the row
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto distribution")
-            return az.loo(dt, pointwise=True, var_name="y")
+    def _smooth(cols):
+        x = ll[..., cols] - lw2[..., None]
+        lws, kk = _psislw(x)
+        return _lse((lws + ll[..., cols]).reshape(-1, len(cols)), axis=0), kk
 
     cols = np.where(~constant)[0]
     if cols.size:
         try:
-            res = _az_loo(cols)
-            elpd_i[cols] = np.asarray(res.elpd_i).ravel()
-            k[cols] = np.asarray(res.pareto_k).ravel()
-            p_loo = float(res.p)
+            elpd_i[cols], k[cols] = _smooth(cols)
         except ValueError:
             # Pareto smoothing fails when a unit's largest importance ratios are tied (a
             # finding whose likelihood sits on its floor for many draws); such ratios are
             # bounded, so plain importance sampling is used for that unit and it is flagged
             for c in cols:
                 try:
-                    r = _az_loo(np.array([c]))
-                    elpd_i[c] = float(np.asarray(r.elpd_i).ravel()[0])
-                    k[c] = float(np.asarray(r.pareto_k).ravel()[0])
+                    e, kk = _smooth(np.array([c]))
+                    elpd_i[c], k[c] = float(e[0]), float(kk[0])
                 except ValueError:
-                    elpd_i[c] = float(_raw_is_elpd(flat[:, [c]])[0])
+                    elpd_i[c] = float(_raw_is_elpd(flat[:, [c]], lw)[0])
                     raw_is[c] = True
-            lpd = np.log(np.mean(np.exp(flat - flat.max(0)), axis=0)) + flat.max(0)
-            p_loo = float(np.sum(lpd[cols] - elpd_i[cols]))
         nan_k = ~constant & ~np.isfinite(k)
         for c in np.where(nan_k)[0]:
-            elpd_i[c] = float(_raw_is_elpd(flat[:, [c]])[0])
+            elpd_i[c] = float(_raw_is_elpd(flat[:, [c]], lw)[0])
         raw_is |= nan_k
         k[raw_is] = np.inf
+    wn = lw - _lse(lw)
+    lpd = _lse(wn[:, None] + flat, axis=0)
+    p_loo = float(np.sum(lpd[~constant] - elpd_i[~constant])) if cols.size else 0.0
     return {"elpd": float(elpd_i.sum()), "se": float(np.sqrt(n * np.var(elpd_i))),
             "p_loo": p_loo, "elpd_i": elpd_i, "k": k, "exact": constant, "not_estimable": raw_is,
-            "raw_is": raw_is}
+            "raw_is": raw_is, "n_nonfinite": int(np.sum(~np.isfinite(flat)))}
+
+
+def log_mean_ratio(log_ratio: np.ndarray) -> dict:
+    """PSIS estimate of log E_post[r] from (chain, draw) log importance ratios log r_s.
+
+    Used for marginal likelihoods under other observation settings:
+    log ML_alt = log ML + log E_post[p_alt(y | theta) / p(y | theta)]. ArviZ smooths the largest
+    ratios (generalised Pareto tail) and normalises; the draws below the tail are unchanged up to
+    that normalising constant, which is read off them to undo the normalisation. Returns
+    ``log_mean``, ``k`` (Pareto shape; > 0.7: unreliable, refit needed), ``ess`` (of the smoothed
+    weights) and ``method`` ("exact" for constant ratios, "psis", or "raw_is" when smoothing
+    fails; then k = inf)."""
+    x = np.asarray(log_ratio, dtype=float)
+    flat = x.reshape(-1)
+    s = flat.size
+    if np.ptp(flat) <= 1e-12:
+        return {"log_mean": float(flat[0]), "k": 0.0, "ess": float(s), "method": "exact"}
+    try:
+        lws, k = _psislw(-x.reshape(*x.shape[:2], 1))
+        lws, k = lws[..., 0].reshape(-1), float(k[0])
+        if not math.isfinite(k):
+            raise ValueError("k not estimable")
+    except ValueError:
+        wn = flat - _lse(flat)
+        return {"log_mean": float(_lse(flat) - math.log(s)), "k": math.inf,
+                "ess": float(1.0 / np.sum(np.exp(2 * wn))), "method": "raw_is"}
+    low = np.argsort(flat)[: s // 2]
+    const = float(np.median(flat[low] - lws[low]))
+    return {"log_mean": const - math.log(s), "k": k, "ess": float(1.0 / np.sum(np.exp(2 * lws))), "method": "psis"}
 
 
 def loo_status(res: dict) -> list[str]:
@@ -222,14 +319,21 @@ def loo_pit(dt) -> dict | None:
     import arviz_stats as azs
     import xarray as xr
 
-    yrep = dt["posterior_predictive"]["y_rep"].transpose("chain", "draw", "evidence_id")
+    yr_da = dt["posterior_predictive"]["y_rep"]
+    dims = [str(d) for d in yr_da.dims if d not in SAMPLE_DIMS]
     obs = dt["observed_data"]["value"] if "value" in dt["observed_data"].data_vars else None
-    if obs is None:
+    # the log-likelihood variable with the same units as the replicated values (rows): after the
+    # study-level rework the primary variable may be per study, and then no PIT is computed
+    var = next((v for v in loglik_vars(dt) if len(dims) == 1 and unit_dim(dt, v) == dims[0]
+                and dt["log_likelihood"][v].sizes[dims[0]] == yr_da.sizes[dims[0]]), None)
+    if obs is None or var is None:
         return None
+    dim = dims[0]
+    yrep = yr_da.transpose(*SAMPLE_DIMS, dim)
     ok = np.isfinite(yrep.values).all(axis=(0, 1)) & np.isfinite(obs.values)
     if not ok.any():
         return {"evidence_id": [], "pit": []}
-    ll = dt["log_likelihood"]["evidence"].transpose("chain", "draw", "evidence_id").values[..., ok]
+    ll = pointwise_loglik(dt, var)[..., ok]
     y, yr = obs.values[ok], yrep.values[..., ok]
     flat_ll, flat_yr = ll.reshape(-1, ll.shape[-1]), yr.reshape(-1, yr.shape[-1])
     pit = np.full(y.size, np.nan)
@@ -252,7 +356,7 @@ def loo_pit(dt) -> dict | None:
         lw = -flat_ll[:, j]
         w = np.exp(lw - lw.max())
         pit[j] = float(np.sum(w * (flat_yr[:, j] <= y[j])) / np.sum(w))
-    return {"evidence_id": [str(e) for e in obs["evidence_id"].values[ok]], "pit": [_r(x, 4) for x in pit]}
+    return {"evidence_id": [str(e) for e in obs[dim].values[ok]], "pit": [_r(x, 4) for x in pit]}
 
 
 def row_labels(ids) -> dict[str, str]:
@@ -274,29 +378,76 @@ def row_labels(ids) -> dict[str, str]:
     return out
 
 
+def _apply_refits(res: dict, labels: list[str], per: dict) -> None:
+    """Exact refit values replace PSIS values: per[label] = elpd of that unit."""
+    for lab, val in per.items():
+        i = labels.index(lab)
+        res["elpd_i"][i] = val
+        res["k"][i] = 0.0
+        res["not_estimable"][i] = False
+    res["elpd"] = float(res["elpd_i"].sum())
+    res["se"] = float(np.sqrt(len(labels) * np.var(res["elpd_i"])))
+
+
+def _loo_json(res: dict, labels: list[str], refitted=()) -> dict:
+    """One hypothesis' PSIS-LOO for comparison.json (unit-neutral keys)."""
+    kk = res["k"]
+    usable = ~res["exact"] & np.isfinite(kk)
+    nonfinite = [labels[i] for i in np.where(~np.isfinite(res["elpd_i"]))[0]]
+    out = {"elpd": _r(res["elpd"]), "se": _r(res["se"]), "p_loo": _r(res["p_loo"]),
+           # units whose PSIS estimate is unreliable: k > 0.7 or k not estimable (never exact units)
+           "n_bad_k": int(np.sum(kk > BAD_K)),
+           "k_max": _r(np.max(kk[usable]), 3) if usable.any() else None,
+           "bad_k_units": [labels[i] for i in np.where(kk > BAD_K)[0]],
+           "n_exact": int(res["exact"].sum()),
+           "exact_units": [labels[i] for i in np.where(res["exact"])[0]],
+           # plain importance sampling was used (Pareto smoothing failed or k not estimable)
+           "n_raw_is": int(res["not_estimable"].sum()),
+           "not_estimable_units": [labels[i] for i in np.where(res["not_estimable"])[0]],
+           "refitted_units": sorted(refitted),
+           "n_nonfinite_draws": int(res.get("n_nonfinite", 0))}
+    if nonfinite:
+        out["nonfinite_units"] = nonfinite
+        out["nonfinite_reason"] = ("the LOO density is zero in floating point (log-likelihood -inf in the "
+                                   "draws that carry the weight); shown as null, ELPD totals are -inf")
+    return out
+
+
+UNIT_NAMES = {"study": ("study", "studies"), "evidence_id": ("row", "rows"), "claim": ("claim", "claims")}
+
+
+def _unit_words(dim: str) -> tuple[str, str]:
+    return UNIT_NAMES.get(dim, (dim, dim + " units"))
+
+
 def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = None,
-                     sensitivity: dict | None = None, refits: dict | None = None) -> dict:
+                     sensitivity: dict | None = None, refits: dict | None = None,
+                     study_refits: dict | None = None, obs_grid: dict | None = None) -> dict:
+    """``comparison.json`` from loaded runs and the estimates computed by the pipeline.
+
+    The primary unit is the study: the primary log-likelihood variable's terms summed per study
+    (exact for leave-one-study-out) or, when the run's terms already are per study, those terms.
+    PSIS-LOO over studies decides ``loo``, ``ranking`` and ``stacking_weights``; ``by_study``
+    holds each study's contribution per hypothesis and its difference to the best hypothesis;
+    units of the other log-likelihood variables (rows, claims) are secondary (``secondary``,
+    ``pointwise``). ``refits[h][unit]`` / ``study_refits[h][study]``: exact refit ELPDs that
+    replace PSIS values of secondary / primary units. ``obs_grid``: ``robustness.observation_grid``."""
     names = list(runs)
     first = next(iter(runs.values()))
-    ids = first.summary["evidence_ids"]
-    study_of = dict(zip(first.dt["observed_data"]["evidence_id"].values.astype(str),
-                        first.dt["observed_data"]["study_id"].values.astype(str)))
-    loo = {}
-    ll = {}
-    for h, r in runs.items():
-        ll[h] = pointwise_loglik(r.dt)
-        loo[h] = psis_loo(ll[h])
-    # exact refits replace PSIS values where given: refits[h][evidence_id] = elpd
-    refitted = {h: set(per) for h, per in (refits or {}).items()}
-    for h, per in (refits or {}).items():
-        for eid, val in per.items():
-            i = ids.index(eid)
-            loo[h]["elpd_i"][i] = val
-            loo[h]["k"][i] = 0.0
-            loo[h]["not_estimable"][i] = False
-        loo[h]["elpd"] = float(loo[h]["elpd_i"].sum())
-        loo[h]["se"] = float(np.sqrt(len(ids) * np.var(loo[h]["elpd_i"])))
-    weights = stacking_weights({h: loo[h]["elpd_i"] for h in names}, ll)
+    dt0 = first.dt
+    var = PRIMARY_VAR
+    labels = unit_labels(dt0, var)
+    dim = unit_dim(dt0, var)
+    study_of = study_of_units(dt0, var)
+    aggregated = study_of != labels
+    ll_units = {h: pointwise_loglik(r.dt, var) for h, r in runs.items()}
+    studies = list(dict.fromkeys(study_of))
+    primary = {h: (group_units(ll_units[h], study_of)[1] if aggregated else ll_units[h]) for h in names}
+    loo = {h: psis_loo(primary[h]) for h in names}
+    s_refitted = {h: set(per) for h, per in (study_refits or {}).items()}
+    for h, per in (study_refits or {}).items():
+        _apply_refits(loo[h], studies, per)
+    weights = stacking_weights({h: loo[h]["elpd_i"] for h in names}, primary)
     order = sorted(names, key=lambda h: -loo[h]["elpd"])
     best = order[0]
     ranking = []
@@ -305,43 +456,55 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
         ranking.append({"hypothesis": h, "rank": rank, "elpd": _r(loo[h]["elpd"]),
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                         "weight": _r(weights[h])})
+    # secondary units: the rows of the primary variable when they were summed per study, and every
+    # other log-likelihood variable of the runs (e.g. claims)
+    secondary: dict[str, dict] = {}
+    if aggregated:
+        secondary[var] = {"dim": dim, "labels": labels, "study": study_of,
+                          "res": {h: psis_loo(ll_units[h]) for h in names}}
+    for v in loglik_vars(dt0):
+        if v != var:
+            secondary[v] = {"dim": unit_dim(dt0, v), "labels": unit_labels(dt0, v), "study": study_of_units(dt0, v),
+                            "res": {h: psis_loo(pointwise_loglik(r.dt, v)) for h, r in runs.items()}}
+    refitted: dict[str, set] = {}
+    if secondary:
+        sv = next(iter(secondary.values()))
+        for h, per in (refits or {}).items():
+            _apply_refits(sv["res"][h], sv["labels"], per)
+            refitted[h] = set(per)
     pointwise = []
-    status = {h: loo_status(loo[h]) for h in names}
-    labels = row_labels(ids)
-    for i, eid in enumerate(ids):
-        pointwise.append({"evidence_id": eid, "study_id": study_of.get(eid, ""), "label": labels.get(eid, eid),
-                          "elpd": {h: _r(loo[h]["elpd_i"][i]) for h in names},
-                          "pareto_k": {h: _k_json(loo[h], i) for h in names},
-                          "loo_status": {h: ("exact_refit" if eid in refitted.get(h, ()) else status[h][i])
-                                         for h in names}})
-    studies = sorted(set(study_of[e] for e in ids), key=lambda s: ids.index(next(e for e in ids if study_of[e] == s)))
+    if secondary:
+        sv_name, sv = next(iter(secondary.items()))
+        row_lab = row_labels(sv["labels"])  # evidence rows get a readable label; other units keep theirs
+        status = {h: loo_status(sv["res"][h]) for h in names}
+        for i, u in enumerate(sv["labels"]):
+            entry = {"evidence_id": u, "unit": u, "variable": sv_name, "study_id": sv["study"][i],
+                     "label": row_lab.get(u, u),
+                     "elpd": {h: _r(sv["res"][h]["elpd_i"][i]) for h in names},
+                     "pareto_k": {h: _k_json(sv["res"][h], i) for h in names},
+                     "loo_status": {h: ("exact_refit" if u in refitted.get(h, ()) else status[h][i]) for h in names}}
+            if any(not math.isfinite(sv["res"][h]["elpd_i"][i]) for h in names):
+                entry["note"] = "ELPD not finite (zero LOO density in floating point); shown as null"
+            pointwise.append(entry)
+    p_status = {h: loo_status(loo[h]) for h in names}
     by_study = []
-    for s in studies:
-        idx = [i for i, e in enumerate(ids) if study_of[e] == s]
-        by_study.append({"study_id": s, "n_rows": len(idx),
-                         "elpd": {h: _r(loo[h]["elpd_i"][idx].sum()) for h in names}})
-    # leave-one-study-out by PSIS on study-grouped log-likelihoods
-    loso = {}
-    for h in names:
-        grouped = np.stack([ll[h][..., [i for i, e in enumerate(ids) if study_of[e] == s]].sum(-1) for s in studies], -1)
-        res = psis_loo(grouped)
-        st = loo_status(res)
-        loso[h] = {"elpd": _r(res["elpd"]), "se": _r(res["se"]),
-                   "per_study": {s: {"elpd": _r(res["elpd_i"][j]), "pareto_k": _k_json(res, j), "loo_status": st[j]}
-                                 for j, s in enumerate(studies)},
-                   "n_bad_k": int(np.sum(res["k"] > BAD_K))}
-    loo_out = {}
-    for h in names:
-        kk = loo[h]["k"]
-        usable = ~loo[h]["exact"] & np.isfinite(kk)
-        loo_out[h] = {"elpd": _r(loo[h]["elpd"]), "se": _r(loo[h]["se"]), "p_loo": _r(loo[h]["p_loo"]),
-                      # rows whose PSIS estimate is unreliable: k > 0.7 or k not estimable (never exact rows)
-                      "n_bad_k": int(np.sum(kk > BAD_K)),
-                      "k_max": _r(np.max(kk[usable]), 3) if usable.any() else None,
-                      "bad_k_rows": [ids[i] for i in np.where(kk > BAD_K)[0]],
-                      "n_exact": int(loo[h]["exact"].sum()),
-                      "exact_rows": [ids[i] for i in np.where(loo[h]["exact"])[0]],
-                      "k_not_estimable_rows": [ids[i] for i in np.where(loo[h]["not_estimable"])[0]]}
+    for j, s in enumerate(studies):
+        entry = {"study_id": s, "n_units": study_of.count(s) if aggregated else 1, "n_rows": study_of.count(s),
+                 "elpd": {h: _r(loo[h]["elpd_i"][j]) for h in names},
+                 "diff": {h: _r(loo[h]["elpd_i"][j] - loo[best]["elpd_i"][j]) for h in names},
+                 "pareto_k": {h: _k_json(loo[h], j) for h in names},
+                 "loo_status": {h: ("exact_refit" if s in s_refitted.get(h, ()) else p_status[h][j]) for h in names}}
+        if aggregated:
+            idx = [i for i, x in enumerate(study_of) if x == s]
+            entry["rows_elpd"] = {h: _r(secondary[var]["res"][h]["elpd_i"][idx].sum()) for h in names}
+        by_study.append(entry)
+    loo_out = {h: _loo_json(loo[h], studies, s_refitted.get(h, ())) for h in names}
+    secondary_out = {}
+    for v, sv in secondary.items():
+        one, many = _unit_words(sv["dim"])
+        secondary_out[v] = {"dim": sv["dim"], "unit": one, "units": many, "n_units": len(sv["labels"]),
+                            "loo": {h: _loo_json(sv["res"][h], sv["labels"], refitted.get(h, ()) if v == next(iter(secondary)) else ())
+                                    for h in names}}
     bayes_factors = []
     for i, h1 in enumerate(names):
         for h2 in names[i + 1:]:
@@ -360,28 +523,129 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                 entry["estimators_agree"] = bool(gap <= tol)
             if len(entry) > 2:
                 bayes_factors.append(entry)
+    grid_out = None
+    if obs_grid is not None:
+        gnames = [p["name"] for p in obs_grid["grid"]]
+        deltas = {h: [p["delta"][var] for p in obs_grid["runs"][h]["points"]] for h in names}
+        g = grid_summary(ll_units, deltas, gnames, groups=study_of if aggregated else None,
+                         smc=smc, bridge=bridge if bridge else None)
+        for gp, p in zip(obs_grid["grid"], g["points"]):
+            p.update(overrides=gp["overrides"], note=gp.get("note", ""))
+        grid_out = {"grid": obs_grid["grid"], "points": g["points"], **robustness_of(g, order),
+                    "stored_gap": {h: _r(obs_grid["runs"][h]["stored_gap"], 3) for h in names},
+                    "wall_time_s": _r(obs_grid.get("wall_time_s", math.nan), 4)}
+    one, many = _unit_words("study")
     out = {
         "schema": COMPARISON_SCHEMA,
         "runs": {h: str(r.dir) for h, r in runs.items()},
         "evidence_fingerprint": first.summary["evidence_fingerprint"],
-        "n_rows": len(ids),
+        "unit": {"name": one, "plural": many, "variable": var, "dim": "study" if aggregated else dim,
+                 "aggregated_from": dim if aggregated else None, "n": len(studies),
+                 "method": ("leave-one-study-out PSIS-LOO on the primary log-likelihood terms summed per study"
+                            if aggregated else "PSIS-LOO on the per-study primary log-likelihood terms")},
+        "n_rows": len(labels) if aggregated else None,
+        "n_studies": len(studies),
         "loo": loo_out,
         "ranking": ranking,
         "stacking_weights": {h: _r(w) for h, w in weights.items()},
-        "pointwise": pointwise,
         "by_study": by_study,
-        "loso": loso,
+        "secondary": secondary_out,
+        "pointwise": pointwise,
         "smc": smc,
         "bridge": bridge,
         "bayes_factors": bayes_factors,
         "sensitivity": sensitivity,
+        "observation_grid": grid_out,
         "phi_share": phi_shares(runs["mixed"].dt) if "mixed" in runs else None,
         "run_status": {h: r.summary.get("status") for h, r in runs.items()},
         "loo_pit": {h: loo_pit(r.dt) for h, r in runs.items()},
     }
+    if study_refits:
+        out["study_refits"] = {h: sorted(v) for h, v in study_refits.items()}
     out["verdict_parts"] = verdict(out)
     out["verdict"] = verdict_text(out["verdict_parts"])
     return out
+
+
+def _log_weights(delta: np.ndarray) -> np.ndarray:
+    """(chain, draw) log importance weights from (chain, draw, unit) differences of the primary terms."""
+    lw = delta.sum(-1)
+    return np.where(np.isfinite(lw), lw, -np.inf)
+
+
+def grid_summary(primary: dict[str, np.ndarray], deltas: dict[str, list[np.ndarray]], names: list[str],
+                 groups: list[str] | None = None, smc: dict | None = None, bridge: dict | None = None) -> dict:
+    """The comparison at every grid point, from arrays (no model needed; tested on synthetic ones).
+
+    ``primary[h]``: the run's stored (chain, draw, unit) terms of the primary unit (studies);
+    ``deltas[h][j]``: (chain, draw, unit) ll_alt - ll at grid point j, same units; ``names``: the
+    grid point names; ``groups``: when the units are rows, their study (summed per study here).
+    ``smc``/``bridge``: the comparison's marginal likelihoods at the run's own settings."""
+    hyps = list(primary)
+    points = []
+    for j, name in enumerate(names):
+        res, ml = {}, {}
+        for h in hyps:
+            d = deltas[h][j]
+            lw = _log_weights(d)
+            ll = primary[h] + d
+            if groups is not None:
+                _, ll = group_units(ll, groups)
+            res[h] = psis_loo(ll, log_weights=lw)
+            ml[h] = log_mean_ratio(lw)
+        order = sorted(hyps, key=lambda h: -res[h]["elpd"])
+        best = order[0]
+        w = stacking_weights({h: res[h]["elpd_i"] for h in hyps}, {})
+        ranking = []
+        for h in order:
+            diff = res[best]["elpd_i"] - res[h]["elpd_i"]
+            ranking.append({"hypothesis": h, "elpd": _r(res[h]["elpd"]), "se": _r(res[h]["se"]),
+                            "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
+                            "weight": _r(w[h]), "n_bad_k": int(np.sum(res[h]["k"] > BAD_K)),
+                            "n_raw_is": int(res[h]["not_estimable"].sum())})
+        pairs = []  # every pair, so that differences to any reference hypothesis can be shown
+        for i, h1 in enumerate(hyps):
+            for h2 in hyps[i + 1:]:
+                diff = res[h1]["elpd_i"] - res[h2]["elpd_i"]
+                pairs.append({"h1": h1, "h2": h2, "elpd_diff": _r(diff.sum()),
+                              "dse": _r(math.sqrt(len(diff) * np.var(diff)))})
+        bfs = []
+        for i, h1 in enumerate(hyps):
+            for h2 in hyps[i + 1:]:
+                shift = ml[h1]["log_mean"] - ml[h2]["log_mean"]
+                entry = {"h1": h1, "h2": h2, "log_bf_shift": _r(shift)}
+                if smc and h1 in smc and h2 in smc:
+                    entry["smc_log_bf"] = _r(smc[h1]["log_ml_mean"] - smc[h2]["log_ml_mean"] + shift)
+                if bridge and h1 in bridge and h2 in bridge:
+                    entry["bridge_log_bf"] = _r(bridge[h1]["log_ml"] - bridge[h2]["log_ml"] + shift)
+                bfs.append(entry)
+        unreliable = [h for h in hyps if not ml[h]["k"] <= BAD_K]
+        points.append({
+            "name": name, "ranking": ranking, "order": order,
+            "reweighting": {h: {"log_ml_shift": _r(ml[h]["log_mean"]), "pareto_k": _r(ml[h]["k"], 3),
+                                "ess": _r(ml[h]["ess"], 4), "method": ml[h]["method"],
+                                "reliable": ml[h]["k"] <= BAD_K} for h in hyps},
+            "pairs": pairs, "bayes_factors": bfs, "reliable": not unreliable, "refit_needed": unreliable,
+        })
+    return {"points": points}
+
+
+def robustness_of(grid: dict, default_order: list[str]) -> dict:
+    """Does the ranking hold across the grid? Compares each point's ELPD order with the default's.
+
+    Returns ``ranking_holds`` (same order at every reliable point), ``leader_holds`` (same first
+    hypothesis), ``flips`` (reliable points with another order), ``unreliable`` (points whose
+    reweighting has k > 0.7 for some hypothesis: refit needed; their order is not counted)."""
+    flips, unreliable = [], []
+    for p in grid["points"]:
+        if not p["reliable"]:
+            unreliable.append({"name": p["name"], "refit_needed": p["refit_needed"], "order": p["order"]})
+            continue
+        if p["order"] != list(default_order):
+            flips.append({"name": p["name"], "order": p["order"]})
+    reliable = [p for p in grid["points"] if p["reliable"]]
+    return {"ranking_holds": not flips, "leader_holds": all(f["order"][0] == default_order[0] for f in flips),
+            "n_points": len(grid["points"]), "n_reliable": len(reliable), "flips": flips, "unreliable": unreliable}
 
 
 def attribution_drivers(cmp: dict, h_best: str, h_other: str, k: int = 3) -> tuple[list, list]:
@@ -460,29 +724,49 @@ def verdict(cmp: dict) -> dict:
                        f"Under 'mixed', the direct-route share for a typical system is {p['mean']:.2f} "
                        f"(89 % interval {p['ci89_low']:.2f}–{p['ci89_high']:.2f})."})
     provisional = []
-    # PSIS reliability
+    # PSIS reliability (of the primary unit: studies; older comparisons: rows)
+    unit = cmp.get("unit") or {}
+    one, many = unit.get("name", "row"), unit.get("plural", "rows")
     bad = {h: v["n_bad_k"] for h, v in cmp["loo"].items() if v.get("n_bad_k")}
     exact = {h: v.get("n_exact", 0) for h, v in cmp["loo"].items() if v.get("n_exact")}
-    n_rows = cmp.get("n_rows")
+    raw = {h: v.get("n_raw_is", 0) for h, v in cmp["loo"].items() if v.get("n_raw_is")}
+    n_units = unit.get("n") or cmp.get("n_rows")
+    refit_note = ""
+    if cmp.get("study_refits"):
+        refit_note = " Exact refits replaced PSIS for " + ", ".join(
+            f"{len(v)} {one}(s) of {h}" for h, v in cmp["study_refits"].items() if v) + "."
+    if cmp.get("reloo"):
+        refit_note += " Exact refits replaced PSIS for " + ", ".join(
+            f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
     if bad:
-        text = ("PSIS-LOO is unreliable (Pareto k > 0.7 or not estimable) for " +
-                ", ".join(f"{n} row(s) of {h}" for h, n in bad.items()) +
-                (f" out of {n_rows}" if n_rows else "") + ".")
-        if cmp.get("reloo"):
-            text += " Exact refits replaced PSIS for " + ", ".join(
-                f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
-        else:
-            text += " Exact refits (--reloo) were not run; leave-one-study-out is the cross-check."
-        provisional.append("PSIS-LOO unreliable for some rows")
+        text = (f"PSIS-LOO over {many} is unreliable (Pareto k > 0.7 or not estimable) for " +
+                ", ".join(f"{n} {one}(s) of {h}" for h, n in bad.items()) +
+                (f" out of {n_units}" if n_units else "") + ".")
+        if raw:
+            text += (" Plain importance sampling (Pareto smoothing failed) was used for " +
+                     ", ".join(f"{n} of {h}" for h, n in raw.items()) + ".")
+        text += refit_note or (f" Exact refits (--refit-studies) were not run." if one == "study" else
+                               " Exact refits (--reloo) were not run; leave-one-study-out is the cross-check.")
+        provisional.append(f"PSIS-LOO unreliable for some {many}")
     else:
-        text = "PSIS-LOO is reliable for every row (Pareto k ≤ 0.7)."
-        if cmp.get("reloo"):
-            text += " Exact refits replaced PSIS for " + ", ".join(
-                f"{len(v)} row(s) of {h}" for h, v in cmp["reloo"].items() if v) + "."
+        text = f"PSIS-LOO is reliable for every {one} (Pareto k ≤ 0.7)." + refit_note
     if exact:
-        text += (" Rows with a constant log-likelihood are exact and not counted: "
+        text += (f" {many.capitalize()} with a constant log-likelihood are exact and not counted: "
                  + ", ".join(f"{n} of {h}" for h, n in exact.items()) + ".")
     points.append({"aspect": "robustness", "text": text})
+    # observation settings: the sensitivity grid (importance reweighting)
+    grid = cmp.get("observation_grid")
+    if grid:
+        rb = grid_statement(grid, [r["hypothesis"] for r in rk])
+        headline_extra = " " + rb["headline"]
+        points.append({"aspect": "robustness", "text": rb["summary"]})
+        for t, p in zip(rb["points"], grid.get("points") or []):
+            if not p.get("reliable", True) or p.get("order") != [r["hypothesis"] for r in rk]:
+                points.append({"aspect": "robustness", "text": t})
+        if not grid.get("ranking_holds", True):
+            provisional.append("not robust to the observation settings")
+    else:
+        headline_extra = ""
     # Bayes factors: both estimators, agreement
     bfs = cmp.get("bayes_factors") or []
     if bfs:
@@ -531,9 +815,83 @@ def verdict(cmp: dict) -> dict:
         points.append({"aspect": "robustness", "text": "Runs that did not pass their convergence gates: " +
                        ", ".join(f"{h} ({st})" for h, st in failed.items()) + "; every number above is provisional."})
         provisional.insert(0, "convergence gates failed")
+    headline += headline_extra
     if provisional:
         headline += " Provisional: " + "; ".join(provisional) + "."
-    return {"headline": headline, "provisional": provisional, "points": points}
+    out = {"headline": headline, "provisional": provisional, "points": points}
+    if grid:
+        out["robustness"] = rb
+    return out
+
+
+def _grid_range(grid: dict) -> str:
+    """'eps 0.02–0.2, tau 0.05–0.2' from the grid's overrides."""
+    vals: dict[str, list] = {}
+    for p in grid.get("grid") or []:
+        for k, v in (p.get("overrides") or {}).items():
+            vals.setdefault(k, []).append(v)
+    return ", ".join(f"{k} {min(v):g}–{max(v):g}" if len(set(v)) > 1 else f"{k} {v[0]:g}" for k, v in vals.items())
+
+
+def grid_statement(grid: dict, default_order: list[str]) -> dict:
+    """The robustness statement of the observation-settings grid: a headline sentence and bullets."""
+    n, rng = grid.get("n_points", len(grid.get("points") or [])), _grid_range(grid)
+    unreliable = grid.get("unreliable") or []
+    flips = grid.get("flips") or []
+    what = f"{n} observation settings ({rng})" if rng else f"{n} observation settings"
+    if flips:
+        f = flips[0]
+        headline = (f"Not robust: the ranking changes across the {what}: under {f['name']} the order is "
+                    + " > ".join(f"'{h}'" for h in f["order"])
+                    + (f" (and at {len(flips) - 1} more setting(s))" if len(flips) > 1 else "") + ".")
+    else:
+        if unreliable:
+            headline = (f"The ranking holds at the {n - len(unreliable)} of {what} that importance reweighting "
+                        f"assesses reliably; refit needed for {', '.join(u['name'] for u in unreliable)}.")
+        else:
+            headline = f"The ranking holds across the {what}."
+    pts = []
+    for p in grid.get("points") or []:
+        rk = p.get("ranking") or []
+        elpd = ", ".join(f"{r['hypothesis']} {r['elpd']:.1f}" if r.get("elpd") is not None else f"{r['hypothesis']} –"
+                         for r in rk)
+        w = ", ".join(f"{r['hypothesis']} {r['weight']:.2f}" for r in rk if r.get("weight") is not None)
+        ks = [v.get("pareto_k") for v in (p.get("reweighting") or {}).values()]
+        kmax = max((k for k in ks if k is not None), default=None)
+        kmax = math.inf if any(k is None for k in ks) else kmax
+        text = f"{p['name']}: ELPD {elpd}; stacking {w}"
+        bf = [b for b in p.get("bayes_factors") or [] if b.get("smc_log_bf") is not None or b.get("bridge_log_bf") is not None]
+        if bf:
+            text += "; log BF " + ", ".join(
+                f"{b['h1']} vs {b['h2']} " + " / ".join(
+                    x for x in (f"SMC {b['smc_log_bf']:+.1f}" if b.get("smc_log_bf") is not None else "",
+                                f"bridge {b['bridge_log_bf']:+.1f}" if b.get("bridge_log_bf") is not None else "") if x)
+                for b in bf)
+        text += f"; reweighting max k {kmax:.2f}" if kmax is not None and math.isfinite(kmax) else "; reweighting k not estimable"
+        if not p.get("reliable", True):
+            text += f" — UNRELIABLE for {', '.join(p.get('refit_needed') or [])}: refit under these settings needed"
+        elif p.get("order") and p["order"] != list(default_order):
+            text += " — ranking differs"
+        pts.append(text + ".")
+    summary = f"Sensitivity grid ({what}, posterior draws importance-reweighted): "
+    ranges = []
+    for h in default_order:
+        ws = [r["weight"] for p in grid.get("points") or [] for r in p.get("ranking") or []
+              if r["hypothesis"] == h and r.get("weight") is not None]
+        if ws:
+            ranges.append(f"{h} {min(ws):.2f}–{max(ws):.2f}")
+    summary += ("stacking weight " + ", ".join(ranges)) if ranges else "no stacking weights"
+    bfr = {}
+    for p in grid.get("points") or []:
+        for b in p.get("bayes_factors") or []:
+            v = b.get("bridge_log_bf") if b.get("bridge_log_bf") is not None else b.get("smc_log_bf")
+            if v is not None:
+                bfr.setdefault(f"{b['h1']} vs {b['h2']}", []).append(v)
+    if bfr:
+        summary += "; log BF " + ", ".join(f"{k} {min(v):+.1f} to {max(v):+.1f}" for k, v in bfr.items())
+    summary += f"; {grid.get('n_reliable', 0)} of {n} settings reliably reweighted (Pareto k ≤ 0.7)."
+    return {"headline": headline, "summary": summary, "points": pts,
+            "ranking_holds": bool(grid.get("ranking_holds", True))}
 
 
 def verdict_text(v: dict) -> str:
@@ -547,28 +905,24 @@ def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int =
 
     elpd_i = log mean_s p(row_i | theta_s), theta_s from the posterior fitted without row i.
     """
-    import jax
-    import jax.numpy as jnp
-
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.inference.config import FitConfig
     from nadfit.fitting.inference.fit import sample_posterior
+    from nadfit.fitting.inference.pointwise import pointwise_draws, theta_draws
     from nadfit.models.model import EvidenceModel
 
     cfg, evidence = run.config, run.evidence
     run.require_current_evidence()
     full = run.model()
-    names = list(full.scalar_parameters) + list(full.vector_parameters)
-    ll_fn = jax.jit(jax.vmap(lambda th: full.loglik_and_pred(th)[0]))
+    _, labels = full.unit_labels[PRIMARY_VAR]
+    labels = list(labels)
     out = {}
     for eid in evidence_ids:
         reduced = EvidenceModel(cfg.hypothesis, evidence, cfg.settings(), exclude=(eid,))
         sub = FitConfig(hypothesis=cfg.hypothesis, draws=draws, tune=tune, chains=chains, seed=cfg.seed,
                         widen_priors=cfg.widen_priors, observation=cfg.observation)
         dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub)
-        post = dt["posterior"]
-        th = {k: jnp.asarray(post[k].stack(s=("chain", "draw")).transpose("s", ...).values) for k in names}
-        ll = np.asarray(ll_fn(th))[:, full.evidence_ids.index(eid)]
+        ll = pointwise_draws(full, theta_draws(dt["posterior"], full))[PRIMARY_VAR][:, labels.index(eid)]
         m = ll.max()
         out[eid] = float(m + np.log(np.mean(np.exp(ll - m))))
         log(f"exact LOO refit {cfg.hypothesis} without {eid}: elpd {out[eid]:.3f}")

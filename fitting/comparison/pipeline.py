@@ -47,24 +47,52 @@ def clean_json(obj):
     return obj
 
 
+def _study_loo(run) -> dict:
+    """Leave-one-study-out PSIS-LOO of a loaded run (the comparison's primary unit)."""
+    from nadfit.fitting.comparison.assemble import PRIMARY_VAR, group_units, pointwise_loglik, psis_loo, study_of_units
+
+    return psis_loo(group_units(pointwise_loglik(run.dt, PRIMARY_VAR), study_of_units(run.dt, PRIMARY_VAR))[1])
+
+
 def _run_loo(run) -> dict:
-    """PSIS-LOO of a loaded run (``elpd``, pointwise values, Pareto k)."""
+    """PSIS-LOO over the units of the primary log-likelihood variable (rows today; ``--reloo``)."""
     from nadfit.fitting.comparison.assemble import pointwise_loglik, psis_loo
 
     return psis_loo(pointwise_loglik(run.dt))
 
 
+def _check_refit_workers(n) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise UserError(f"--refit-workers must be a whole number >= 1, got {n!r}", field="refit-workers")
+
+
+def unreliable_studies(run) -> list[str]:
+    """Studies whose leave-one-study-out PSIS estimate is unreliable (k > 0.7 or not estimable)."""
+    from nadfit.fitting.comparison.assemble import BAD_K, PRIMARY_VAR, study_of_units
+
+    studies = list(dict.fromkeys(study_of_units(run.dt, PRIMARY_VAR)))
+    res = _study_loo(run)
+    return [studies[i] for i in np.where(res["k"] > BAD_K)[0]]
+
+
 def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS,
                 bridge: bool = True, psense: bool = True, wider: list[Path] | None = None,
                 allow_failed: bool = False, html: bool = True, log=_quiet,
-                calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300) -> dict:
-    from nadfit.fitting.comparison.assemble import BAD_K, build_comparison, exact_refit_elpd, load_runs
+                calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300,
+                obs_grid: bool = True, refit_studies: bool = False, refit_draws: int | None = None,
+                refit_workers: int = 2) -> dict:
+    """``obs_grid``: reweight every run to the observation-settings grid (``robustness``);
+    ``refit_studies``: exact refits (sweep engine, ``refit_workers`` workers) for the studies whose
+    leave-one-study-out PSIS estimate is unreliable."""
+    from nadfit.fitting.comparison.assemble import (BAD_K, PRIMARY_VAR, build_comparison, exact_refit_elpd,
+                                                    load_runs, unit_labels)
     from nadfit.fitting.comparison.marginal import bridge_log_ml, smc_log_ml
     from nadfit.fitting.comparison.sensitivity import flagged, power_scaling
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.storage.files import read_json
     from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
+    _check_refit_workers(refit_workers)
     inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else [])]
     check_output_dir(Path(out), "comparison", inputs=inputs)  # refuse a bad --out before any expensive work
     runs = load_runs(run_dirs, allow_failed=allow_failed)
@@ -92,7 +120,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     if wider:
         log("wider-prior runs")
         wruns = load_runs(wider, allow_failed=True)
-        elpd = {h: _run_loo(wr)["elpd"] for h, wr in wruns.items()}
+        elpd = {h: _study_loo(wr)["elpd"] for h, wr in wruns.items()}
         sensitivity["wider_prior_factor"] = float(next(iter(wruns.values())).config.widen_priors)
         sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
@@ -102,15 +130,33 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         refits = {}
         for h, r in runs.items():
             res = _run_loo(r)
-            ids = r.summary["evidence_ids"]
+            ids = unit_labels(r.dt, PRIMARY_VAR)
             bad = [ids[i] for i in np.where(res["k"] > BAD_K)[0]]
             if bad:
                 log(f"exact refits for {len(bad)} high-k rows of {h}")
                 refits[h] = exact_refit_elpd(r, bad, draws=reloo_draws, tune=reloo_draws, log=log)
+    grid = None
+    if obs_grid:
+        from nadfit.fitting.comparison.robustness import observation_grid
+
+        log("observation-settings grid (importance reweighting)")
+        grid = observation_grid(runs, log=log)
+    s_refits, s_cost = None, None
+    if refit_studies:
+        from nadfit.fitting.comparison.refits import REFIT_DRAWS
+        from nadfit.fitting.comparison.refits import refit_studies as _refit
+
+        todo = {h: (str(r.dir), unreliable_studies(r)) for h, r in runs.items()}
+        todo = {h: v for h, v in todo.items() if v[1]}
+        for h, (_, st) in todo.items():
+            log(f"exact refits for {len(st)} studies of {h} with Pareto k > {BAD_K:g}: {', '.join(st)}")
+        s_refits, s_cost = _refit(todo, draws=refit_draws or REFIT_DRAWS, workers=refit_workers, log=log)
     cmp = build_comparison(runs, smc=smc or None, bridge=bridge_res or None, sensitivity=sensitivity or None,
-                           refits=refits)
+                           refits=refits, study_refits=s_refits or None, obs_grid=grid)
     if refits:
         cmp["reloo"] = {h: sorted(v) for h, v in refits.items()}
+    if s_cost is not None:
+        cmp["study_refit_cost"] = s_cost
     if cal is not None:
         cmp["calibration"] = cal
     cmp["wall_time_s"] = round(time.time() - t0, 1)
@@ -168,7 +214,7 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
 def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,
             seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
             evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet,
-            fit_progress=None) -> dict:
+            fit_progress=None, obs_grid: bool = True, refit_studies: bool = False, refit_workers: int = 2) -> dict:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
 
     ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all).
@@ -190,6 +236,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
         select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
     if smc_runs < 0 or smc_draws < 10:
         raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
+    _check_refit_workers(refit_workers)
     # every part of the folder is checked before the first fit, then the folder is marked as ours
     for h in HYPOTHESIS_ORDER:
         check_output_dir(out / "fits" / h, "run")
@@ -223,7 +270,9 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
             wider_dirs.append(out / "fits-wider-priors" / h)
     log("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
-                      wider=wider_dirs or None, allow_failed=True, log=log)
+                      wider=wider_dirs or None, allow_failed=True, log=log, obs_grid=obs_grid,
+                      refit_studies=refit_studies, refit_workers=refit_workers,
+                      refit_draws=QUICK["draws"] if quick else None)
     psense = (cmp.get("sensitivity") or {}).get("psense") or {}
     for d in fits:
         log(f"report {d / 'report.html'}")

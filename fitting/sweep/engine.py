@@ -77,6 +77,7 @@ THREAD_ENV = {
 TASK_KINDS: dict[str, str] = {
     "fit": "nadfit.fitting.sweep.engine:task_fit",
     "sbc": "nadfit.fitting.calibration.sbc:task_sbc",
+    "study_refit": "nadfit.fitting.comparison.refits:task_study_refit",
     "echo": "nadfit.fitting.sweep.engine:task_echo",
 }
 #: spec sections owned by other modules (named, not imported: the engine knows no task's science).

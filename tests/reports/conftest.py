@@ -184,7 +184,23 @@ def make_comparison(out: Path, runs: dict[str, Path], full: bool = True) -> Path
             "points": [{"aspect": "not decided", "text": "ΔELPD within 2 SE (synthetic)."},
                        {"aspect": "why", "text": "driven by grozio2019 (synthetic)."},
                        {"aspect": "robustness", "text": "SMC and bridge sampling disagree (synthetic)."}]}
-        comp["loso"] = {h: {"elpd": loo[h]["elpd"] - 4.0, "se": 4.0, "n_bad_k": 0} for h in hyps}
+        comp["unit"] = {"name": "study", "plural": "studies", "variable": "evidence", "dim": "study",
+                        "aggregated_from": "evidence_id", "n": len(studies), "method": "synthetic"}
+        comp["secondary"] = {"evidence": {"dim": "evidence_id", "unit": "row", "units": "rows", "n_units": n_rows,
+                                          "loo": {h: {**loo[h], "n_raw_is": 1 if h == hyps[0] else 0} for h in hyps}}}
+        points = []
+        for j, eps in enumerate((0.02, 0.05, 0.1, 0.2)):
+            rk = [{"hypothesis": h, "elpd": loo[h]["elpd"] - j, "elpd_diff": loo[order[0]]["elpd"] - loo[h]["elpd"],
+                   "dse": 1.5, "weight": r["weight"], "n_bad_k": 0} for h, r in zip(order, ranking)]
+            points.append({"name": f"eps {eps:g}", "overrides": {"eps": eps}, "order": order, "ranking": rk,
+                           "pairs": [{"h1": order[0], "h2": h, "elpd_diff": 2.0 + j, "dse": 1.0} for h in order[1:]],
+                           "reweighting": {h: {"pareto_k": 0.2 + 0.1 * j, "log_ml_shift": -0.5 * j} for h in hyps},
+                           "bayes_factors": [{"h1": order[0], "h2": order[1], "smc_log_bf": 1.0 + j}],
+                           "reliable": j < 3, "refit_needed": [] if j < 3 else [order[0]]})
+        comp["observation_grid"] = {"grid": [{"name": p["name"], "overrides": p["overrides"]} for p in points],
+                                    "points": points, "ranking_holds": True, "leader_holds": True, "flips": [],
+                                    "unreliable": [{"name": "eps 0.2", "refit_needed": [order[0]], "order": order}],
+                                    "n_points": 4, "n_reliable": 3, "wall_time_s": 12.0}
         comp["smc"] = {h: {"log_ml_runs": [-50.0 - i, -50.4 - i], "log_ml_mean": -50.2 - i, "log_ml_mc_se": 0.2}
                        for i, h in enumerate(hyps)}
         comp["bridge"] = {h: {"log_ml": -46.0 - 2 * i, "mc_se": 0.1, "runs": [-46.0 - 2 * i, -46.1 - 2 * i]}

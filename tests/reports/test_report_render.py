@@ -122,8 +122,11 @@ def test_comparison_report(rendered_comparison):
     assert "<script" not in html.lower()
     assert "not computed" not in html
     assert "Verdict:" in html and "failed_gates" in html
-    # ELPD, Pareto k, LOO-PIT, weights, by study, LOSO, both marginal-likelihood estimators, phi, calibration
+    # ELPD, Pareto k, LOO-PIT, weights, by study, both marginal-likelihood estimators, observation grid, phi,
+    # calibration
     assert html.count('<img src="data:image/png;base64,') == 9
+    assert "Which studies decide?" in html and "leave-one-study-out" in html
+    assert "unreliable: refit needed" in html and "eps 0.2" in html
     assert rendered_comparison.stat().st_size < 5_000_000
 
 
@@ -132,7 +135,7 @@ def test_comparison_minimal_says_not_computed(synth_run, tmp_path):
 
     folder = make_comparison(tmp_path / "cmp", {"via-nr": synth_run}, full=False)
     html = render_comparison(folder).read_text()
-    for what in ("Leave-one-study-out cross-validation", "Bayes factors", "Sensitivity analysis",
+    for what in ("Secondary units", "Observation-settings grid", "Bayes factors", "Sensitivity analysis",
                  "Route share (phi)", "Calibration (confusion matrix)",
                  "LOO-PIT (no numeric rows with replicated values in comparison.json)"):
         assert f"{what}: not computed." in html

@@ -29,14 +29,20 @@ def runs(tmp_path):
 
 
 def test_pointwise_and_study_attribution_sum_to_totals(runs):
+    """The study is the primary unit: per-study contributions sum to the total; the rows are secondary."""
     cmp = build_comparison(runs)
+    assert cmp["unit"]["name"] == "study" and cmp["unit"]["aggregated_from"] == "evidence_id"
+    best = cmp["ranking"][0]["hypothesis"]
     for h in runs:
         total = cmp["loo"][h]["elpd"]
-        pointwise = sum(r["elpd"][h] for r in cmp["pointwise"])
         by_study = sum(s["elpd"][h] for s in cmp["by_study"])
-        assert pointwise == pytest.approx(total, abs=1e-4)
         assert by_study == pytest.approx(total, abs=1e-4)
+        assert sum(s["diff"][h] for s in cmp["by_study"]) == pytest.approx(total - cmp["loo"][best]["elpd"], abs=1e-4)
+        rows = sum(r["elpd"][h] for r in cmp["pointwise"])
+        assert rows == pytest.approx(cmp["secondary"]["evidence"]["loo"][h]["elpd"], abs=1e-4)
+        assert sum(s["rows_elpd"][h] for s in cmp["by_study"]) == pytest.approx(rows, abs=1e-4)
     assert [s["study_id"] for s in cmp["by_study"]] == ["a", "b", "c", "d"]
+    assert [s["n_rows"] for s in cmp["by_study"]] == [2, 2, 1, 1]
 
 
 def test_ranking_weights_and_verdict(runs):
@@ -132,16 +138,18 @@ def test_comparison_reports_exact_rows_and_counts_only_unreliable_ones(tmp_path)
     runs = load_runs([make_run(tmp_path / h, h, ll, IDS, STUDIES) for h, ll in lls.items()])
     cmp = build_comparison(runs)
     for h in lls:
-        lo = cmp["loo"][h]
-        assert lo["exact_rows"] == ["EV5"] and lo["n_exact"] == 1
-        assert lo["bad_k_rows"] == ["EV6"] and lo["n_bad_k"] == 1
+        lo = cmp["secondary"]["evidence"]["loo"][h]
+        assert lo["exact_units"] == ["EV5"] and lo["n_exact"] == 1
+        assert lo["bad_k_units"] == ["EV6"] and lo["n_bad_k"] == 1
         assert lo["k_max"] is not None and lo["k_max"] < 7  # never a hidden '–', never the exact row's 7.x
+        st = cmp["loo"][h]  # EV5 and EV6 are the only rows of studies c and d
+        assert st["exact_units"] == ["c"] and st["bad_k_units"] == ["d"]
     row5 = next(r for r in cmp["pointwise"] if r["evidence_id"] == "EV5")
     row6 = next(r for r in cmp["pointwise"] if r["evidence_id"] == "EV6")
     assert row5["loo_status"] == {"direct": "exact", "via-nr": "exact"} and row5["pareto_k"]["direct"] is None
     assert set(row6["loo_status"].values()) <= {"high_k", "not_estimable"}
-    assert "1 row(s) of direct" in cmp["verdict"]
-    assert "Rows with a constant log-likelihood are exact and not counted: 1 of direct, 1 of via-nr" in cmp["verdict"]
+    assert "1 study(s) of direct" in cmp["verdict"]
+    assert "Studies with a constant log-likelihood are exact and not counted: 1 of direct, 1 of via-nr" in cmp["verdict"]
 
 
 def _cmp(diffs, dses, *, bad_k=None, bfs=None, status=None, wider_best=None, flagged=None):
