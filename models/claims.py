@@ -350,7 +350,12 @@ def claim_loglik(model, claim: Claim, qs: dict, lls: dict, th):
 
 
 def study_terms(claims: list[Claim], claim_ll: list, rho: dict[str, float]):
-    """(study ids, study log-likelihoods, leave-one-claim-out conditional claim terms)."""
+    """(study ids, study log-likelihoods, leave-one-claim-out conditional claim terms).
+
+    ``claim_ll``: each claim's log-likelihood given a reliable study (scalars, or arrays over
+    posterior draws of one shape); the outputs stack units along the last axis. Exact for any
+    ``rho``, so stored per-claim terms give the terms under another reliability prior without
+    re-evaluating the model (comparison sensitivity grid)."""
     studies: dict[str, list[int]] = {}
     for k, c in enumerate(claims):
         studies.setdefault(c.study_id, []).append(k)
@@ -376,7 +381,11 @@ def study_terms(claims: list[Claim], claim_ll: list, rho: dict[str, float]):
             cond[k] = claim_ll[k]
         for k in binary:
             cond[k] = mixed - mix([b for b in binary if b != k])
-    return study_ids, jnp.stack(study_ll), jnp.stack(cond)
+    return study_ids, jnp.stack(study_ll, axis=-1), jnp.stack(cond, axis=-1)
+
+
+#: ObservationSettings fields that act only through the study mixture (see :func:`study_terms`)
+RELIABILITY_FIELDS = ("unreliable_prior", "unreliable_prior_flagged")
 
 
 def undeclared_duplicates(model, thetas: list[dict], tol: float = 1e-9) -> list[tuple[str, str]]:

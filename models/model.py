@@ -379,6 +379,7 @@ class EvidenceModel:
         * ``study`` — one term per study (``self.study_ids``), marginalised over the study's
           reliability indicator; their sum is the total log-likelihood;
         * ``claim`` — leave-one-claim-out conditional terms (``self.claims`` order);
+        * ``claim_raw`` — each claim's term given that its study is reliable (the mixture's input);
         * ``item`` — each row's own term given that its study is reliable (diagnostics: per-row
           reproduction probabilities, attribution); rows of a joint claim do not add up to it;
         * ``pred`` — each row's model quantity (log scale; mean over a vector quantity)."""
@@ -399,7 +400,16 @@ class EvidenceModel:
                 lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))  # the joint event did not hold
             claim_ll.append(lp)
         _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
-        return {"study": study_ll, "claim": cond, "item": jnp.stack(lls), "pred": jnp.stack(preds)}
+        return {"study": study_ll, "claim": cond, "claim_raw": jnp.stack(claim_ll),
+                "item": jnp.stack(lls), "pred": jnp.stack(preds)}
+
+    def terms_from_claims(self, claim_raw) -> dict:
+        """Study and claim terms from per-claim terms given reliable studies (``terms()['claim_raw']``,
+        any leading sample axes), under this model's reliability priors; numpy arrays."""
+        raw = np.asarray(claim_raw, dtype=float)
+        parts = [raw[..., k] for k in range(raw.shape[-1])]
+        _, study_ll, cond = study_terms(self.claims, parts, self.unreliable_prior)
+        return {"evidence": np.asarray(study_ll), "claim": np.asarray(cond)}
 
     def log_density(self, th: dict):
         """Total log-likelihood (sum of the study terms)."""

@@ -37,15 +37,20 @@ class GridPoint:
 
 
 #: The sensitivity grid of every verdict (the one definition; ``compare`` and ``run-all`` use it,
-#: comparison.json records it). ``eps``: probability that a reported finding is wrong (the floor
-#: of every qualitative term, default 0.02); ``tau``: tolerance of direction findings on the log
-#: scale (default 0.1). The eps values are the eps-equivalents named in issue #14; when the
-#: study-reliability prior replaces eps, its fields replace these overrides here.
+#: comparison.json records it). ``unreliable_prior``: prior probability that a study's findings
+#: do not hold (models/claims.py; default 0.05, the eps-equivalents of issue #14);
+#: ``unreliable_prior_flagged``: the same for a study with a recorded correction or Matters
+#: Arising (default 0.25); ``tau``: tolerance of direction findings on the log scale (default
+#: 0.1); ``visit_correlation``: a person's correlation between visits in joint test terms
+#: (default 0.5). Reliability points are exact from the stored per-claim terms (no model
+#: evaluation); the others re-evaluate the model at the posterior draws.
 SENSITIVITY_GRID: tuple[GridPoint, ...] = (
-    GridPoint("eps 0.02", {"eps": 0.02}, "the shipped default"),
-    GridPoint("eps 0.05", {"eps": 0.05}),
-    GridPoint("eps 0.1", {"eps": 0.1}),
-    GridPoint("eps 0.2", {"eps": 0.2}),
+    GridPoint("reliability 0.05", {"unreliable_prior": 0.05}, "the shipped default"),
+    GridPoint("reliability 0.02", {"unreliable_prior": 0.02}),
+    GridPoint("reliability 0.1", {"unreliable_prior": 0.1}),
+    GridPoint("reliability 0.2", {"unreliable_prior": 0.2}),
+    GridPoint("no flag", {"unreliable_prior_flagged": 0.05},
+              "recorded corrections / Matters Arising ignored (flagged studies as any other)"),
     GridPoint("tau 0.05", {"tau": 0.05}, "sharper direction findings"),
     GridPoint("tau 0.2", {"tau": 0.2}, "more tolerant direction findings"),
 )
@@ -87,11 +92,20 @@ def reweight_run(run, grid=SENSITIVITY_GRID, log=lambda *_: None) -> dict:
     gap = float(np.nanmax(np.abs(np.where(np.isfinite(stored) & np.isfinite(ll0[PRIMARY_VAR]),
                                           stored - ll0[PRIMARY_VAR], 0.0)))) if stored.shape == ll0[PRIMARY_VAR].shape \
         else math.inf
+    from nadfit.models.claims import RELIABILITY_FIELDS
+
+    post_vars = set(post.data_vars)
     points = []
     for p in grid:
         settings = replace(base, **p.overrides)
         if settings == base:
             delta = {var: np.zeros((chains, draws, v.shape[-1])) for var, v in ll0.items()}
+        elif set(p.overrides) <= set(RELIABILITY_FIELDS) and "loglik_claim_raw" in post_vars:
+            # exact from the stored per-claim terms: only the study mixture's prior changes
+            raw = post["loglik_claim_raw"].transpose("chain", "draw", "claim").values.reshape(chains * draws, -1)
+            alt = EvidenceModel(run.hypothesis, run.evidence, settings).terms_from_claims(raw)
+            now = model.terms_from_claims(raw)
+            delta = {var: (alt[var] - now[var]).reshape(chains, draws, -1) for var in ll0 if var in alt}
         else:
             log(f"observation-settings grid: {run.hypothesis} under {p.name}")
             alt = pointwise_draws(EvidenceModel(run.hypothesis, run.evidence, settings), th)

@@ -4,7 +4,9 @@ evidence likelihood wrapped with ``pytensor.wrap_jax``.
 The likelihood enters through one ``pm.Potential`` (the sum of the per-study terms of
 ``EvidenceModel.terms``); the pointwise terms are kept as deterministics so that LOO, weighting
 and attribution can use them (a Potential alone would be invisible to LOO): ``loglik_study``
-(primary unit), ``loglik_claim`` (leave-one-claim-out conditionals), ``loglik_item`` (each row's
+(primary unit), ``loglik_claim`` (leave-one-claim-out conditionals), ``loglik_claim_raw`` (each
+claim given a reliable study: the terms under another reliability prior follow from it without
+re-evaluating the model), ``loglik_item`` (each row's
 term given a reliable study; diagnostics) and ``model_quantity`` per row.
 """
 
@@ -52,16 +54,17 @@ def build_pymc_model(model: EvidenceModel, widen: float = 1.0, likelihood_weight
 
     def all_terms(th):
         t = model.terms(th)
-        return t["study"], t["claim"], t["item"], t["pred"]
+        return t["study"], t["claim"], t["claim_raw"], t["item"], t["pred"]
 
     jax_fn = pytensor.wrap_jax(all_terms)
     with pm.Model(coords=coords) as pm_model:
         theta = {name: make_rv(prior, widen) for name, prior in model.priors().items()}
         for name, (dim, _) in model.vector_parameters.items():
             theta[name] = pm.Normal(name, 0.0, 1.0, dims=dim)
-        ll_study, ll_claim, ll_item, pred = jax_fn(theta)
+        ll_study, ll_claim, ll_claim_raw, ll_item, pred = jax_fn(theta)
         pm.Deterministic("loglik_study", ll_study, dims="study")
         pm.Deterministic("loglik_claim", ll_claim, dims="claim")
+        pm.Deterministic("loglik_claim_raw", ll_claim_raw, dims="claim")
         pm.Deterministic("loglik_item", ll_item, dims="evidence_id")
         pm.Deterministic("model_quantity", pred, dims="evidence_id")
         pm.Potential("evidence", likelihood_weight * pt.sum(ll_study))

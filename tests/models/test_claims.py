@@ -255,3 +255,24 @@ def test_airhart_joint_term_peaks_at_the_implied_sd(evidence):
           for x in sig]
     best = sig[int(np.argmax(lp))]
     assert abs(best - s) < 0.15  # the likelihood of sigma peaks near the implied SD
+
+
+def test_terms_under_another_reliability_prior_follow_from_stored_claim_terms(evidence):
+    """The comparison grid's shortcut: study/claim terms under another unreliable_prior computed
+    from the per-claim terms equal a re-evaluation of the model under those settings."""
+    ids = GROZIO + ["EV137", "EV140", "EV138"]
+    claims = {"cell": {"rows": ["EV131", "EV134"], "joint": "restated"},
+              "r": {"rows": ["EV137", "EV140"], "joint": "restated"}}
+    base = EvidenceModel("mixed", evidence, mapping=_mapping(ids, claims=claims))
+    alt = EvidenceModel("mixed", evidence, settings=ObservationSettings(unreliable_prior=0.2,
+                                                                         unreliable_prior_flagged=0.4),
+                        mapping=_mapping(ids, claims=claims))
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        th = {k: jnp.asarray(v) for k, v in base.prior_draw(rng).items()}
+        raw = np.asarray(base.terms(th)["claim_raw"])
+        got = alt.terms_from_claims(raw[None, :])
+        want = alt.terms(th)
+        np.testing.assert_allclose(got["evidence"][0], np.asarray(want["study"]), atol=1e-10)
+        np.testing.assert_allclose(got["claim"][0], np.asarray(want["claim"]), atol=1e-10)
+        assert not np.allclose(np.asarray(base.terms(th)["study"]), np.asarray(want["study"]))

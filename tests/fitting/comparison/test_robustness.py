@@ -192,8 +192,8 @@ def test_log_mean_ratio_of_known_ratios():
 
 def test_the_grid_is_one_valid_documented_structure():
     check_grid()
-    eps = sorted(p.overrides["eps"] for p in SENSITIVITY_GRID if "eps" in p.overrides)
-    assert eps == [0.02, 0.05, 0.1, 0.2]
+    rho = sorted(p.overrides["unreliable_prior"] for p in SENSITIVITY_GRID if "unreliable_prior" in p.overrides)
+    assert rho == [0.02, 0.05, 0.1, 0.2]  # the eps-equivalents of issue #14
     assert any("tau" in p.overrides for p in SENSITIVITY_GRID)
     with pytest.raises(ValueError, match="unknown observation settings"):
         from nadfit.fitting.comparison.robustness import GridPoint
