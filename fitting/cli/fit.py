@@ -48,6 +48,8 @@ def fit_command(
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
+    sampler: Optional[str] = typer.Option(None, help="NUTS implementation: nutpie | numpyro | blackjax "
+                                          "(default: FitConfig's)"),
     quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
     accept_failed_gates: bool = typer.Option(False, help="keep and mark the run usable even if diagnostics fail"),
@@ -60,7 +62,7 @@ def fit_command(
     from nadfit.fitting.inference.fit import run_fit
 
     cfg = make_config(config, quick=quick, hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed,
-                      evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
+                      sampler=sampler, evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
                       accept_failed_gates=True if accept_failed_gates else None)
     console = Console(stderr=True)
     view = FitProgress(console, quiet=quiet, verbose=verbose)

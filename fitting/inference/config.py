@@ -17,6 +17,12 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: NUTS implementations ``nadfit fit`` can use (``FitConfig.sampler``): nutpie (Rust, JAX log
+#: density called through Python, low-rank mass matrix), numpyro and blackjax (the whole sampler
+#: compiled by XLA, one chain per host CPU device; see ``inference.devices``)
+SAMPLERS = ("nutpie", "numpyro", "blackjax")
+
+
 @dataclass
 class FitConfig:
     hypothesis: str = "mixed"
@@ -27,6 +33,8 @@ class FitConfig:
     chains: int = 4
     seed: int = 20261122
     target_accept: float = 0.99
+    sampler: str = "nutpie"  # nutpie | numpyro | blackjax (see inference.fit.SAMPLERS)
+    dense_mass: bool = False  # numpyro/blackjax: dense mass matrix (nutpie always adapts a low-rank one)
     widen_priors: float = 1.0
     accept_failed_gates: bool = False
     prior_draws: int = 500
@@ -52,6 +60,10 @@ class FitConfig:
         if not (_is_number(self.target_accept) and 0.5 <= float(self.target_accept) < 1.0):
             raise UserError(f"target_accept must be in [0.5, 1), got {self.target_accept!r}",
                             field="target_accept")
+        if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}", field="sampler")
+        if not isinstance(self.dense_mass, bool):
+            raise UserError(f"dense_mass must be true or false, got {self.dense_mass!r}", field="dense_mass")
         if not (_is_number(self.widen_priors) and math.isfinite(self.widen_priors) and self.widen_priors > 0):
             raise UserError(f"widen_priors must be a positive number, got {self.widen_priors!r}", field="widen_priors")
         if not isinstance(self.accept_failed_gates, bool):
