@@ -35,7 +35,8 @@ CURVE_DRAWS = 200
 
 def package_versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scipy", "pandas", "xarray"):
+    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "numpyro", "blackjax", "jax", "numpy", "scipy", "pandas",
+                "xarray"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
