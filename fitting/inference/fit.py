@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -193,10 +194,27 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
         on_progress({"phase": "compile"})
         on_progress({"phase": "sample", "chains": cfg.chains, "chain_method": method})
     t_start = time.time()
-    with pm_model:
-        trace = pm.sample(draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, nuts_sampler=cfg.sampler, nuts=nuts,
-                          random_seed=cfg.seed, progressbar=bool(progress and on_progress is None),
-                          compute_convergence_checks=False)
+    box: dict = {}
+
+    def _run():
+        try:
+            with pm_model:  # PyMC's model context is per thread
+                box["trace"] = pm.sample(draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, nuts_sampler=cfg.sampler,
+                                         nuts=nuts, random_seed=cfg.seed,
+                                         progressbar=bool(progress and on_progress is None),
+                                         compute_convergence_checks=False)
+        except BaseException as exc:  # handed to the calling thread
+            box["error"] = exc
+
+    # the compiled sampler runs on a daemon thread while this thread waits in short sleeps, so
+    # that SIGINT/SIGTERM stop the command promptly (XLA cannot be cancelled; the process exits)
+    worker = threading.Thread(target=_run, name="nadfit-xla-sampler", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    trace = box["trace"]
     if on_progress is not None:
         on_progress({"phase": "draw", "chains": cfg.chains, "chains_started": cfg.chains, "done": total,
                      "total": total, "divergences": int(trace["sample_stats"]["diverging"].sum()),

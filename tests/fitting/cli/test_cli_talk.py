@@ -139,12 +139,16 @@ def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
     assert buf.getvalue() == ""
 
 
-def test_a_real_fit_prints_progress_and_no_warnings(tmp_path):
+@pytest.mark.parametrize("sampler", [
+    "nutpie",  # compiles only the log density: fast enough for the default suite
+    pytest.param("numpyro", marks=pytest.mark.slow),  # the default: XLA compiles the whole sampler (minutes cold)
+])
+def test_a_real_fit_prints_progress_and_no_warnings(tmp_path, sampler):
     """A small real fit through the CLI in a fresh process: stderr carries progress lines and
     no warning text (the user's view: default warning filters, stderr not a terminal)."""
     env = {**os.environ, "NADFIT_JAX_CACHE": "off"}
     cmd = [sys.executable, "-c", "import sys; from nadfit.fitting.cli import main; sys.exit(main(sys.argv[1:]))",
-           "fit", "--hypothesis", "direct", "--draws", "30", "--tune", "30", "--chains", "1",
+           "fit", "--hypothesis", "direct", "--draws", "30", "--tune", "30", "--chains", "1" if sampler == "nutpie" else "2", "--sampler", sampler,
            "--evidence", "airhart2017", "--accept-failed-gates", "--out", str(tmp_path / "run")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
