@@ -9,6 +9,10 @@ runs. This module does not import JAX itself.
 
 A user's own choice wins: ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` or
 ``JAX_NUM_CPU_DEVICES`` in the environment are left as they are.
+
+PyMC 6 rewrites ``XLA_FLAGS`` when ``pymc.sampling.jax`` is imported: it puts
+``--xla_force_host_platform_device_count=100`` first and keeps the other flags. The flag added
+here goes last, where XLA's parser lets it win (checked by the tests).
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ def test_in_a_process_where_jax_runs_already_nothing_changes():
 
 def test_before_jax_starts_the_devices_are_created(tmp_path):
     code = ("import os, sys; from nadfit.fitting.inference.devices import configure_host_devices; "
-            "n = configure_host_devices(3); assert 'jax' not in sys.modules; "
-            "import jax; print(n, jax.local_device_count(), os.environ['XLA_FLAGS'])")
+            "n = configure_host_devices(3); assert 'jax' not in sys.modules; flags = os.environ['XLA_FLAGS']; "
+            "import pymc.sampling.jax; "  # PyMC puts its own device count (100) first in XLA_FLAGS
+            "import jax; print(n, jax.local_device_count(), flags)")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XLA_FLAGS": "--xla_dump_hlo_pass_re=none",
            "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
