@@ -48,7 +48,7 @@ def fit_command(
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 400)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
-    sampler: Optional[str] = typer.Option(None, help="NUTS implementation: numpyro (default) | blackjax | nutpie"),
+    sampler: Optional[str] = typer.Option(None, help="NUTS implementation: numpyro (default) | nutpie"),
     quick: bool = typer.Option(False, help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
     accept_failed_gates: bool = typer.Option(False, help="keep and mark the run usable even if diagnostics fail"),

@@ -17,10 +17,11 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-#: NUTS implementations ``nadfit fit`` can use (``FitConfig.sampler``): nutpie (Rust, JAX log
-#: density called through Python, low-rank mass matrix), numpyro and blackjax (the whole sampler
-#: compiled by XLA, one chain per host CPU device; see ``inference.devices``)
-SAMPLERS = ("nutpie", "numpyro", "blackjax")
+#: NUTS implementations ``nadfit fit`` can use (``FitConfig.sampler``): numpyro (the whole sampler
+#: compiled by XLA, one chain per host CPU device; see ``inference.devices``) and nutpie (Rust, JAX
+#: log density called through Python, low-rank mass matrix). PyMC's blackjax route is not offered:
+#: PyMC 6.4 passes ``progress_bar`` to blackjax 1.7's NUTS kernel, which refuses it (TypeError).
+SAMPLERS = ("numpyro", "nutpie")
 
 
 @dataclass
@@ -36,8 +37,8 @@ class FitConfig:
     seed: int = 20261122
     # 0.99 was needed by nutpie (divergences at r_kd at 0.8); numpyro's NUTS at 0.9 had none on direct and mixed
     target_accept: float = 0.9
-    sampler: str = "numpyro"  # nutpie | numpyro | blackjax (SAMPLERS)
-    dense_mass: bool = False  # numpyro/blackjax: dense mass matrix (nutpie always adapts a low-rank one)
+    sampler: str = "numpyro"  # numpyro | nutpie (SAMPLERS)
+    dense_mass: bool = False  # numpyro: dense mass matrix (nutpie always adapts a low-rank one)
     widen_priors: float = 1.0
     accept_failed_gates: bool = False
     prior_draws: int = 500

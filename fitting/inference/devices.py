@@ -1,7 +1,7 @@
 """Host CPU devices for the XLA samplers: one device per chain, so that chains run in parallel.
 
-JAX sees one CPU device by default. The XLA NUTS samplers (``FitConfig.sampler`` numpyro or
-blackjax, through ``pm.sample(..., nuts={"chain_method": "parallel"})``) place one chain on each
+JAX sees one CPU device by default. The XLA NUTS sampler (``FitConfig.sampler`` numpyro, through
+``pm.sample(..., nuts={"chain_method": "parallel"})``) place one chain on each
 device (``jax.pmap``); each device runs its chain on its own thread with no Python per gradient.
 The device count must be fixed before JAX creates its CPU backend (the first JAX operation, not
 the import), so the command-line entry calls :func:`configure_host_devices` before any command

@@ -36,7 +36,7 @@ CURVE_DRAWS = 200
 
 def package_versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "numpyro", "blackjax", "jax", "numpy", "scipy", "pandas",
+    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "numpyro", "jax", "numpy", "scipy", "pandas",
                 "xarray"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -158,7 +158,7 @@ def progress_snapshot(chains, t_start: float) -> dict:
 
 def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
                      on_progress=None):
-    """NUTS with ``cfg.sampler``: :func:`sample_nutpie` or :func:`sample_xla` (numpyro, blackjax).
+    """NUTS with ``cfg.sampler``: :func:`sample_nutpie` or :func:`sample_xla` (numpyro).
 
     Returns the trace (DataTree with groups posterior, incl. the deterministics, and
     sample_stats, incl. ``diverging`` and ``n_steps``)."""
@@ -174,7 +174,7 @@ def chain_method(chains: int, devices: int) -> str:
 
 
 def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=None):
-    """NUTS compiled whole by XLA (``cfg.sampler`` numpyro or blackjax, through PyMC's
+    """NUTS compiled whole by XLA (``cfg.sampler`` numpyro, through PyMC's
     ``pm.sample(nuts_sampler=...)``), Stan's windowed adaptation of the step size and a diagonal
     (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
     (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
@@ -184,11 +184,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     import pymc as pm
 
     method = chain_method(cfg.chains, jax.local_device_count())
-    nuts = {"chain_method": method, "target_accept": cfg.target_accept}
-    if cfg.sampler == "numpyro":
-        nuts["dense_mass"] = cfg.dense_mass
-    else:
-        nuts["is_mass_matrix_diagonal"] = not cfg.dense_mass
+    nuts = {"chain_method": method, "target_accept": cfg.target_accept, "dense_mass": cfg.dense_mass}
     total = cfg.chains * (cfg.draws + cfg.tune)
     if on_progress is not None:
         on_progress({"phase": "compile"})
