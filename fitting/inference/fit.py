@@ -161,7 +161,8 @@ def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: in
     """NUTS with ``cfg.sampler``: :func:`sample_nutpie` or :func:`sample_xla` (numpyro).
 
     Returns the trace (DataTree with groups posterior, incl. the deterministics, and
-    sample_stats, incl. ``diverging`` and ``n_steps``)."""
+    sample_stats, incl. ``diverging`` and ``n_steps``). ``cores`` limits nutpie's threads; the XLA
+    sampler runs one thread per host device that has a chain (the process's device count)."""
     if cfg.sampler == "nutpie":
         return sample_nutpie(pm_model, cfg, progress=progress, cores=cores, on_progress=on_progress)
     return sample_xla(pm_model, cfg, progress=progress, on_progress=on_progress)
