@@ -97,9 +97,8 @@ def run_case(spec: dict) -> dict:
 
     s = spec["settings"]
     configure_host_devices(max(s["chains"], len(pinned)))
-    from nadfit.fitting.cli import enable_compile_cache
-
-    enable_compile_cache()
+    # the persistent compilation cache: the folder reaches this process through the environment
+    # that ``nadfit`` set before starting it (``fitting.cli.enable_compile_cache``)
     import jax
     import numpy as np
 
