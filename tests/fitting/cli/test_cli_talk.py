@@ -120,6 +120,29 @@ def test_progress_without_a_terminal_is_one_line_per_phase():
     assert len(lines) <= 6
 
 
+def test_progress_of_the_xla_sampler_is_its_phases_and_the_totals():
+    """The compiled sampler reports nothing while it runs: phase lines, then the totals."""
+    from nadfit.fitting.cli.progress import FitProgress
+
+    events = [{"phase": "compile"}, {"phase": "sample", "chains": 4, "chain_method": "parallel"},
+              {"phase": "draw", "chains": 4, "chains_started": 4, "done": 400, "total": 400, "divergences": 0,
+               "elapsed_s": 12.0, "eta_s": 0.0}, {"phase": "post"}, {"phase": "done"}]
+    buf = io.StringIO()
+    cb = FitProgress(Console(file=buf, force_terminal=False, width=200)).callback("fit mixed")
+    for e in events:
+        cb(e)
+    lines = buf.getvalue().splitlines()
+    assert any("compiling and sampling" in x and "4 chains" in x for x in lines)
+    assert any("400/400 draws, 0 divergences" in x for x in lines)
+    buf = io.StringIO()
+    view = FitProgress(Console(file=buf, force_terminal=True, width=160))
+    cb = view.callback("fit mixed")
+    for e in events:
+        cb(e)
+    view.close()
+    assert "400/400" in buf.getvalue()
+
+
 def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
     from nadfit.fitting.cli.progress import FitProgress
 
