@@ -73,15 +73,15 @@ def bench_cmd(
             if h not in HYPOTHESES:
                 raise UserError(f"unknown hypothesis {h!r}; choose one of {', '.join(HYPOTHESES)}", field="hypothesis")
         res = run_sampler_bench(hypotheses or HYPOTHESES, quick=quick, log=log)
-        report = format_sampler_report(res)
+        fmt = format_sampler_report
     else:
         from nadfit.fitting.benchmark.bench import format_report, run_bench
 
         res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap, log=log)
-        report = format_report(res)
+        fmt = format_report
     if out:
         write_text_atomic(Path(out), json.dumps(res, indent=1))
-    print(json.dumps(res, indent=1) if as_json else report)
+    print(json.dumps(res, indent=1) if as_json else fmt(res))
 
 
 def register(app: typer.Typer) -> None:
