@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user mistakes become one line on stderr and exit code 2."""
     import warnings
 
+    from nadfit.fitting.inference.devices import configure_host_devices
+
+    configure_host_devices()  # before anything starts JAX: one host device per chain
     _register()
     from nadfit.fitting.cli.options import rewrite_deprecated
 

@@ -74,9 +74,9 @@ def compare_command(
 def run_all_command(
     out: Path = typer.Option(Path("runs/main"), "--out", help="output folder"),
     quick: bool = typer.Option(False, "--quick", help="small fits for a first look (diagnostics gates may fail)"),
-    draws: int = typer.Option(1000, help="posterior draws per chain"),
-    tune: int = typer.Option(500, help="tuning steps per chain"),
-    chains: int = typer.Option(4, help="chains"),
+    draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default: as for 'nadfit fit')"),
+    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default: as for 'nadfit fit')"),
+    chains: Optional[int] = typer.Option(None, help="chains (default: as for 'nadfit fit')"),
     seed: int = typer.Option(20261122, help="random seed"),
     smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
     smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),

@@ -44,10 +44,11 @@ def fit_command(
     out: Path = typer.Option(..., "--out", help="run folder to write"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
-    draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 1000)"),
-    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
+    draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 600)"),
+    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 400)"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
+    sampler: Optional[str] = typer.Option(None, help="NUTS implementation: numpyro (default) | nutpie"),
     quick: bool = typer.Option(False, "--quick", help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
     accept_failed_gates: bool = typer.Option(False, "--accept-failed-gates", help="keep and mark the run usable even if diagnostics fail"),
@@ -60,7 +61,7 @@ def fit_command(
     from nadfit.fitting.inference.fit import run_fit
 
     cfg = make_config(config, quick=quick, hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed,
-                      evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
+                      sampler=sampler, evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
                       accept_failed_gates=True if accept_failed_gates else None)
     console = Console(stderr=True)
     view = FitProgress(console, quiet=quiet, verbose=verbose)

@@ -57,18 +57,36 @@ def bench_cmd(
     numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,
                                                 help="wall-time cap of the numpyro path in s, 0 = none "
                                                      "[2400; quick 60]"),
+    samplers: bool = typer.Option(False, "--samplers",
+                                  help="instead: the fit samplers on the real posteriors (default vs nutpie at "
+                                       "0.99, all cores vs 1 core; ESS/s, gradients per effective draw)"),
+    hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
+                                                   help="--samplers: hypotheses to fit (repeat; default all three)"),
 ) -> None:
-    """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem."""
-    from nadfit.fitting.benchmark.bench import format_report, run_bench
+    """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem;
+    with --samplers, the samplers of 'nadfit fit' on the real posteriors."""
     from nadfit.fitting.storage.outputs import check_output_file, write_text_atomic
 
     if out:
         check_output_file(out, force=force)  # before the (long) benchmark, not after it
-    res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap,
-                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if samplers:
+        from nadfit.fitting.benchmark.samplers import HYPOTHESES, format_sampler_report, run_sampler_bench
+        from nadfit.datasets.errors import UserError
+
+        for h in hypotheses or ():
+            if h not in HYPOTHESES:
+                raise UserError(f"unknown hypothesis {h!r}; choose one of {', '.join(HYPOTHESES)}", field="hypothesis")
+        res = run_sampler_bench(hypotheses or HYPOTHESES, quick=quick, log=log)
+        fmt = format_sampler_report
+    else:
+        from nadfit.fitting.benchmark.bench import format_report, run_bench
+
+        res = run_bench(quick=quick, pm_ode_cap_s=pm_ode_cap, numpyro_cap_s=numpyro_cap, log=log)
+        fmt = format_report
     if out:
         write_text_atomic(Path(out), json.dumps(res, indent=1))
-    print(json.dumps(res, indent=1) if as_json else format_report(res))
+    print(json.dumps(res, indent=1) if as_json else fmt(res))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ QUIET_HELP = "print only errors and the final summary"
 VERBOSE_HELP = "print every step, and every third-party warning (also those nadfit understands and hides)"
 
 _PHASE_LINES = {"compile": "compiling the model", "tune": "sampling (tuning)", "draw": "sampling (draws)",
+                "sample": "compiling and sampling (XLA; no progress until the chains end)",
                 "post": "predictive draws and diagnostics"}
 
 
@@ -101,6 +102,9 @@ class FitProgress:
                                 completed=event["done"], total=event["total"],
                                 extra=f"{event['chains_started']}/{event['chains']} chains, "
                                       f"{event['divergences']} divergences, {eta}")
+            elif phase == "sample":
+                progress.update(task, description=f"{label}: compiling and sampling (XLA)",
+                                extra=f"{event['chains']} chains")
             elif phase == "post":
                 progress.update(task, description=f"{label}: predictive draws and diagnostics")
             elif phase == "done":

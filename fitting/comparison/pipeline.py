@@ -211,8 +211,8 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
     return render_run(run, out, psense=psense)
 
 
-def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 500, chains: int = 4,
-            seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
+def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: int | None = None,
+            chains: int | None = None, seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
             evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet,
             fit_progress=None, obs_grid: bool = True, refit_studies: bool = False, refit_workers: int = 2) -> dict:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
@@ -225,6 +225,11 @@ def run_all(out: Path, *, quick: bool = False, draws: int = 1000, tune: int = 50
     from nadfit.fitting.inference.config import QUICK, FitConfig
     from nadfit.fitting.inference.fit import run_fit
     from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
+
+    defaults = FitConfig()  # draws, tune, chains not given: FitConfig's defaults (as for ``nadfit fit``)
+    draws = defaults.draws if draws is None else draws
+    tune = defaults.tune if tune is None else tune
+    chains = defaults.chains if chains is None else chains
 
     out = check_output_dir(Path(out), "run-all")
     selection = {"evidence": list(evidence), "exclude": list(exclude)}

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +36,8 @@ CURVE_DRAWS = 200
 
 def package_versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scipy", "pandas", "xarray"):
+    for pkg in ("nadfit", "pymc", "pytensor", "arviz", "nutpie", "numpyro", "jax", "numpy", "scipy", "pandas",
+                "xarray"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -155,6 +157,69 @@ def progress_snapshot(chains, t_start: float) -> dict:
 
 def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
                      on_progress=None):
+    """NUTS with ``cfg.sampler``: :func:`sample_nutpie` or :func:`sample_xla` (numpyro).
+
+    Returns the trace (DataTree with groups posterior, incl. the deterministics, and
+    sample_stats, incl. ``diverging`` and ``n_steps``). ``cores`` limits nutpie's threads; the XLA
+    sampler runs one thread per host device that has a chain (the process's device count)."""
+    if cfg.sampler == "nutpie":
+        return sample_nutpie(pm_model, cfg, progress=progress, cores=cores, on_progress=on_progress)
+    return sample_xla(pm_model, cfg, progress=progress, on_progress=on_progress)
+
+
+def chain_method(chains: int, devices: int) -> str:
+    """``parallel`` (one chain per host device, ``jax.pmap``) when every chain finds a device,
+    else ``vectorized`` (all chains on one device, ``jax.vmap``: they advance in lock step)."""
+    return "parallel" if chains <= devices else "vectorized"
+
+
+def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=None):
+    """NUTS compiled whole by XLA (``cfg.sampler`` numpyro, through PyMC's
+    ``pm.sample(nuts_sampler=...)``), Stan's windowed adaptation of the step size and a diagonal
+    (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
+    (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
+    between gradient evaluations. Progress: phase events only (``compile``, ``sample``, then one
+    ``draw`` event with the totals), since the compiled program reports nothing while it runs."""
+    import jax
+    import pymc as pm
+
+    method = chain_method(cfg.chains, jax.local_device_count())
+    nuts = {"chain_method": method, "target_accept": cfg.target_accept, "dense_mass": cfg.dense_mass}
+    total = cfg.chains * (cfg.draws + cfg.tune)
+    if on_progress is not None:
+        on_progress({"phase": "compile"})
+        on_progress({"phase": "sample", "chains": cfg.chains, "chain_method": method})
+    t_start = time.time()
+    box: dict = {}
+
+    def _run():
+        try:
+            with pm_model:  # PyMC's model context is per thread
+                box["trace"] = pm.sample(draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, nuts_sampler=cfg.sampler,
+                                         nuts=nuts, random_seed=cfg.seed,
+                                         progressbar=bool(progress and on_progress is None),
+                                         compute_convergence_checks=False)
+        except BaseException as exc:  # handed to the calling thread
+            box["error"] = exc
+
+    # the compiled sampler runs on a daemon thread while this thread waits in short sleeps, so
+    # that SIGINT/SIGTERM stop the command promptly (XLA cannot be cancelled; the process exits)
+    worker = threading.Thread(target=_run, name="nadfit-xla-sampler", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    trace = box["trace"]
+    if on_progress is not None:
+        on_progress({"phase": "draw", "chains": cfg.chains, "chains_started": cfg.chains, "done": total,
+                     "total": total, "divergences": int(trace["sample_stats"]["diverging"].sum()),
+                     "elapsed_s": time.time() - t_start, "eta_s": 0.0})
+    return trace
+
+
+def sample_nutpie(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
+                  on_progress=None):
     """NUTS with nutpie (JAX backend, low-rank modified mass matrix adaptation).
 
     The low-rank adaptation matters here: potency, study-effect and matrix-elasticity
@@ -193,6 +258,22 @@ def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: in
     except BaseException:
         sampler.cancel()
         raise
+
+
+def sampler_info(cfg: FitConfig, dt) -> dict:
+    """The ``sampler`` block of summary.json: settings, and the gradient evaluations spent
+    (leapfrog steps of the kept draws, ``n_steps`` in sample_stats; nutpie and numpyro report them)."""
+    out = {"name": cfg.sampler, "backend": "jax", "draws": cfg.draws, "tune": cfg.tune, "chains": cfg.chains,
+           "target_accept": cfg.target_accept,
+           "mass_matrix": "low_rank" if cfg.sampler == "nutpie" else ("dense" if cfg.dense_mass else "diagonal")}
+    if cfg.sampler != "nutpie":
+        import jax
+
+        out["chain_method"] = chain_method(cfg.chains, jax.local_device_count())
+    stats = dt["sample_stats"]
+    if "n_steps" in stats:
+        out["gradient_evaluations_draws"] = int(stats["n_steps"].sum())
+    return out
 
 
 def preflight(model) -> None:
@@ -308,8 +389,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
             "hypothesis": cfg.hypothesis,
             "status": status,
             "seed": cfg.seed,
-            "sampler": {"name": "nutpie", "backend": "jax", "draws": cfg.draws, "tune": cfg.tune,
-                        "chains": cfg.chains, "target_accept": cfg.target_accept},
+            "sampler": sampler_info(cfg, dt),
             "wall_time_s": round(wall, 2),
             "divergences": divergences,
             "gates": gates,

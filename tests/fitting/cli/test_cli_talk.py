@@ -101,6 +101,29 @@ def test_progress_without_a_terminal_is_one_line_per_phase():
     assert len(lines) <= 6
 
 
+def test_progress_of_the_xla_sampler_is_its_phases_and_the_totals():
+    """The compiled sampler reports nothing while it runs: phase lines, then the totals."""
+    from nadfit.fitting.cli.progress import FitProgress
+
+    events = [{"phase": "compile"}, {"phase": "sample", "chains": 4, "chain_method": "parallel"},
+              {"phase": "draw", "chains": 4, "chains_started": 4, "done": 400, "total": 400, "divergences": 0,
+               "elapsed_s": 12.0, "eta_s": 0.0}, {"phase": "post"}, {"phase": "done"}]
+    buf = io.StringIO()
+    cb = FitProgress(Console(file=buf, force_terminal=False, width=200)).callback("fit mixed")
+    for e in events:
+        cb(e)
+    lines = buf.getvalue().splitlines()
+    assert any("compiling and sampling" in x and "4 chains" in x for x in lines)
+    assert any("400/400 draws, 0 divergences" in x for x in lines)
+    buf = io.StringIO()
+    view = FitProgress(Console(file=buf, force_terminal=True, width=160))
+    cb = view.callback("fit mixed")
+    for e in events:
+        cb(e)
+    view.close()
+    assert "400/400" in buf.getvalue()
+
+
 def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
     from nadfit.fitting.cli.progress import FitProgress
 
@@ -120,12 +143,16 @@ def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
     assert buf.getvalue() == ""
 
 
-def test_a_real_fit_prints_progress_and_no_warnings(tmp_path):
+@pytest.mark.parametrize("sampler", [
+    "nutpie",  # compiles only the log density: fast enough for the default suite
+    pytest.param("numpyro", marks=pytest.mark.slow),  # the default: XLA compiles the whole sampler (minutes cold)
+])
+def test_a_real_fit_prints_progress_and_no_warnings(tmp_path, sampler):
     """A small real fit through the CLI in a fresh process: stderr carries progress lines and
     no warning text (the user's view: default warning filters, stderr not a terminal)."""
     env = {**os.environ, "NADFIT_JAX_CACHE": "off"}
     cmd = [sys.executable, "-c", "import sys; from nadfit.fitting.cli import main; sys.exit(main(sys.argv[1:]))",
-           "fit", "--hypothesis", "direct", "--draws", "30", "--tune", "30", "--chains", "1",
+           "fit", "--hypothesis", "direct", "--draws", "30", "--tune", "30", "--chains", "1" if sampler == "nutpie" else "2", "--sampler", sampler,
            "--evidence", "airhart2017", "--accept-failed-gates", "--out", str(tmp_path / "run")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -1,11 +1,13 @@
 """Fit configuration, evidence selection and diagnostics gates (no sampling)."""
 
+import json
+
 import pytest
 
 from nadfit.datasets import load_evidence
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.inference.config import FitConfig, config_from_file, select_evidence
-from nadfit.fitting.inference.fit import gate_results
+from nadfit.fitting.inference.config import SAMPLERS, FitConfig, config_from_file, make_config, select_evidence
+from nadfit.fitting.inference.fit import chain_method, gate_results
 
 
 def test_gates_pass_and_fail_at_the_documented_thresholds():
@@ -26,6 +28,9 @@ def test_gates_pass_and_fail_at_the_documented_thresholds():
     ("seed", -1, "seed must be a non-negative"),
     ("target_accept", 1.2, "target_accept must be in"),
     ("widen_priors", 0.0, "widen_priors must be a positive"),
+    ("sampler", "stan", "unknown sampler 'stan'; choose one of numpyro, nutpie"),
+    ("dense_mass", "yes", "dense_mass must be true or false"),
+    ("sampler", "blackjax", "unknown sampler 'blackjax'"),
 ])
 def test_config_validation(field, value, msg):
     cfg = FitConfig()
@@ -57,3 +62,19 @@ def test_evidence_selection_by_study_and_row():
     assert "grozio2019" not in set(without["study_id"]) and len(without) == len(ev) - (ev["study_id"] == "grozio2019").sum()
     with pytest.raises(UserError, match="matches no study or evidence id"):
         select_evidence(ev, ["nosuchstudy"], [])
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sampler_round_trips_through_config_file_and_config_json(tmp_path, sampler):
+    t = tmp_path / "c.toml"
+    t.write_text(f'sampler = "{sampler}"\ndense_mass = true\n')
+    cfg = config_from_file(t)
+    assert cfg.sampler == sampler and cfg.dense_mass is True
+    again = FitConfig(**json.loads(json.dumps(cfg.to_dict()))).validate()  # as config.json is read back
+    assert again == cfg
+    assert make_config(None, sampler=sampler).sampler == sampler
+
+
+def test_chains_without_a_device_of_their_own_are_vectorised():
+    assert chain_method(4, 4) == "parallel" and chain_method(2, 8) == "parallel"
+    assert chain_method(4, 1) == "vectorized" and chain_method(5, 4) == "vectorized"
