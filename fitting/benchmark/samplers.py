@@ -1,4 +1,4 @@
-"""``nadfit bench --samplers``: the NUTS samplers of ``nadfit fit`` on the real posteriors.
+"""``nadfit bench --compare-samplers``: the NUTS samplers of ``nadfit fit`` on the real posteriors.
 
 Per hypothesis, in one run (so that the ratios share the machine's load):
 
@@ -182,7 +182,7 @@ def ratios(results: list[dict]) -> dict:
 
 def format_sampler_report(res: dict) -> str:
     m = res["machine"]
-    lines = [f"nadfit bench --samplers: {m['usable_cpus']} of {m['cpus']} cpus, load average (1 min) "
+    lines = [f"nadfit bench --compare-samplers: {m['usable_cpus']} of {m['cpus']} cpus, load average (1 min) "
              f"{m['load_avg_1min_start']} at the start, {m['load_avg_1min_end']} at the end"
              + (" (quick: a shape check, not a benchmark)" if res["quick"] else ""), "",
              "| hypothesis | case | sampler | target_accept | cores | sampling s | compile s | min ESS | max R-hat "

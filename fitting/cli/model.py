@@ -57,14 +57,14 @@ def bench_cmd(
     numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,
                                                 help="wall-time cap of the numpyro path in s, 0 = none "
                                                      "[2400; quick 60]"),
-    samplers: bool = typer.Option(False, "--samplers",
+    samplers: bool = typer.Option(False, "--compare-samplers",
                                   help="instead: the fit samplers on the real posteriors (default vs nutpie at "
                                        "0.99, all cores vs 1 core; ESS/s, gradients per effective draw)"),
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
-                                                   help="--samplers: hypotheses to fit (repeat; default all three)"),
+                                                   help="--compare-samplers: hypotheses to fit (repeat; default all three)"),
 ) -> None:
     """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem;
-    with --samplers, the samplers of 'nadfit fit' on the real posteriors."""
+    with --compare-samplers, the samplers of 'nadfit fit' on the real posteriors."""
     from nadfit.fitting.storage.outputs import check_output_file, write_text_atomic
 
     if out:

@@ -1,4 +1,4 @@
-"""``nadfit bench --samplers``: the cases, the ratios, the report (no sampling), and one quick run (slow)."""
+"""``nadfit bench --compare-samplers``: the cases, the ratios, the report (no sampling), and one quick run (slow)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_quick_sampler_bench_runs_every_case(tmp_path):
     from nadfit.fitting.cli import main
 
     out = tmp_path / "b.json"
-    assert main(["bench", "--samplers", "--quick", "--out", str(out)]) == 0
+    assert main(["bench", "--compare-samplers", "--quick", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert len(res["results"]) == 3 and not [r for r in res["results"] if "error" in r]
     by = {r["label"]: r for r in res["results"]}
