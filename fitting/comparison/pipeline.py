@@ -20,8 +20,9 @@ HYPOTHESIS_ORDER = ("direct", "via-nr", "mixed")
 #: settings of the wider-prior refits of ``run-all --wider`` (spreads x2; shorter, 2 chains)
 WIDER_PRIOR_FACTOR = 2.0
 #: SMC settings shared by ``compare`` and ``run-all`` (one default for both commands): 3
-#: independent runs of 500 particles each; their spread is the Monte Carlo error that the
-#: comparison report shows next to bridge sampling
+#: independent runs of 500 particles each (adaptive tempering, HMC moves; ``marginal.smc_log_ml``);
+#: their spread is the Monte Carlo error that the comparison report shows next to bridge sampling.
+#: More particles cost proportionally more gradient evaluations (README, Performance)
 SMC_RUNS = 3
 SMC_DRAWS = 500
 
