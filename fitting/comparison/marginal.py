@@ -209,8 +209,8 @@ def bridge_log_ml_from_draws(pm_model, draws: dict, chains: int = 1, repeats: in
 
 #: SMC defaults: HMC mutation, adaptive tempering (next temperature keeps ESS = target x N)
 SMC_TARGET_ESS = 0.5
-SMC_MCMC_STEPS = 3
-SMC_LEAPFROG = 5
+SMC_MCMC_STEPS = 5
+SMC_LEAPFROG = 10
 SMC_TARGET_ACCEPT = 0.65
 
 
