@@ -734,7 +734,11 @@ def _marginals(comp: dict, hyps: list[str]) -> tuple[list[dict], list[dict]]:
                    "smc": (s_["log_ml_mean"], s_.get("log_ml_mc_se") or 0.0) if s_ else None,
                    "smc_runs": (s_ or {}).get("log_ml_runs") or [],
                    "bridge": (b_["log_ml"], b_.get("mc_se") or 0.0) if b_ else None,
-                   "bridge_runs": (b_ or {}).get("runs") or []})
+                   "bridge_runs": (b_ or {}).get("runs") or [],
+                   # per-hypothesis agreement within 1 nat, and why not (comparison.assemble.ml_agreement)
+                   "agree": ((comp.get("ml_agreement") or {}).get(h) or {}).get("agree"),
+                   "gap": ((comp.get("ml_agreement") or {}).get(h) or {}).get("gap"),
+                   "reasons": ((comp.get("ml_agreement") or {}).get(h) or {}).get("reasons") or []})
     bfs = []
     for b in comp.get("bayes_factors") or []:
         e_smc = (b["log_bf"], b.get("mc_se") or 0.0) if b.get("log_bf") is not None else None

@@ -105,8 +105,7 @@ def enable_compile_cache() -> str | None:
 
 #: Third-party warnings that the ``nadfit`` commands hide, and why. This is the only place where
 #: the CLI filters warnings; causes that were ours are fixed where they arise (single-row LOO and
-#: Pareto-k advice in ``comparison.assemble.psis_loo``; PyMC's R-hat checks on one-chain SMC runs
-#: in ``comparison.marginal.smc_log_ml``). The filters apply only while a command runs (the test
+#: Pareto-k advice in ``comparison.assemble.psis_loo``). The filters apply only while a command runs (the test
 #: suite and the Python API still see every warning); ``--verbose`` shows them all.
 #: Entries: (category, module regex, message regex, reason).
 UNDERSTOOD_WARNINGS: tuple[tuple[type[Warning], str, str, str], ...] = (
@@ -117,9 +116,9 @@ UNDERSTOOD_WARNINGS: tuple[tuple[type[Warning], str, str, str], ...] = (
      "nadfit draws replicated evidence itself (fit._posterior_predictive), from posterior draws that "
      "already include the Potential"),
     (UserWarning, r"pytensor\.link\.numba(\..*)?$", r"Numba will use object mode to run (JAXOp|truncated_normal_rv)",
-     "PyMC's SMC compiles the log density and its prior draws with PyTensor's Numba backend, which "
-     "calls nadfit's JAX likelihood op (pytensor.wrap_jax) and the truncated-normal sampler back "
-     "through Python: correct, only a Python call per evaluation (SMC is to be replaced under #16)"),
+     "PyTensor's Numba backend runs nadfit's JAX likelihood op (pytensor.wrap_jax) and the truncated-normal "
+     "sampler through Python; SMC's prior draws (comparison.marginal._flat_jax_parts, pm.draw) hit the "
+     "latter: correct, only a Python call per draw"),
 )
 
 

@@ -420,6 +420,65 @@ def _unit_words(dim: str) -> tuple[str, str]:
     return UNIT_NAMES.get(dim, (dim, dim + " units"))
 
 
+#: SMC and bridge sampling must agree within this many nats (per hypothesis and per Bayes factor)
+AGREE_NATS = 1.0
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def ml_agreement(smc: dict | None, bridge: dict | None) -> dict:
+    """Do SMC and bridge sampling agree within ``AGREE_NATS`` for one hypothesis, and if not, why not.
+
+    ``reasons`` names what the two results themselves show: a missing estimate, a stated Monte Carlo
+    error that is itself too large for a 1-nat check, an SMC mutation kernel that barely moved, and
+    otherwise the direction of the gap with its usual cause (SMC below bridge: the particle set misses
+    posterior mass, and the log of SMC's unbiased evidence estimate is biased low by about half the
+    variance of the log weights; bridge below SMC: the posterior draws or the warp cover the posterior
+    poorly)."""
+    s_val = (smc or {}).get("log_ml_mean")
+    b_val = (bridge or {}).get("log_ml")
+    s_se = (smc or {}).get("log_ml_mc_se")
+    b_se = (bridge or {}).get("mc_se")
+    out = {"smc": s_val, "smc_mc_se": s_se, "bridge": b_val, "bridge_mc_se": b_se, "gap": None, "agree": None,
+           "reasons": []}
+    reasons = out["reasons"]
+    if not _finite(s_val):
+        reasons.append("SMC not run" if not smc else "SMC gave no finite estimate")
+    if not _finite(b_val):
+        reasons.append((bridge or {}).get("note") or ("bridge sampling not run" if not bridge
+                                                       else "bridge sampling gave no finite estimate"))
+    if reasons:
+        return out
+    gap = float(s_val - b_val)
+    out["gap"] = gap
+    out["agree"] = bool(abs(gap) <= AGREE_NATS)
+    if out["agree"]:
+        return out
+    runs = [r for r in (smc.get("log_ml_runs") or []) if _finite(r)]
+    if _finite(s_se) and s_se > AGREE_NATS / 3:
+        reasons.append(f"SMC runs scatter (MC SE {s_se:.2f}, runs {min(runs):.1f} to {max(runs):.1f}): "
+                       "too few particles for a 1-nat check")
+    if _finite(b_se) and b_se > AGREE_NATS / 3:
+        reasons.append(f"bridge sampling's MC error is {b_se:.2f} nats (ESS {bridge.get('neff') or 0:.0f}): "
+                       "too few effective posterior draws")
+    acc = [a for a in (smc.get("mean_acceptance") or []) if _finite(a)]
+    if acc and min(acc) < 0.2:
+        reasons.append(f"the SMC mutation kernel accepted only {100 * min(acc):.0f} % of its moves: "
+                       "the particles barely moved between temperatures")
+    noise = math.hypot(s_se if _finite(s_se) else 0.0, b_se if _finite(b_se) else 0.0)
+    what = (f"the gap ({abs(gap):.1f} nats) is {abs(gap) / noise:.0f} x the combined MC error: a bias, not noise"
+            if noise > 0 and abs(gap) > 3 * noise else f"the gap is {abs(gap):.1f} nats")
+    if gap < 0:
+        reasons.append(f"SMC below bridge; {what}. Usual cause: the SMC particles miss part of the posterior mass "
+                       "(more particles or mutation steps raise the SMC estimate until it levels off)")
+    else:
+        reasons.append(f"bridge below SMC; {what}. Usual cause: the posterior draws, or the warp fitted to them, "
+                       "miss part of the posterior (check the fit's convergence gates)")
+    return out
+
+
 def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = None,
                      sensitivity: dict | None = None, refits: dict | None = None,
                      study_refits: dict | None = None, obs_grid: dict | None = None) -> dict:
@@ -518,9 +577,7 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                 entry["bridge_log_bf"] = _r(bridge[h1]["log_ml"] - bridge[h2]["log_ml"])
                 entry["bridge_mc_se"] = _r(math.hypot(bridge[h1]["mc_se"], bridge[h2]["mc_se"]))
             if "log_bf" in entry and "bridge_log_bf" in entry:
-                gap = abs(entry["log_bf"] - entry["bridge_log_bf"])
-                tol = 3 * math.hypot(entry["mc_se"] or 0, entry.get("bridge_mc_se") or 0) + 0.5
-                entry["estimators_agree"] = bool(gap <= tol)
+                entry["estimators_agree"] = bool(abs(entry["log_bf"] - entry["bridge_log_bf"]) <= AGREE_NATS)
             if len(entry) > 2:
                 bayes_factors.append(entry)
     grid_out = None
@@ -553,6 +610,8 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
         "pointwise": pointwise,
         "smc": smc,
         "bridge": bridge,
+        "ml_agreement": {h: ml_agreement((smc or {}).get(h), (bridge or {}).get(h)) for h in names
+                         if (smc or {}).get(h) or (bridge or {}).get(h)},
         "bayes_factors": bayes_factors,
         "sensitivity": sensitivity,
         "observation_grid": grid_out,
@@ -788,7 +847,15 @@ def verdict(cmp: dict) -> dict:
             text = "Bayes factors from one estimator only (not cross-checked): "
         else:
             text = "SMC and bridge sampling agree on every Bayes factor: "
-        points.append({"aspect": "robustness", "text": text + "; ".join(parts) + " (log BF, ± 1 MC SE)."})
+        text += "; ".join(parts) + " (log BF, ± 1 MC SE)."
+        not_agree = {h: a for h, a in (cmp.get("ml_agreement") or {}).items() if a.get("agree") is False}
+        if not_agree:
+            text += " Marginal likelihoods more than 1 nat apart: " + "; ".join(
+                f"{h} (SMC {a['smc']:.1f}, bridge {a['bridge']:.1f}: " + "; ".join(a["reasons"]) + ")"
+                for h, a in not_agree.items()) + "."
+        elif cmp.get("ml_agreement") and all(a.get("agree") for a in cmp["ml_agreement"].values()):
+            text += " Each hypothesis's two marginal-likelihood estimates agree within 1 nat."
+        points.append({"aspect": "robustness", "text": text})
     # priors
     sens = cmp.get("sensitivity") or {}
     prior_bits = []

@@ -20,8 +20,10 @@ HYPOTHESIS_ORDER = ("direct", "via-nr", "mixed")
 #: settings of the wider-prior refits of ``run-all --wider`` (spreads x2; shorter, 2 chains)
 WIDER_PRIOR_FACTOR = 2.0
 #: SMC settings shared by ``compare`` and ``run-all`` (one default for both commands): 3
-#: independent runs of 500 particles each; their spread is the Monte Carlo error that the
-#: comparison report shows next to bridge sampling
+#: independent runs of 500 particles each (adaptive tempering, HMC moves of 5 x 10 leapfrog steps;
+#: ``marginal.smc_log_ml``); their spread is the Monte Carlo error that the comparison report shows
+#: next to bridge sampling. The one setting measured on a production posterior (README, Performance);
+#: it does not yet fit the main job's time budget
 SMC_RUNS = 3
 SMC_DRAWS = 500
 

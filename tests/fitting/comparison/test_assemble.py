@@ -230,3 +230,23 @@ def test_loo_pit_of_numeric_rows():
     assert res["evidence_id"] == ["EV1", "EV2", "EV3"]
     assert res["pit"] == pytest.approx(norm.cdf(obs[:3]), abs=0.03)
     assert loo_pit(xr.DataTree.from_dict({"posterior": dt["posterior"].to_dataset()})) is None
+
+
+def test_ml_agreement_within_one_nat_and_why_not():
+    from nadfit.fitting.comparison.assemble import ml_agreement
+
+    smc = {"log_ml_runs": [-37.0, -37.2, -37.1], "log_ml_mean": -37.1, "log_ml_mc_se": 0.06,
+           "mean_acceptance": [0.6, 0.62, 0.64]}
+    ok = ml_agreement(smc, {"log_ml": -36.5, "mc_se": 0.04, "neff": 1500})
+    assert ok["agree"] is True and ok["reasons"] == [] and ok["gap"] == pytest.approx(-0.6)
+    bad = ml_agreement(smc, {"log_ml": -35.0, "mc_se": 0.04, "neff": 1500})
+    assert bad["agree"] is False
+    assert len(bad["reasons"]) == 1 and bad["reasons"][0].startswith("SMC below bridge")
+    assert "a bias, not noise" in bad["reasons"][0]
+    noisy = ml_agreement({**smc, "log_ml_mc_se": 0.8, "mean_acceptance": [0.05]},
+                         {"log_ml": -39.0, "mc_se": 0.6, "neff": 40})
+    text = " ".join(noisy["reasons"])
+    assert noisy["agree"] is False and "SMC runs scatter" in text and "too few effective posterior draws" in text
+    assert "accepted only 5 %" in text and text.count("bridge below SMC") == 1
+    missing = ml_agreement(None, {"log_ml": float("nan"), "note": "not computed: too few draws"})
+    assert missing["agree"] is None and missing["reasons"] == ["SMC not run", "not computed: too few draws"]
