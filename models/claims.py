@@ -410,3 +410,48 @@ def undeclared_duplicates(model, thetas: list[dict], tol: float = 1e-9) -> list[
             if all(abs(p[a] - p[b]) <= tol * max(1.0, abs(p[a])) for p in preds):
                 out.append((ia.evidence_id, ib.evidence_id))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# simulation of numeric joint claims (the same joint model the likelihood scores)
+# ---------------------------------------------------------------------------------------------
+
+
+def simulate_claim(model, claim: Claim, qs, th, rng) -> dict | None:
+    """Reported results of a numeric claim drawn jointly, or None when its rows are independent
+    given the parameters (``product``; ``restated`` draws the first row and repeats it)."""
+    items = [model.items[i] for i in claim.rows]
+    f = lambda x: float(np.asarray(x).reshape(-1)[0])  # noqa: E731
+    if claim.joint == "arm_visits_mvn":
+        c = claim.const
+        mu = np.array([f(qs[i]) for i in claim.rows])
+        cov = float(th["sigma_person"]) ** 2 * np.asarray(c["person_cov"]) + np.diag(
+            (np.asarray(c["widen"]) * float(th["sigma_arm"])) ** 2)
+        y = rng.multivariate_normal(mu, cov)
+        return {it.evidence_id: 100.0 * math.expm1(v) for it, v in zip(items, y)}
+    if claim.joint == "ratios_vs_shared_placebo":
+        c = claim.const
+        mu = np.array([f(qs[i]) for i in claim.rows])
+        cov = np.asarray(c["cov"]) + float(th["sigma_arm"]) ** 2 * np.eye(len(items))
+        y = rng.multivariate_normal(mu, cov)
+        return {it.evidence_id: it.const["placebo_mean"] * math.exp(v) for it, v in zip(items, y)}
+    if claim.joint == "mean_and_paired_t":
+        from scipy import stats
+
+        c = claim.const
+        n = c["n"]
+        sigma = float(th["sigma_person"])
+        sd_mean = math.sqrt(float(th["sigma_arm"]) ** 2 + sigma ** 2 / n)
+        y = f(qs[c["mean_row"]]) + sd_mean * rng.standard_normal()
+        s = sigma * math.sqrt(rng.chisquare(n - 1) / (n - 1))
+        t = abs(y) * math.sqrt(n) / s
+        mean_it = model.items[c["mean_row"]]
+        t_it = next(it for it in items if it is not mean_it)
+        return {mean_it.evidence_id: 100.0 * math.expm1(y),
+                t_it.evidence_id: float(max(2 * stats.t.sf(t, n - 1), 1e-300))}
+    if claim.joint == "restated" and len(items) > 1 and not items[0].binary:
+        from nadfit.models.kinds import KINDS
+
+        v = KINDS[items[0].kind].simulate(model, items[0], f(qs[claim.rows[0]]), th, rng)
+        return {it.evidence_id: v for it in items}
+    return None

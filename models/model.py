@@ -20,7 +20,7 @@ import yaml
 
 from nadfit.datasets.errors import UserError
 from nadfit.models import averaged  # noqa: F401  (enables x64)
-from nadfit.models.claims import build_claims, claim_loglik, study_terms
+from nadfit.models.claims import build_claims, claim_loglik, simulate_claim, study_terms
 from nadfit.models.core import consumption_rate, steady_state_jax
 from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
 from nadfit.models.kinds import KINDS, kind_of
@@ -48,6 +48,11 @@ COMMON_PARAMETERS = (
     "lambda_blood_unspecified", "sigma_arm", "sigma_drift", "sigma_het", "sigma_person",
     "titration",
 )
+
+
+def _log1m_exp(lp):
+    """log(1 - exp(lp)) for lp < 0 (the probability that an event did not happen)."""
+    return jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))
 
 
 def load_evidence_map() -> dict:
@@ -384,20 +389,26 @@ class EvidenceModel:
           reproduction probabilities, attribution); rows of a joint claim do not add up to it;
         * ``pred`` — each row's model quantity (log scale; mean over a vector quantity)."""
         cache: dict = {}
-        lls, preds, qs = [], [], []
-        for it in self.items:
+        held, lls, preds, qs = [], [], [], []
+        in_binary_claim = {i for c in self.claims if c.binary for i in c.rows}
+        for k, it in enumerate(self.items):
             q = self.quantity(it, th, cache)
             lp = jnp.sum(self.item_loglik(it, q, th))
-            if it.holds == 0.0:  # the finding did not hold: log(1 - P)
-                lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))
+            held.append(lp)
+            if it.holds == 0.0 and k not in in_binary_claim:  # a finding that did not hold: log(1 - P)
+                lp = _log1m_exp(lp)
             lls.append(lp)
             qs.append(q)
             preds.append(jnp.mean(q) if jnp.ndim(q) else q)
         claim_ll = []
         for c in self.claims:
-            lp = claim_loglik(self, c, qs, lls, th)
-            if c.joint not in ("product", "restated") and any(self.items[i].holds == 0.0 for i in c.rows):
-                lp = jnp.log(-jnp.expm1(jnp.minimum(lp, -1e-12)))  # the joint event did not hold
+            if c.binary:
+                # a binary claim held (all its rows as reported) or did not (simulated evidence)
+                lp = claim_loglik(self, c, qs, held, th)
+                if any(self.items[i].holds == 0.0 for i in c.rows):
+                    lp = _log1m_exp(lp)
+            else:
+                lp = claim_loglik(self, c, qs, lls, th)
             claim_ll.append(lp)
         _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
         return {"study": study_ll, "claim": cond, "claim_raw": jnp.stack(claim_ll),
@@ -440,17 +451,34 @@ class EvidenceModel:
         return {"evidence": t["study"], "claim": t["claim"]}
 
     def simulate_outcomes(self, th: dict, rng) -> dict:
-        """Draw every scored row's result from the observation model at parameters ``th``.
+        """Draw every scored row's result from the likelihood at parameters ``th`` (the same
+        joint model the fit scores: study reliability indicators, joint claims).
 
-        Returns evidence_id -> value on the reported scale (numeric rows) or bool (findings).
-        """
+        Each study's reliability indicator is drawn from its prior; a binary claim (all rows
+        findings, bounds or significance events) of an unreliable study holds with probability
+        1/2, of a reliable one with its modelled probability (the joint event for a joint rule);
+        numeric claims with a joint rule are drawn jointly (``claims.simulate_claim``), other
+        rows by their kind. Returns evidence_id -> value on the reported scale (numeric rows) or
+        bool (binary rows: whether the claim held as reported)."""
         cache: dict = {}
+        qs = [self.quantity(it, th, cache) for it in self.items]
+        held = [jnp.sum(self.item_loglik(it, q, th)) for it, q in zip(self.items, qs)]
+        unreliable = {s: bool(rng.random() < r) for s, r in self.unreliable_prior.items()}
         out = {}
-        for it in self.items:
-            q = self.quantity(it, th, cache)
-            if not it.binary:
-                q = jnp.reshape(q, (-1,))[0]
-            out[it.evidence_id] = KINDS[it.kind].simulate(self, it, q, th, rng)
+        for c in self.claims:
+            if c.binary:
+                p = 0.5 if unreliable[c.study_id] else math.exp(float(claim_loglik(self, c, qs, held, th)))
+                ok = bool(rng.random() < p)
+                out.update({self.items[i].evidence_id: ok for i in c.rows})
+                continue
+            joint = simulate_claim(self, c, qs, th, rng)
+            if joint is not None:
+                out.update(joint)
+                continue
+            for i in c.rows:
+                it = self.items[i]
+                q = qs[i] if it.binary else jnp.reshape(qs[i], (-1,))[0]
+                out[it.evidence_id] = KINDS[it.kind].simulate(self, it, q, th, rng)
         return out
 
     # ---------------------------------------------------------------------------------------

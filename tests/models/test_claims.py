@@ -276,3 +276,38 @@ def test_terms_under_another_reliability_prior_follow_from_stored_claim_terms(ev
         np.testing.assert_allclose(got["evidence"][0], np.asarray(want["study"]), atol=1e-10)
         np.testing.assert_allclose(got["claim"][0], np.asarray(want["claim"]), atol=1e-10)
         assert not np.allclose(np.asarray(base.terms(th)["study"]), np.asarray(want["study"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# simulation follows the same joint model as the likelihood (calibration needs it)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_simulated_binary_claims_follow_the_reliability_mixture(evidence):
+    """A binary claim holds with probability (1 - rho) P + rho / 2 in simulated evidence."""
+    m = EvidenceModel("mixed", evidence, mapping=_mapping(["EV184"]))
+    th = _theta(m, mu_phi=0.0)
+    p = math.exp(float(m.terms(th)["claim_raw"][0]))
+    rho = m.unreliable_prior["wilk2020"]
+    want = (1 - rho) * p + rho / 2
+    rng = np.random.default_rng(8)
+    n = 4000
+    got = np.mean([m.simulate_outcomes(th, rng)["EV184"] for _ in range(n)])
+    assert abs(got - want) <= 4 * math.sqrt(want * (1 - want) / n)
+    # a model without the mixture would hold with probability P: distinguishable here
+    assert abs(p - want) > 8 * math.sqrt(want * (1 - want) / n)
+
+
+def test_simulated_evidence_refits_with_finite_terms(evidence):
+    """Simulated outcomes of every scored row (joint claims included) give a model whose terms are
+    finite, and a joint claim's rows move together."""
+    m = EvidenceModel("mixed", evidence)
+    rng = np.random.default_rng(21)
+    th = {k: jnp.asarray(v) for k, v in m.prior_draw(rng).items()}
+    sim = m.simulate_outcomes(th, rng)
+    assert set(sim) == set(m.evidence_ids)
+    yi = [sim[e] for e in YI_ROWS + ["EV015"]]
+    assert len(set(yi)) == 1  # one joint event: held or not, together
+    m2 = EvidenceModel("mixed", evidence, outcomes=sim)
+    t = m2.terms(th)
+    assert np.all(np.isfinite(np.asarray(t["study"])))
