@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.calibration.stats import SBC_ALPHA
 from nadfit.fitting.inference.config import FitConfig
 from nadfit.fitting.storage.outputs import SBC_SWEEP_SOURCE, atomic_dir, check_output_dir, write_json
 from nadfit.models.priors import KEY_PARAMETERS
@@ -59,7 +60,7 @@ SBC_SCHEMA = "nadfit.sbc/1"
 RECOVERY_SCHEMA = "nadfit.recovery/1"
 IDENTIFIABLE_CONTRACTION = 0.5
 RECOVERY_PROB = 0.94
-ALPHA = 0.01
+ALPHA = SBC_ALPHA
 MAX_BINS = 10
 DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 
@@ -209,8 +210,14 @@ def _seed_for(seed: int, index: int) -> tuple[np.random.Generator, int]:
 
 
 def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int = 500, tune: int = 500,
-                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS, target_accept: float = 0.95) -> dict:
-    """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict."""
+                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS, target_accept: float = 0.95,
+                   test_quantities: bool = False) -> dict:
+    """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict.
+
+    ``test_quantities``: also rank ``TEST_QUANTITIES`` (data-dependent test quantities are valid
+    SBC checks, Modrák et al. 2023): the total log-likelihood of the simulated evidence at the
+    truth among its values at the posterior draws, and the predicted whole-blood fold change at
+    day 60 of 600 mg/day oral NMN."""
     t0 = time.time()
     rng, fit_seed = _seed_for(seed, sim)
     cfg = FitConfig(hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=fit_seed,
@@ -221,17 +228,53 @@ def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int =
     model0 = EvidenceModel(hypothesis, evidence, cfg.settings())
     theta = model0.prior_draw(rng)
     model, _, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
+    fit_wall = time.time() - t0
     mat = posterior_matrix(dt, model)
     n_total = chains * draws
     concat = {k: v.reshape(-1) for k, v in mat.items()}
     e = ess_min(mat)
     idx, enough = thin_indices(n_total, e, rank_draws)
     truth = flatten(model, theta)
+    if test_quantities:
+        t_truth, t_draws = test_quantity_values(model, dt, theta, idx)
+        truth.update(t_truth)
+        # the selected draws are already picked: index them 0..L-1
+        concat.update({k: np.full(n_total, np.nan) for k in t_draws})
+        for k, v in t_draws.items():
+            concat[k][idx] = v
     ranks = ranks_of(truth, concat, idx)
     divergences = int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0
     return {"sim": sim, "seed": seed, "fit_seed": fit_seed, "hypothesis": hypothesis, "rank_draws": rank_draws,
             "theta": truth, "ranks": ranks, "ess_min": None if not math.isfinite(e) else round(e, 1),
-            "enough_ess": bool(enough), "divergences": divergences, "wall_time_s": round(time.time() - t0, 2)}
+            "enough_ess": bool(enough), "divergences": divergences, "fit_wall_s": round(fit_wall, 2),
+            "wall_time_s": round(time.time() - t0, 2)}
+
+
+#: SBC test quantities (labels start with "T:")
+TEST_QUANTITIES = ("T:loglik", "T:fold_day60_600mg_nmn")
+
+
+def test_quantity_values(model, dt, theta: dict, idx: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Test quantities at the truth and at the selected posterior draws ``idx`` (chains
+    concatenated): total log-likelihood of the (simulated) evidence the model was built on, and
+    the whole-blood fold change at day 60 of 600 mg/day NMN (``predict.blood_at_day``)."""
+    import jax
+
+    from nadfit.fitting.inference.predict import blood_at_day
+
+    post = dt["posterior"]
+    ll = np.asarray(post["loglik_study"].sum("study").values, dtype=float).reshape(-1)[idx]
+    ll_true = float(jax.jit(model.log_density)(to_jax(theta)))
+    names = list(model.scalar_parameters) + list(model.vector_parameters)
+    th = {}
+    for name in names:
+        v = post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        th[name] = np.asarray(v, dtype=float)[idx]
+    one = {k: np.asarray(v, dtype=float)[None, ...] for k, v in theta.items()}
+    both = {k: np.concatenate([one[k], th[k]], axis=0) for k in names}
+    fold = blood_at_day(model, both, "NMN", 600.0, 60.0, 1)
+    return ({"T:loglik": ll_true, "T:fold_day60_600mg_nmn": float(fold[0])},
+            {"T:loglik": ll, "T:fold_day60_600mg_nmn": np.asarray(fold[1:], dtype=float)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,21 +294,23 @@ def bin_counts(ranks, rank_draws: int, bins: int) -> np.ndarray:
 
 
 def uniformity(ranks: dict[str, list[int]], rank_draws: int, alpha: float = ALPHA):
+    """Chi-square test per quantity on B equiprobable bins; the pass rule is
+    ``stats.uniformity_decision`` (Bonferroni over the quantities)."""
     from scipy import stats
+
+    from nadfit.fitting.calibration.stats import uniformity_decision
 
     n = len(next(iter(ranks.values()))) if ranks else 0
     bins = n_bins(n, rank_draws)
-    k = max(1, len(ranks))
-    threshold = alpha / k
-    chi2, passed = {}, {}
+    chi2 = {}
     for label, r in ranks.items():
         counts = bin_counts(r, rank_draws, bins)
         expected = len(r) / bins
         stat = float(np.sum((counts - expected) ** 2 / expected)) if expected > 0 else float("nan")
         p = float(stats.chi2.sf(stat, bins - 1)) if expected > 0 else float("nan")
         chi2[label] = {"stat": round(stat, 4), "df": bins - 1, "p": float(f"{p:.6g}")}
-        passed[label] = bool(p >= threshold)
-    return bins, threshold, chi2, passed
+    decision = uniformity_decision({lab: c["p"] for lab, c in chi2.items()}, alpha)
+    return bins, decision["threshold"], chi2, decision["passed"]
 
 
 def plot_ranks(ranks: dict[str, list[int]], rank_draws: int, bins: int, path: Path, title: str) -> None:
