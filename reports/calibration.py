@@ -97,6 +97,9 @@ def calibration_context(doc: dict) -> dict:
                     "tq": [{"name": t, "p": s["chi2"][t]["p"], "passed": s["passed"][t]} for t in s["test_quantities"]]})
     bf = doc.get("bf_calibration")
     cov = doc.get("coverage")
+    if cov:
+        keys = ("median", "pit", "p_reported", "covered_50", "covered_90", "low_90", "high_90")
+        cov = {**cov, "rows": [{**{k: None for k in keys}, **r} for r in cov["rows"]]}
     rec = []
     for h, r in (doc.get("recovery") or {}).items():
         rows = [{"name": k, **v} for k, v in r["parameters"].items()]

@@ -75,7 +75,8 @@ PART_INDEX = {"sbc": 1, "compare": 2, "misspec": 3, "bf": 4, "loso": 5, "recover
 # ---------------------------------------------------------------------------------------------
 def _fit(hypothesis: str, evidence, cfg: FitConfig, outcomes: dict | None = None):
     """Fit ``hypothesis`` to ``evidence`` (its reported results, or ``outcomes``). Returns
-    (EvidenceModel, DataTree, wall seconds including compilation)."""
+    (EvidenceModel, DataTree, timing: total_s (model build and compilation included), compile_s,
+    sample_s)."""
     from nadfit.fitting.calibration import sbc
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.models.model import EvidenceModel
@@ -83,7 +84,7 @@ def _fit(hypothesis: str, evidence, cfg: FitConfig, outcomes: dict | None = None
     t0 = time.time()
     model = EvidenceModel(hypothesis, evidence, cfg.settings(), outcomes=outcomes)
     dt = sbc.sample_posterior(build_pymc_model(model, widen=cfg.widen_priors), cfg)
-    return model, dt, time.time() - t0
+    return model, dt, sbc.fit_timing(dt, time.time() - t0)
 
 
 def _divergences(dt) -> int:
@@ -112,6 +113,7 @@ def task_sbc(params: dict, out: Path) -> dict:
                          tune=params["tune"], chains=params["chains"], rank_draws=params["rank_draws"],
                          target_accept=params.get("target_accept", 0.95), test_quantities=True)
     res["fit_wall_s"] = [res["fit_wall_s"]]
+    res["fit_timing"] = [res["fit_timing"]]
     _write(out, res)
     return {"wall_time_s": res["wall_time_s"], "divergences": res["divergences"]}
 
@@ -134,19 +136,20 @@ def task_compare(params: dict, out: Path) -> dict:
     scores, elpd_i, walls = {}, {}, []
     for j, h in enumerate(hyps):
         cfg = _cfg(params, h, (fit_seed + j) % 2**31, params.get("fit_observation"))
-        _, dt, wall = _fit(h, evidence, cfg, outcomes=sim)
-        walls.append(round(wall, 2))
+        _, dt, tm = _fit(h, evidence, cfg, outcomes=sim)
+        walls.append(tm)
         ll = np.asarray(dt["posterior"]["loglik_study"].transpose("chain", "draw", "study").values, dtype=float)
         loo = psis_loo(ll)
         elpd_i[h] = np.asarray(loo["elpd_i"], dtype=float)
         scores[h] = {"elpd": float(loo["elpd"]), "se": float(loo["se"]), "n_bad_k": int(np.sum(loo["k"] > BAD_K)),
-                     "divergences": _divergences(dt), "wall_s": round(wall, 2)}
+                     "divergences": _divergences(dt), "wall_s": tm["total_s"]}
     picked = max(scores, key=lambda h: scores[h]["elpd"])
     prior = params.get("prior") or {h: 1.0 / len(hyps) for h in hyps}
     res = {"generating": g, "index": params["index"], "seed": params["seed"], "picked": picked,
            "scores": scores, "probs": stats.posterior_model_probs({h: scores[h]["elpd"] for h in hyps}, prior),
            "stacking": stacking_weights(elpd_i, {}), "gen_observation": params.get("gen_observation", {}),
-           "fit_observation": params.get("fit_observation", {}), "fit_wall_s": walls,
+           "fit_observation": params.get("fit_observation", {}), "fit_wall_s": [w["total_s"] for w in walls],
+           "fit_timing": walls,
            "wall_time_s": round(time.time() - t0, 2)}
     _write(out, res)
     return {"picked": picked, "wall_time_s": res["wall_time_s"]}
@@ -221,7 +224,7 @@ def task_loso(params: dict, out: Path) -> dict:
     rng, fit_seed = _seed_for(params["seed"], params["index"])
     evidence = _evidence()
     cfg = _cfg(params, h, fit_seed)
-    _, dt, wall = _fit(h, select_evidence(evidence, [], [study]), cfg)
+    _, dt, tm = _fit(h, select_evidence(evidence, [], [study]), cfg)
     full = EvidenceModel(h, evidence, cfg.settings())
     items = loso_items(full, study)
     th, _ = _stack_draws(dt, full, int(params.get("n_pred", 400)))
@@ -238,7 +241,8 @@ def task_loso(params: dict, out: Path) -> dict:
             row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in cov.items()})
             row["median"] = float(np.median(p["draws"]))
         rows.append(row)
-    res = {"hypothesis": h, "study": study, "rows": rows, "divergences": _divergences(dt), "fit_wall_s": [round(wall, 2)],
+    res = {"hypothesis": h, "study": study, "rows": rows, "divergences": _divergences(dt),
+           "fit_wall_s": [tm["total_s"]], "fit_timing": [tm],
            "wall_time_s": round(time.time() - t0, 2)}
     _write(out, res)
     return {"wall_time_s": res["wall_time_s"]}
@@ -256,7 +260,7 @@ def task_recovery(params: dict, out: Path) -> dict:
     model0 = EvidenceModel(h, evidence, cfg.settings())
     theta = model0.prior_draw(rng)
     sim = model0.simulate_outcomes(to_jax(theta), rng)
-    model, dt, wall = _fit(h, evidence, cfg, outcomes=sim)
+    model, dt, tm = _fit(h, evidence, cfg, outcomes=sim)
     mat = posterior_matrix(dt, model)
     truth = flatten(model, theta)
     priors = model.priors()
@@ -274,7 +278,8 @@ def task_recovery(params: dict, out: Path) -> dict:
                        "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
                        "contraction": round(contraction, 4)}
     res = {"hypothesis": h, "index": params["index"], "interval": RECOVERY_PROB, "parameters": rows,
-           "divergences": _divergences(dt), "fit_wall_s": [round(wall, 2)], "wall_time_s": round(time.time() - t0, 2)}
+           "divergences": _divergences(dt), "fit_wall_s": [tm["total_s"]], "fit_timing": [tm],
+           "wall_time_s": round(time.time() - t0, 2)}
     _write(out, res)
     return {"wall_time_s": res["wall_time_s"]}
 
@@ -576,24 +581,35 @@ def aggregate(out: Path, tasks: list, manifest: dict, *, hypotheses: list[str], 
 
 
 def timing(done: dict, tasks: list, workers: int) -> dict:
-    """Mean wall time of one fit (compilation included) at the sizes used, and the cost of the full
-    run (``FULL_SIZES``) extrapolated linearly in draws + tune."""
+    """Wall time of one fit at the sizes used, split into compilation (model build, JAX/XLA
+    compile of the gradient: paid once per simulated evidence set, independent of the number of
+    draws) and sampling (proportional to chains x (draws + tune)), and the cost of the full run
+    (``FULL_SIZES``): compile + sampling scaled to the full number of steps. When the split was
+    not measured, the whole fit time is scaled (an upper bound)."""
     walls = [w for r in done.values() for w in r.get("fit_wall_s", [])]
+    split = [t for r in done.values() for t in r.get("fit_timing", []) if t.get("sample_s") is not None]
     ident = [r["wall_time_s"] for tid, r in done.items() if tid.startswith("ident-")]
     if not walls:
         return {"n_fits": 0}
-    mean = float(np.mean(walls))
     params = next((t.params for t in tasks if "draws" in t.params), {})
     steps = params.get("chains", 2) * (params.get("draws", 500) + params.get("tune", 500))
     full_steps = FULL_SIZES["chains"] * (FULL_SIZES["draws"] + FULL_SIZES["tune"])
+    scale = full_steps / max(steps, 1)
+    if split:
+        compile_s = float(np.mean([t["compile_s"] for t in split]))
+        sample_s = float(np.mean([t["sample_s"] for t in split]))
+        per_fit_full = compile_s + sample_s * scale
+    else:
+        compile_s = sample_s = None
+        per_fit_full = float(np.mean(walls)) * max(1.0, scale)
     n_h = 3
     full_fits = (n_h * FULL_SIZES["sbc_sims"] + n_h * n_h * (FULL_SIZES["compare_reps"] + FULL_SIZES["misspec_reps"])
-                 + n_h * FULL_SIZES["bf_sims"] + 6 + n_h * FULL_SIZES["recovery_truths"])
-    # the compile part does not scale with steps: lower bound keeps it, upper bound scales everything
-    per_fit_full_hi = mean * max(1.0, full_steps / max(steps, 1))
-    return {"n_fits": len(walls), "mean_fit_s": round(mean, 1), "median_fit_s": round(float(np.median(walls)), 1),
-            "max_fit_s": round(float(np.max(walls)), 1), "steps_per_fit": steps, "identifiability_s": ident,
-            "full_sizes": FULL_SIZES, "full_fits": full_fits, "full_per_fit_s_upper": round(per_fit_full_hi, 1),
-            "full_cpu_hours_upper": round(full_fits * per_fit_full_hi / 3600, 1),
-            "full_wall_hours_upper_at_workers": {str(w): round(full_fits * per_fit_full_hi / 3600 / w, 1)
-                                                 for w in (1, 2, 8, 32)}}
+                 + n_h * FULL_SIZES["bf_sims"] + 4 + n_h * FULL_SIZES["recovery_truths"])
+    cpu_h = full_fits * per_fit_full / 3600
+    return {"n_fits": len(walls), "mean_fit_s": round(float(np.mean(walls)), 1),
+            "median_fit_s": round(float(np.median(walls)), 1), "max_fit_s": round(float(np.max(walls)), 1),
+            "mean_compile_s": None if compile_s is None else round(compile_s, 1),
+            "mean_sample_s": None if sample_s is None else round(sample_s, 1), "steps_per_fit": steps,
+            "identifiability_s": ident, "full_sizes": FULL_SIZES, "full_fits": full_fits,
+            "full_per_fit_s": round(per_fit_full, 1), "full_cpu_hours": round(cpu_h, 1),
+            "full_wall_hours_at_workers": {str(w): round(cpu_h / w, 1) for w in (1, 2, 8, 32)}}

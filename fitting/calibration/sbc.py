@@ -70,10 +70,26 @@ DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 # ---------------------------------------------------------------------------------------------
 def sample_posterior(pm_model, cfg: FitConfig):
     """``nadfit.fitting.inference.fit.sample_posterior``; in sweep workers (``NADFIT_CORES`` set) chains run on
-    that many cores only."""
+    that many cores only. The DataTree's ``attrs["nadfit_timing"]`` holds the wall time split
+    into compilation (``compile_s``: everything before the first sampler step) and sampling
+    (``sample_s``, from the sampler's progress events) -- the calibration's cost model."""
     from nadfit.fitting.inference import fit
 
-    return fit.sample_posterior(pm_model, cfg, cores=fit.worker_cores())
+    last: list = [{}]
+    t0 = time.time()
+    dt = fit.sample_posterior(pm_model, cfg, cores=fit.worker_cores(), on_progress=lambda e: last.__setitem__(0, e))
+    total = time.time() - t0
+    sample_s = last[0].get("elapsed_s")
+    if sample_s is not None:
+        dt.attrs["nadfit_timing"] = {"total_s": round(total, 2), "sample_s": round(float(sample_s), 2),
+                                     "compile_s": round(total - float(sample_s), 2)}
+    return dt
+
+
+def fit_timing(dt, wall_s: float) -> dict:
+    """{total_s, compile_s, sample_s} of one fit (compile/sample None when not measured)."""
+    t = dict(dt.attrs.get("nadfit_timing") or {}) if hasattr(dt, "attrs") else {}
+    return {"total_s": round(float(wall_s), 2), "compile_s": t.get("compile_s"), "sample_s": t.get("sample_s")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +263,7 @@ def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int =
     return {"sim": sim, "seed": seed, "fit_seed": fit_seed, "hypothesis": hypothesis, "rank_draws": rank_draws,
             "theta": truth, "ranks": ranks, "ess_min": None if not math.isfinite(e) else round(e, 1),
             "enough_ess": bool(enough), "divergences": divergences, "fit_wall_s": round(fit_wall, 2),
+            "fit_timing": fit_timing(dt, fit_wall),
             "wall_time_s": round(time.time() - t0, 2)}
 
 

@@ -123,6 +123,13 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
     t = doc["timing"]
     assert t["n_fits"] == 59 + 9 * 3 + 6 * 3 + 30 * 3 + 12 and t["full_fits"] > t["n_fits"]
     json.dumps(doc, allow_nan=False)
+    from nadfit.fitting.calibration.stats import covers, coverage_table
+
+    rows = [{"study": "s1", "evidence_id": "EV1", "label": "arm", "kind": "arm_mean_change", "reported": 3.0,
+             **covers(np.linspace(0, 6, 101), 3.0), "median": 3.0},
+            {"study": "s1", "evidence_id": "EV2", "label": "finding", "kind": "finding", "reported": None,
+             "p_reported": 0.7}]
+    doc["coverage"] = {"hypothesis": "mixed", "studies": ["s1"], "rows": rows, "table": coverage_table(rows[:1])}
 
     from nadfit.reports.calibration import render_calibration
 
