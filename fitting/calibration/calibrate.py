@@ -52,7 +52,7 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.calibration import stats
-from nadfit.fitting.calibration.sbc import (_evidence, _seed_for, flatten, posterior_matrix, to_jax)
+from nadfit.fitting.calibration.sbc import _evidence, _seed_for, flatten, posterior_matrix, to_jax
 from nadfit.fitting.inference.config import FitConfig
 from nadfit.fitting.storage.outputs import atomic_dir, write_json
 
@@ -249,7 +249,7 @@ def task_loso(params: dict, out: Path) -> dict:
 
 
 def task_recovery(params: dict, out: Path) -> dict:
-    from nadfit.fitting.calibration.sbc import RECOVERY_PROB, _unconstrained
+    from nadfit.fitting.calibration.sbc import RECOVERY_PROB, recovery_rows
     from nadfit.models.model import EvidenceModel
 
     t0 = time.time()
@@ -262,21 +262,7 @@ def task_recovery(params: dict, out: Path) -> dict:
     sim = model0.simulate_outcomes(to_jax(theta), rng)
     model, dt, tm = _fit(h, evidence, cfg, outcomes=sim)
     mat = posterior_matrix(dt, model)
-    truth = flatten(model, theta)
-    priors = model.priors()
-    prior_rng = np.random.default_rng(params["index"] + 7)
-    lo_q, hi_q = (1 - RECOVERY_PROB) / 2, 1 - (1 - RECOVERY_PROB) / 2
-    rows = {}
-    for label, t in truth.items():
-        x = mat[label].reshape(-1)
-        prior = priors.get(label)
-        px = prior.scipy().rvs(size=4000, random_state=prior_rng) if prior else prior_rng.standard_normal(4000)
-        vp = float(np.var(_unconstrained(prior, px)))
-        contraction = 1.0 - float(np.var(_unconstrained(prior, x))) / vp if vp > 0 else float("nan")
-        low, high = np.quantile(x, [lo_q, hi_q])
-        rows[label] = {"truth": t, "median": float(np.median(x)), "low": float(low), "high": float(high),
-                       "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
-                       "contraction": round(contraction, 4)}
+    rows = recovery_rows(model, flatten(model, theta), mat, params["index"] + 7)
     res = {"hypothesis": h, "index": params["index"], "interval": RECOVERY_PROB, "parameters": rows,
            "divergences": _divergences(dt), "fit_wall_s": [tm["total_s"]], "fit_timing": [tm],
            "wall_time_s": round(time.time() - t0, 2)}
@@ -493,7 +479,7 @@ def aggregate_sbc(results: list[dict], hypothesis: str) -> dict:
     rank_draws = int(results[0]["rank_draws"])
     labels = list(results[0]["ranks"])
     ranks = {lab: [int(r["ranks"][lab]) for r in results] for lab in labels}
-    bins, threshold, chi2, passed = uniformity(ranks, rank_draws)
+    bins, _, chi2, _ = uniformity(ranks, rank_draws)
     decision = stats.uniformity_decision({lab: chi2[lab]["p"] for lab in labels})
     return {"hypothesis": hypothesis, "n_sims": len(results), "rank_draws": rank_draws, "bins": bins, "ranks": ranks,
             "fractional_ranks": {lab: [round(float(x), 5) for x in stats.fractional_ranks(ranks[lab], rank_draws, seed=i)]
@@ -508,7 +494,9 @@ def aggregate_sbc(results: list[dict], hypothesis: str) -> dict:
 def aggregate(out: Path, tasks: list, manifest: dict, *, hypotheses: list[str], settings: dict, workers: int,
               sizes: dict, wall_time_s: float) -> dict:
     done, failed = _results(out, tasks, manifest)
-    by_prefix = lambda p: [(t, done[t.id]) for t in tasks if t.id.startswith(p) and t.id in done]  # noqa: E731
+    def by_prefix(p: str) -> list:
+        return [(t, done[t.id]) for t in tasks if t.id.startswith(p) and t.id in done]
+
     doc = {"schema": CALIBRATE_SCHEMA, "hypotheses": hypotheses, "settings": settings,
            "sizes": {k: v for k, v in sizes.items() if k not in settings}, "n_tasks": len(tasks),
            "n_done": len(done), "failed_tasks": failed, "workers": workers, "wall_time_s": round(wall_time_s, 1)}

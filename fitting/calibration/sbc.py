@@ -428,6 +428,28 @@ def _unconstrained(prior, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def recovery_rows(model, flat_truth: dict[str, float], mat: dict[str, np.ndarray], prior_seed: int) -> dict:
+    """Per flat parameter: the truth, posterior median, ``RECOVERY_PROB`` equal-tailed interval,
+    whether it covers the truth, the truth's posterior quantile, and the posterior contraction
+    ``1 - var_post / var_prior`` on the unconstrained scale (prior variance from 4000 prior draws)."""
+    priors = model.priors()
+    prior_rng = np.random.default_rng(prior_seed)
+    lo_q, hi_q = (1 - RECOVERY_PROB) / 2, 1 - (1 - RECOVERY_PROB) / 2
+    rows = {}
+    for label, t in flat_truth.items():
+        x = mat[label].reshape(-1)
+        prior = priors.get(label)
+        prior_x = prior.scipy().rvs(size=4000, random_state=prior_rng) if prior else prior_rng.standard_normal(4000)
+        var_post = float(np.var(_unconstrained(prior, x)))
+        var_prior = float(np.var(_unconstrained(prior, prior_x)))
+        contraction = 1.0 - var_post / var_prior if var_prior > 0 else float("nan")
+        low, high = np.quantile(x, [lo_q, hi_q])
+        rows[label] = {"truth": t, "median": float(np.median(x)), "low": float(low), "high": float(high),
+                       "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
+                       "contraction": round(contraction, 4)}
+    return rows
+
+
 def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConfig | None = None,
                  seed: int = 20261122, parameters: tuple[str, ...] | None = None) -> dict:
     """Fit simulated evidence at a known truth; write ``out/recovery.json``. Returns the document."""
@@ -443,25 +465,10 @@ def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConf
     model, sim, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
     mat = posterior_matrix(dt, model)
     flat_truth = flatten(model, theta)
-    priors = model.priors()
     keys = [p for p in (parameters or KEY_PARAMETERS) if p in flat_truth]
-    prior_rng = np.random.default_rng(seed + 7)
-    lo_q, hi_q = (1 - RECOVERY_PROB) / 2, 1 - (1 - RECOVERY_PROB) / 2
-    rows = {}
-    for label in flat_truth:
-        x = mat[label].reshape(-1)
-        t = flat_truth[label]
-        prior = priors.get(label)
-        prior_x = prior.scipy().rvs(size=4000, random_state=prior_rng) if prior else prior_rng.standard_normal(4000)
-        var_post = float(np.var(_unconstrained(prior, x)))
-        var_prior = float(np.var(_unconstrained(prior, prior_x)))
-        contraction = 1.0 - var_post / var_prior if var_prior > 0 else float("nan")
-        low, high = np.quantile(x, [lo_q, hi_q])
-        rows[label] = {
-            "truth": t, "median": float(np.median(x)), "low": float(low), "high": float(high),
-            "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
-            "contraction": round(contraction, 4), "identifiable": bool(contraction >= IDENTIFIABLE_CONTRACTION),
-        }
+    rows = recovery_rows(model, flat_truth, mat, seed + 7)
+    for r in rows.values():
+        r["identifiable"] = bool(r["contraction"] >= IDENTIFIABLE_CONTRACTION)
     identifiable = [k for k in keys if rows[k]["identifiable"]]
     covered = [k for k in identifiable if rows[k]["covered"]]
     divergences = int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0

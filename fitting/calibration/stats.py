@@ -151,14 +151,14 @@ def bf_calibration(records: list[dict], prior: dict[str, float], z: float = BF_Z
     by each hypothesis, and per hypothesis whether |mean - prior| <= z SE."""
     n = len(records)
     out = {"n": n, "prior": dict(prior), "z": z, "hypotheses": {}}
-    for h in prior:
+    for h, prior_h in prior.items():
         p = np.array([r["probs"][h] for r in records], dtype=float)
         mean = float(p.mean()) if n else float("nan")
         se = float(p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
         # the generating share has the same expectation: a useful second reference
         share = float(np.mean([r["generating"] == h for r in records])) if n else float("nan")
-        ok = bool(abs(mean - prior[h]) <= z * se) if n > 1 and se > 0 else None
-        out["hypotheses"][h] = {"prior": prior[h], "mean_posterior": mean, "se": se, "generated_share": share,
+        ok = bool(abs(mean - prior_h) <= z * se) if n > 1 and se > 0 else None
+        out["hypotheses"][h] = {"prior": prior_h, "mean_posterior": mean, "se": se, "generated_share": share,
                                 "consistent": ok}
     verdicts = [v["consistent"] for v in out["hypotheses"].values()]
     out["all_consistent"] = None if any(v is None for v in verdicts) else bool(all(verdicts))

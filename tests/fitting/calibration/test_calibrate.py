@@ -123,7 +123,7 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
     t = doc["timing"]
     assert t["n_fits"] == 59 + 9 * 3 + 6 * 3 + 30 * 3 + 12 and t["full_fits"] > t["n_fits"]
     json.dumps(doc, allow_nan=False)
-    from nadfit.fitting.calibration.stats import covers, coverage_table
+    from nadfit.fitting.calibration.stats import coverage_table, covers
 
     rows = [{"study": "s1", "evidence_id": "EV1", "label": "arm", "kind": "arm_mean_change", "reported": 3.0,
              **covers(np.linspace(0, 6, 101), 3.0), "median": 3.0},
@@ -144,9 +144,9 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
 def test_reduced_calibration_end_to_end(tmp_path):
     """Every part with real NUTS fits at reduced size (two hypotheses, tiny samples): every task
     finishes, every section is filled with sane numbers, resume skips finished work."""
-    sizes = dict(sbc_sims=2, compare_reps=1, misspec_reps=1, bf_sims=2, loso=True, loso_hypothesis="mixed",
-                 loso_studies=["airhart2017"], recovery_truths=1, draws=100, tune=150, chains=2, rank_draws=49,
-                 ident_prior_draws=200)
+    sizes = {"sbc_sims": 2, "compare_reps": 1, "misspec_reps": 1, "bf_sims": 2, "loso": True,
+             "loso_hypothesis": "mixed", "loso_studies": ["airhart2017"], "recovery_truths": 1, "draws": 100,
+             "tune": 150, "chains": 2, "rank_draws": 49, "ident_prior_draws": 200}
     out = tmp_path / "cal"
     doc = cal.run_calibration(out, ["via-nr", "mixed"], workers=2, **sizes)
     assert doc["failed_tasks"] == []
