@@ -71,8 +71,10 @@ DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 def sample_posterior(pm_model, cfg: FitConfig):
     """``nadfit.fitting.inference.fit.sample_posterior``; in sweep workers (``NADFIT_CORES`` set) chains run on
     that many cores only. The DataTree's ``attrs["nadfit_timing"]`` holds the wall time split
-    into compilation (``compile_s``: everything before the first sampler step) and sampling
-    (``sample_s``, from the sampler's progress events) -- the calibration's cost model."""
+    into set-up (``setup_s``: everything before the first sampler step, i.e. nutpie's model
+    compilation) and sampling (``sample_s``, from the sampler's progress events; it includes the
+    XLA compilation of the gradient, which happens on its first call) -- the calibration's cost
+    model."""
     from nadfit.fitting.inference import fit
 
     last: list = [{}]
@@ -82,14 +84,14 @@ def sample_posterior(pm_model, cfg: FitConfig):
     sample_s = last[0].get("elapsed_s")
     if sample_s is not None:
         dt.attrs["nadfit_timing"] = {"total_s": round(total, 2), "sample_s": round(float(sample_s), 2),
-                                     "compile_s": round(total - float(sample_s), 2)}
+                                     "setup_s": round(total - float(sample_s), 2)}
     return dt
 
 
 def fit_timing(dt, wall_s: float) -> dict:
-    """{total_s, compile_s, sample_s} of one fit (compile/sample None when not measured)."""
+    """{total_s, setup_s, sample_s} of one fit (setup/sample None when not measured)."""
     t = dict(dt.attrs.get("nadfit_timing") or {}) if hasattr(dt, "attrs") else {}
-    return {"total_s": round(float(wall_s), 2), "compile_s": t.get("compile_s"), "sample_s": t.get("sample_s")}
+    return {"total_s": round(float(wall_s), 2), "setup_s": t.get("setup_s"), "sample_s": t.get("sample_s")}
 
 
 # ---------------------------------------------------------------------------------------------
