@@ -64,7 +64,7 @@ MISSPECIFIED = {"unreliable_prior": 0.2, "tau": 0.2}
 FULL_SIZES = {"sbc_sims": 200, "compare_reps": 10, "misspec_reps": 10, "bf_sims": 60, "recovery_truths": 20,
               "draws": 500, "tune": 500, "chains": 2}
 #: identifiability forecast: prior draws per simulated data set, data sets
-IDENT_PRIOR_DRAWS = 400
+IDENT_PRIOR_DRAWS = 2000
 IDENT_DATA_SETS = 3
 TARGET = "nadfit.fitting.calibration.calibrate:"
 PART_INDEX = {"sbc": 1, "compare": 2, "misspec": 3, "bf": 4, "loso": 5, "recovery": 6, "ident": 7}
