@@ -37,6 +37,10 @@ Simulation-based calibration (Talts, Betancourt, Simpson, Vehtari & Gelman 2018,
     *some* parameter with probability <= 1 %. ``sbc_ranks.png`` shows the rank histograms with the
     pointwise 99 % binomial band of a bin count (Binomial(N, 1/B)).
 
+    Test quantities (``test_quantities=True``, used by ``nadfit calibrate``): the total
+    log-likelihood of the simulated evidence and the predicted day-60 whole-blood fold change at
+    600 mg/day NMN are ranked like parameters (``TEST_QUANTITIES``, labels ``T:...``).
+
     Parallelism: the N fits are independent tasks of the sweep engine (``nadfit.fitting.sweep.engine``), one
     result folder per simulation, resumable.
 """
