@@ -37,6 +37,10 @@ Simulation-based calibration (Talts, Betancourt, Simpson, Vehtari & Gelman 2018,
     *some* parameter with probability <= 1 %. ``sbc_ranks.png`` shows the rank histograms with the
     pointwise 99 % binomial band of a bin count (Binomial(N, 1/B)).
 
+    Test quantities (``test_quantities=True``, used by ``nadfit calibrate``): the total
+    log-likelihood of the simulated evidence and the predicted day-60 whole-blood fold change at
+    600 mg/day NMN are ranked like parameters (``TEST_QUANTITIES``, labels ``T:...``).
+
     Parallelism: the N fits are independent tasks of the sweep engine (``nadfit.fitting.sweep.engine``), one
     result folder per simulation, resumable.
 """
@@ -51,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.calibration.stats import SBC_ALPHA
 from nadfit.fitting.inference.config import FitConfig
 from nadfit.fitting.storage.outputs import SBC_SWEEP_SOURCE, atomic_dir, check_output_dir, write_json
 from nadfit.models.priors import KEY_PARAMETERS
@@ -59,7 +64,7 @@ SBC_SCHEMA = "nadfit.sbc/1"
 RECOVERY_SCHEMA = "nadfit.recovery/1"
 IDENTIFIABLE_CONTRACTION = 0.5
 RECOVERY_PROB = 0.94
-ALPHA = 0.01
+ALPHA = SBC_ALPHA
 MAX_BINS = 10
 DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 
@@ -69,10 +74,28 @@ DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 # ---------------------------------------------------------------------------------------------
 def sample_posterior(pm_model, cfg: FitConfig):
     """``nadfit.fitting.inference.fit.sample_posterior``; in sweep workers (``NADFIT_CORES`` set) chains run on
-    that many cores only."""
+    that many cores only. The DataTree's ``attrs["nadfit_timing"]`` holds the wall time split
+    into set-up (``setup_s``: everything before the first sampler step, i.e. nutpie's model
+    compilation) and sampling (``sample_s``, from the sampler's progress events; it includes the
+    XLA compilation of the gradient, which happens on its first call) -- the calibration's cost
+    model."""
     from nadfit.fitting.inference import fit
 
-    return fit.sample_posterior(pm_model, cfg, cores=fit.worker_cores())
+    last: list = [{}]
+    t0 = time.time()
+    dt = fit.sample_posterior(pm_model, cfg, cores=fit.worker_cores(), on_progress=lambda e: last.__setitem__(0, e))
+    total = time.time() - t0
+    sample_s = last[0].get("elapsed_s")
+    if sample_s is not None:
+        dt.attrs["nadfit_timing"] = {"total_s": round(total, 2), "sample_s": round(float(sample_s), 2),
+                                     "setup_s": round(total - float(sample_s), 2)}
+    return dt
+
+
+def fit_timing(dt, wall_s: float) -> dict:
+    """{total_s, setup_s, sample_s} of one fit (setup/sample None when not measured)."""
+    t = dict(dt.attrs.get("nadfit_timing") or {}) if hasattr(dt, "attrs") else {}
+    return {"total_s": round(float(wall_s), 2), "setup_s": t.get("setup_s"), "sample_s": t.get("sample_s")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +232,14 @@ def _seed_for(seed: int, index: int) -> tuple[np.random.Generator, int]:
 
 
 def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int = 500, tune: int = 500,
-                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS, target_accept: float = 0.95) -> dict:
-    """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict."""
+                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS, target_accept: float = 0.95,
+                   test_quantities: bool = False) -> dict:
+    """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict.
+
+    ``test_quantities``: also rank ``TEST_QUANTITIES`` (data-dependent test quantities are valid
+    SBC checks, Modrák et al. 2023): the total log-likelihood of the simulated evidence at the
+    truth among its values at the posterior draws, and the predicted whole-blood fold change at
+    day 60 of 600 mg/day oral NMN."""
     t0 = time.time()
     rng, fit_seed = _seed_for(seed, sim)
     cfg = FitConfig(hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=fit_seed,
@@ -221,17 +250,54 @@ def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int =
     model0 = EvidenceModel(hypothesis, evidence, cfg.settings())
     theta = model0.prior_draw(rng)
     model, _, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
+    fit_wall = time.time() - t0
     mat = posterior_matrix(dt, model)
     n_total = chains * draws
     concat = {k: v.reshape(-1) for k, v in mat.items()}
     e = ess_min(mat)
     idx, enough = thin_indices(n_total, e, rank_draws)
     truth = flatten(model, theta)
+    if test_quantities:
+        t_truth, t_draws = test_quantity_values(model, dt, theta, idx)
+        truth.update(t_truth)
+        # the selected draws are already picked: index them 0..L-1
+        concat.update({k: np.full(n_total, np.nan) for k in t_draws})
+        for k, v in t_draws.items():
+            concat[k][idx] = v
     ranks = ranks_of(truth, concat, idx)
     divergences = int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0
     return {"sim": sim, "seed": seed, "fit_seed": fit_seed, "hypothesis": hypothesis, "rank_draws": rank_draws,
             "theta": truth, "ranks": ranks, "ess_min": None if not math.isfinite(e) else round(e, 1),
-            "enough_ess": bool(enough), "divergences": divergences, "wall_time_s": round(time.time() - t0, 2)}
+            "enough_ess": bool(enough), "divergences": divergences, "fit_wall_s": round(fit_wall, 2),
+            "fit_timing": fit_timing(dt, fit_wall),
+            "wall_time_s": round(time.time() - t0, 2)}
+
+
+#: SBC test quantities (labels start with "T:")
+TEST_QUANTITIES = ("T:loglik", "T:fold_day60_600mg_nmn")
+
+
+def test_quantity_values(model, dt, theta: dict, idx: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Test quantities at the truth and at the selected posterior draws ``idx`` (chains
+    concatenated): total log-likelihood of the (simulated) evidence the model was built on, and
+    the whole-blood fold change at day 60 of 600 mg/day NMN (``predict.blood_at_day``)."""
+    import jax
+
+    from nadfit.fitting.inference.predict import blood_at_day
+
+    post = dt["posterior"]
+    ll = np.asarray(post["loglik_study"].sum("study").values, dtype=float).reshape(-1)[idx]
+    ll_true = float(jax.jit(model.log_density)(to_jax(theta)))
+    names = list(model.scalar_parameters) + list(model.vector_parameters)
+    th = {}
+    for name in names:
+        v = post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        th[name] = np.asarray(v, dtype=float)[idx]
+    one = {k: np.asarray(v, dtype=float)[None, ...] for k, v in theta.items()}
+    both = {k: np.concatenate([one[k], th[k]], axis=0) for k in names}
+    fold = blood_at_day(model, both, "NMN", 600.0, 60.0, 1)
+    return ({"T:loglik": ll_true, "T:fold_day60_600mg_nmn": float(fold[0])},
+            {"T:loglik": ll, "T:fold_day60_600mg_nmn": np.asarray(fold[1:], dtype=float)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,21 +317,23 @@ def bin_counts(ranks, rank_draws: int, bins: int) -> np.ndarray:
 
 
 def uniformity(ranks: dict[str, list[int]], rank_draws: int, alpha: float = ALPHA):
+    """Chi-square test per quantity on B equiprobable bins; the pass rule is
+    ``stats.uniformity_decision`` (Bonferroni over the quantities)."""
     from scipy import stats
+
+    from nadfit.fitting.calibration.stats import uniformity_decision
 
     n = len(next(iter(ranks.values()))) if ranks else 0
     bins = n_bins(n, rank_draws)
-    k = max(1, len(ranks))
-    threshold = alpha / k
-    chi2, passed = {}, {}
+    chi2 = {}
     for label, r in ranks.items():
         counts = bin_counts(r, rank_draws, bins)
         expected = len(r) / bins
         stat = float(np.sum((counts - expected) ** 2 / expected)) if expected > 0 else float("nan")
         p = float(stats.chi2.sf(stat, bins - 1)) if expected > 0 else float("nan")
         chi2[label] = {"stat": round(stat, 4), "df": bins - 1, "p": float(f"{p:.6g}")}
-        passed[label] = bool(p >= threshold)
-    return bins, threshold, chi2, passed
+    decision = uniformity_decision({lab: c["p"] for lab, c in chi2.items()}, alpha)
+    return bins, decision["threshold"], chi2, decision["passed"]
 
 
 def plot_ranks(ranks: dict[str, list[int]], rank_draws: int, bins: int, path: Path, title: str) -> None:
@@ -366,6 +434,28 @@ def _unconstrained(prior, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def recovery_rows(model, flat_truth: dict[str, float], mat: dict[str, np.ndarray], prior_seed: int) -> dict:
+    """Per flat parameter: the truth, posterior median, ``RECOVERY_PROB`` equal-tailed interval,
+    whether it covers the truth, the truth's posterior quantile, and the posterior contraction
+    ``1 - var_post / var_prior`` on the unconstrained scale (prior variance from 4000 prior draws)."""
+    priors = model.priors()
+    prior_rng = np.random.default_rng(prior_seed)
+    lo_q, hi_q = (1 - RECOVERY_PROB) / 2, 1 - (1 - RECOVERY_PROB) / 2
+    rows = {}
+    for label, t in flat_truth.items():
+        x = mat[label].reshape(-1)
+        prior = priors.get(label)
+        prior_x = prior.scipy().rvs(size=4000, random_state=prior_rng) if prior else prior_rng.standard_normal(4000)
+        var_post = float(np.var(_unconstrained(prior, x)))
+        var_prior = float(np.var(_unconstrained(prior, prior_x)))
+        contraction = 1.0 - var_post / var_prior if var_prior > 0 else float("nan")
+        low, high = np.quantile(x, [lo_q, hi_q])
+        rows[label] = {"truth": t, "median": float(np.median(x)), "low": float(low), "high": float(high),
+                       "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
+                       "contraction": round(contraction, 4)}
+    return rows
+
+
 def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConfig | None = None,
                  seed: int = 20261122, parameters: tuple[str, ...] | None = None) -> dict:
     """Fit simulated evidence at a known truth; write ``out/recovery.json``. Returns the document."""
@@ -381,25 +471,10 @@ def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConf
     model, sim, dt = fit_simulated(hypothesis, theta, cfg, rng, evidence, base=model0)
     mat = posterior_matrix(dt, model)
     flat_truth = flatten(model, theta)
-    priors = model.priors()
     keys = [p for p in (parameters or KEY_PARAMETERS) if p in flat_truth]
-    prior_rng = np.random.default_rng(seed + 7)
-    lo_q, hi_q = (1 - RECOVERY_PROB) / 2, 1 - (1 - RECOVERY_PROB) / 2
-    rows = {}
-    for label in flat_truth:
-        x = mat[label].reshape(-1)
-        t = flat_truth[label]
-        prior = priors.get(label)
-        prior_x = prior.scipy().rvs(size=4000, random_state=prior_rng) if prior else prior_rng.standard_normal(4000)
-        var_post = float(np.var(_unconstrained(prior, x)))
-        var_prior = float(np.var(_unconstrained(prior, prior_x)))
-        contraction = 1.0 - var_post / var_prior if var_prior > 0 else float("nan")
-        low, high = np.quantile(x, [lo_q, hi_q])
-        rows[label] = {
-            "truth": t, "median": float(np.median(x)), "low": float(low), "high": float(high),
-            "covered": bool(low <= t <= high), "quantile": float(np.mean(x < t)),
-            "contraction": round(contraction, 4), "identifiable": bool(contraction >= IDENTIFIABLE_CONTRACTION),
-        }
+    rows = recovery_rows(model, flat_truth, mat, seed + 7)
+    for r in rows.values():
+        r["identifiable"] = bool(r["contraction"] >= IDENTIFIABLE_CONTRACTION)
     identifiable = [k for k in keys if rows[k]["identifiable"]]
     covered = [k for k in identifiable if rows[k]["covered"]]
     divergences = int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0

@@ -1,5 +1,7 @@
-"""``nadfit sbc`` (simulation-based calibration), ``nadfit recovery`` (parameter recovery) and
-``nadfit compare-calibration`` (confusion matrix of the comparison)."""
+"""``nadfit calibrate`` (the full calibration: SBC, confusion matrices, Bayes-factor calibration,
+out-of-study coverage, recovery), ``nadfit sbc`` (simulation-based calibration), ``nadfit
+recovery`` (parameter recovery) and ``nadfit compare-calibration`` (confusion matrix of the
+comparison)."""
 
 from __future__ import annotations
 
@@ -126,7 +128,80 @@ def compare_calibration_command(
     Console().print(f"recovery rate {res['recovery_rate']:.2f}")
 
 
+def calibrate_command(
+    out: Path = typer.Option(..., "--out", help="output folder (calibration.json, calibration.html, one folder per task); "
+                                               "an interrupted run resumes in the same folder"),
+    hypotheses: Optional[list[str]] = typer.Option(None, "--hypotheses", help="comma-separated [direct,via-nr,mixed]"),
+    sbc_sims: int = typer.Option(200, "--sbc-sims", help="SBC simulations per hypothesis (0: skip)"),
+    compare_reps: int = typer.Option(10, "--compare-reps", help="confusion-matrix replicates per generating hypothesis"),
+    misspec_reps: int = typer.Option(10, "--misspec-reps", help="the same with a misspecified observation model"),
+    bf_sims: int = typer.Option(60, "--bf-sims", help="Bayes-factor calibration replicates (0: skip)"),
+    bf_prior: Optional[str] = typer.Option(None, "--bf-prior", help="prior model probabilities, e.g. "
+                                                                    "direct=0.25,via-nr=0.25,mixed=0.5 [equal]"),
+    loso: bool = typer.Option(True, "--loso/--no-loso", help="out-of-study coverage (one refit per human study "
+                                                             "with quantitative rows)"),
+    loso_hypothesis: str = typer.Option("mixed", "--loso-hypothesis", help="hypothesis of the out-of-study refits"),
+    loso_studies: Optional[list[str]] = typer.Option(None, "--loso-studies", help="studies to leave out "
+                                                     "(comma-separated) [every human study with quantitative rows]"),
+    recovery_truths: int = typer.Option(20, "--recovery-truths", help="recovery truths (prior draws) per hypothesis"),
+    draws: int = typer.Option(500, help="posterior draws per chain of every fit"),
+    tune: int = typer.Option(500, help="tuning steps per chain"),
+    chains: int = typer.Option(2, help="chains per fit"),
+    rank_draws: int = typer.Option(99, "--rank-draws", help="SBC: thinned posterior draws the truth is ranked among"),
+    seed: int = typer.Option(20261122, help="base seed"),
+    workers: int = typer.Option(2, help="local worker processes"),
+    address: Optional[str] = typer.Option(None, help="Dask scheduler address instead of a local cluster"),
+) -> None:
+    """Calibrate inference and comparison (issue #17): SBC, confusion matrices, Bayes-factor
+    calibration, out-of-study coverage and recovery, on the sweep engine."""
+    from nadfit.fitting.calibration.calibrate import parse_prior, run_calibration
+    from nadfit.fitting.cli.options import split_ids
+    from nadfit.models.hypotheses import HYPOTHESES, get_hypothesis
+
+    hyps = split_ids(hypotheses) or list(HYPOTHESES)
+    for h in hyps + [loso_hypothesis]:
+        get_hypothesis(h)
+    if len(set(hyps)) != len(hyps):
+        raise UserError("--hypotheses names a hypothesis twice", field="hypotheses")
+    if (compare_reps or misspec_reps or bf_sims) and len(hyps) < 2:
+        raise UserError("comparison calibration needs at least two hypotheses", field="hypotheses")
+    for name, v, lo in (("sbc-sims", sbc_sims, 0), ("compare-reps", compare_reps, 0), ("misspec-reps", misspec_reps, 0),
+                        ("bf-sims", bf_sims, 0), ("recovery-truths", recovery_truths, 0), ("draws", draws, 1),
+                        ("tune", tune, 0), ("chains", chains, 1), ("rank-draws", rank_draws, 1), ("workers", workers, 1),
+                        ("seed", seed, 0)):
+        if v < lo:
+            raise UserError(f"--{name} must be >= {lo}, got {v}", field=name)
+    console = Console(stderr=True)
+    doc = run_calibration(out, hyps, workers=workers, address=address, on_done=progress_printer(console),
+                          sbc_sims=sbc_sims, compare_reps=compare_reps, misspec_reps=misspec_reps, bf_sims=bf_sims,
+                          bf_prior=parse_prior(bf_prior, hyps), loso=loso, loso_hypothesis=loso_hypothesis,
+                          loso_studies=split_ids(loso_studies) or None, recovery_truths=recovery_truths, draws=draws,
+                          tune=tune, chains=chains, rank_draws=rank_draws, seed=seed)
+    c = Console()
+    for h, s in doc["sbc"].items():
+        c.print(f"SBC {h}: {s['n_sims']} simulations; " + ("uniform" if s["all_pass"] else
+                                                           f"NOT uniform: {', '.join(s['failed'])}"), highlight=False)
+    for key in ("confusion", "confusion_misspecified"):
+        if key in doc:
+            r = doc[key]["recovery"]
+            c.print(f"{key}: generating hypothesis picked {r['k']}/{r['n']} (95 % {r['low']:.2f}-{r['high']:.2f})",
+                    highlight=False)
+    if "bf_calibration" in doc:
+        c.print("BF calibration: " + ", ".join(f"{h} mean p {v['mean_posterior']:.2f} vs prior {v['prior']:.2f}"
+                                               for h, v in doc["bf_calibration"]["hypotheses"].items()), highlight=False)
+    if "coverage" in doc:
+        c.print("out-of-study coverage: " + ", ".join(f"{k} {v['k']}/{v['n']}" for k, v in
+                                                      doc["coverage"]["table"]["overall"].items()), highlight=False)
+    for h, r in doc["recovery"].items():
+        ci = r["coverage_identifiable"]
+        c.print(f"recovery {h}: {ci['k']}/{ci['n']} identifiable intervals cover the truth", highlight=False)
+    if doc["failed_tasks"]:
+        c.print(f"{len(doc['failed_tasks'])} tasks failed (see {Path(out) / 'sweep.json'})", highlight=False)
+    c.print(f"{Path(out) / 'calibration.json'}, {Path(out) / 'calibration.html'}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate_command)
     app.command("sbc")(sbc_command)
     app.command("recovery")(recovery_command)
     app.command("compare-calibration")(compare_calibration_command)

@@ -55,9 +55,10 @@ KINDS: dict[str, str] = {
     "sweep": "sweep",
     "sbc": "SBC",
     "run-all": "run-all",
+    "calibrate": "calibration sweep",
 }
 #: kinds written in several steps and resumable: marked at the start, not completed atomically
-RESUMABLE = frozenset({"sweep", "sbc", "run-all"})
+RESUMABLE = frozenset({"sweep", "sbc", "run-all", "calibrate"})
 COMPLETE = "COMPLETE"
 MARKER = ".nadfit-output"
 #: legacy atomic outputs (``COMPLETE`` holding "ok"): kind, its document, the document's schema.

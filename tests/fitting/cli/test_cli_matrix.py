@@ -185,5 +185,15 @@ def test_every_registered_command_is_in_this_matrix():
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     covered = {"run-all", "compare", "compare-calibration", "report-compare", "fit", "report", "predict",
                "recovery", "sbc", "sweep", "datasets", "simulate"}
-    slow_only = {"bench"}  # tests/fitting/benchmark/test_bench.py (slow suite)
+    # bench: tests/fitting/benchmark/test_bench.py; calibrate: tests/fitting/calibration/test_calibrate.py
+    # (slow suite: real fits end to end; its option errors are checked below)
+    slow_only = {"bench", "calibrate"}
     assert names == covered | slow_only, names ^ (covered | slow_only)
+
+
+@pytest.mark.parametrize("argv", [("--bf-prior", "direct=0.9"), ("--hypotheses", "mixed", "--sbc-sims", "0"),
+                                  ("--hypotheses", "nope"), ("--draws", "0")])
+def test_calibrate_option_errors_write_nothing(capsys, tmp_path, argv):
+    rc, _, err = run(capsys, "calibrate", "--out", tmp_path / "cal", *argv)
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("nadfit: error:"), err
+    assert not (tmp_path / "cal").exists()

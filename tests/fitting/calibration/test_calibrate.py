@@ -1,0 +1,172 @@
+"""``nadfit calibrate``: the plan of tasks, resume checks, aggregation and report (fast, on
+synthetic task results), and a reduced end-to-end run with real NUTS fits (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.calibration import calibrate as cal
+
+HYPS = ["direct", "via-nr", "mixed"]
+
+
+def test_plan_ids_sizes_and_bf_draws():
+    tasks = cal.plan(HYPS, sbc_sims=3, compare_reps=2, misspec_reps=1, bf_sims=40, recovery_truths=2, draws=100,
+                     tune=100, chains=2, rank_draws=49)
+    ids = [t.id for t in tasks]
+    assert len(ids) == len(set(ids))
+    assert sum(i.startswith("sbc-") for i in ids) == 9
+    assert sum(i.startswith("compare-") for i in ids) == 6
+    assert sum(i.startswith("misspec-") for i in ids) == 3
+    assert sum(i.startswith("ident-") for i in ids) == 3 and sum(i.startswith("recovery-") for i in ids) == 6
+    mis = [t for t in tasks if t.id.startswith("misspec-")]
+    assert all(t.params["gen_observation"] == cal.MISSPECIFIED and t.params["fit_observation"] == {} for t in mis)
+    bf = [t.params["generating"] for t in tasks if t.id.startswith("bf-")]
+    assert len(bf) == 40 and set(bf) <= set(HYPS) and len(set(bf)) > 1
+    again = cal.plan(HYPS, bf_sims=40, draws=100, tune=100, chains=2)
+    assert [t.params for t in again if t.id.startswith("bf-")] == [t.params for t in tasks if t.id.startswith("bf-")]
+    # every target is importable
+    from nadfit.fitting.sweep.engine import resolve
+
+    for t in tasks:
+        assert callable(resolve(t.target))
+
+
+def test_plan_refuses_impossible_settings():
+    with pytest.raises(UserError):
+        cal.plan(HYPS, sbc_sims=2, draws=10, chains=2, rank_draws=99)
+    with pytest.raises(UserError):
+        cal.plan(HYPS)
+    with pytest.raises(UserError):
+        cal.plan(["nope"], sbc_sims=1)
+
+
+def test_parse_prior():
+    assert cal.parse_prior(None, HYPS) == {h: pytest.approx(1 / 3) for h in HYPS}
+    p = cal.parse_prior("direct=0.25,via-nr=0.25,mixed=0.5", HYPS)
+    assert p["mixed"] == 0.5
+    for bad in ("direct=0.5,via-nr=0.5", "direct=0.5,via-nr=0.5,mixed=0.5", "x=1", "direct=a,via-nr=0.5,mixed=0.5"):
+        with pytest.raises(UserError):
+            cal.parse_prior(bad, HYPS)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    tasks = cal.plan(HYPS, sbc_sims=1, draws=100, tune=100, chains=2, rank_draws=49)
+    (tmp_path / "sweep.json").write_text(json.dumps({"tasks": {t.id: {"params": t.params} for t in tasks}}))
+    cal._check_resume(tmp_path, tasks)  # same settings: fine
+    other = cal.plan(HYPS, sbc_sims=1, draws=200, tune=100, chains=2, rank_draws=49)
+    with pytest.raises(UserError, match="draws"):
+        cal._check_resume(tmp_path, other)
+
+
+def _fake_results(tmp_path: Path, tasks: list, rng) -> dict:
+    """Plausible result.json of every task (calibrated by construction), as the task kinds write them."""
+    for t in tasks:
+        p = t.params
+        if t.kind == "cal-sbc":
+            labels = ["beta", "kappa", "T:loglik", "T:fold_day60_600mg_nmn"]
+            res = {"sim": p["sim"], "rank_draws": p["rank_draws"], "ranks": {k: int(rng.integers(0, p["rank_draws"] + 1))
+                                                                              for k in labels},
+                   "enough_ess": True, "divergences": 0, "fit_wall_s": [12.0], "wall_time_s": 13.0}
+        elif t.kind == "cal-compare":
+            elpd = {h: float(rng.normal()) + (3.0 if h == p["generating"] else 0.0) for h in p["hypotheses"]}
+            prior = p.get("prior") or {h: 1 / len(p["hypotheses"]) for h in p["hypotheses"]}
+            from nadfit.fitting.calibration.stats import posterior_model_probs
+
+            res = {"generating": p["generating"], "index": p["index"], "picked": max(elpd, key=elpd.get),
+                   "scores": {h: {"elpd": v, "n_bad_k": 0, "divergences": 0} for h, v in elpd.items()},
+                   "probs": posterior_model_probs(elpd, prior), "stacking": {h: 1 / 3 for h in elpd},
+                   "gen_observation": p["gen_observation"], "fit_observation": p["fit_observation"],
+                   "fit_wall_s": [10.0] * 3}
+        elif t.kind == "cal-ident":
+            res = {"hypothesis": p["hypothesis"], "identifiable": ["beta"], "rule": "test rule",
+                   "parameters": {"beta": {"forecast_contraction": 0.8}, "kappa": {"forecast_contraction": 0.1}},
+                   "wall_time_s": 5.0, "fit_wall_s": []}
+        elif t.kind == "cal-recovery":
+            res = {"hypothesis": p["hypothesis"], "index": p["index"], "interval": 0.94, "fit_wall_s": [11.0],
+                   "parameters": {k: {"covered": bool(rng.random() < 0.94), "quantile": float(rng.random()),
+                                      "contraction": c} for k, c in (("beta", 0.8), ("kappa", 0.05))}}
+        else:
+            raise AssertionError(t.kind)
+        (tmp_path / t.id).mkdir()
+        (tmp_path / t.id / "result.json").write_text(json.dumps(res))
+        (tmp_path / t.id / "COMPLETE").write_text("nadfit:task\n")
+    return {"tasks": {}}
+
+
+def test_aggregate_and_report_from_synthetic_results(tmp_path):
+    rng = np.random.default_rng(4)
+    tasks = cal.plan(HYPS, sbc_sims=20, compare_reps=3, misspec_reps=2, bf_sims=30, recovery_truths=4, draws=100,
+                     tune=100, chains=2, rank_draws=49)
+    tasks = [t for t in tasks if t.id != "sbc-mixed-0019"]
+    manifest = _fake_results(tmp_path, tasks, rng)
+    missing = cal.plan(["mixed"], sbc_sims=21, draws=100, tune=100, chains=2, rank_draws=49)[-1]
+    doc = cal.aggregate(tmp_path, tasks + [missing], manifest, hypotheses=HYPS,
+                        settings={"draws": 100, "tune": 100, "chains": 2, "seed": 1, "rank_draws": 49},
+                        workers=2, sizes={}, wall_time_s=1.0)
+    assert [f["task"] for f in doc["failed_tasks"]] == [missing.id]
+    assert doc["sbc"]["mixed"]["n_sims"] == 19 and doc["sbc"]["direct"]["n_sims"] == 20
+    assert doc["sbc"]["direct"]["test_quantities"] == ["T:loglik", "T:fold_day60_600mg_nmn"]
+    c = doc["confusion"]
+    assert sum(map(sum, c["matrix"])) == 9 and c["recovery"]["n"] == 9
+    assert doc["confusion_misspecified"]["generating_observation"] == cal.MISSPECIFIED
+    bf = doc["bf_calibration"]
+    assert bf["n"] == 30 and sum(v["generated_share"] for v in bf["hypotheses"].values()) == pytest.approx(1.0)
+    rec = doc["recovery"]["mixed"]
+    assert rec["identifiable"] == ["beta"] and rec["coverage_identifiable"]["n"] == 4
+    assert rec["parameters"]["kappa"]["forecast_contraction"] == 0.1
+    t = doc["timing"]
+    assert t["n_fits"] == 59 + 9 * 3 + 6 * 3 + 30 * 3 + 12 and t["full_fits"] > t["n_fits"]
+    json.dumps(doc, allow_nan=False)
+    from nadfit.fitting.calibration.stats import coverage_table, covers
+
+    rows = [{"study": "s1", "evidence_id": "EV1", "label": "arm", "kind": "arm_mean_change", "reported": 3.0,
+             **covers(np.linspace(0, 6, 101), 3.0), "median": 3.0},
+            {"study": "s1", "evidence_id": "EV2", "label": "finding", "kind": "finding", "reported": None,
+             "p_reported": 0.7}]
+    doc["coverage"] = {"hypothesis": "mixed", "studies": ["s1"], "rows": rows, "table": coverage_table(rows[:1])}
+
+    from nadfit.reports.calibration import render_calibration
+
+    html = render_calibration(doc, tmp_path / "calibration.html").read_text()
+    for section in ("sbc", "confusion", "bf-calibration", "coverage", "recovery", "timing"):
+        assert f'id="{section}"' in html
+    assert "data:image/png;base64," in html and "<script" not in html
+    assert "Figure “SBC ranks" not in html  # figures drew
+
+
+@pytest.mark.slow
+def test_reduced_calibration_end_to_end(tmp_path):
+    """Every part with real NUTS fits at reduced size (two hypotheses, tiny samples): every task
+    finishes, every section is filled with sane numbers, resume skips finished work."""
+    sizes = {"sbc_sims": 2, "compare_reps": 1, "misspec_reps": 1, "bf_sims": 2, "loso": True,
+             "loso_hypothesis": "mixed", "loso_studies": ["airhart2017"], "recovery_truths": 1, "draws": 100,
+             "tune": 150, "chains": 2, "rank_draws": 49, "ident_prior_draws": 200}
+    out = tmp_path / "cal"
+    doc = cal.run_calibration(out, ["via-nr", "mixed"], workers=2, **sizes)
+    assert doc["failed_tasks"] == []
+    for h in ("via-nr", "mixed"):
+        s = doc["sbc"][h]
+        assert s["n_sims"] == 2 and set(s["test_quantities"]) == {"T:loglik", "T:fold_day60_600mg_nmn"}
+        assert all(0 <= r <= 49 for v in s["ranks"].values() for r in v)
+    assert doc["confusion"]["recovery"]["n"] == 2 and doc["confusion_misspecified"]["recovery"]["n"] == 2
+    for r in doc["confusion"]["replicates"]:
+        assert all(np.isfinite(v) for v in r["elpd"].values())
+    for rec in doc["bf_calibration"]["records"]:
+        assert sum(rec["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    rows = [r for r in doc["coverage"]["rows"] if "pit" in r]
+    assert rows and all(0.0 <= r["pit"] <= 1.0 and r["low_90"] <= r["low_50"] <= r["high_50"] <= r["high_90"]
+                        for r in rows)
+    for h in ("via-nr", "mixed"):
+        assert doc["recovery"][h]["rule"] and doc["recovery"][h]["n_truths"] == 1
+    assert doc["timing"]["n_fits"] == 4 + 4 + 4 + 4 + 1 + 2
+    assert (out / "calibration.html").exists()
+    # resume: nothing is refitted
+    again = cal.run_calibration(out, ["via-nr", "mixed"], workers=1, **sizes)
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["n_skipped"] == manifest["n_tasks"] and again["n_done"] == doc["n_done"]
