@@ -131,14 +131,16 @@ def compare_calibration_command(
 def calibrate_command(
     out: Path = typer.Option(..., "--out", help="output folder (calibration.json, calibration.html, one folder per task); "
                                                "an interrupted run resumes in the same folder"),
-    hypotheses: Optional[list[str]] = typer.Option(None, "--hypotheses", help="comma-separated [direct,via-nr,mixed]"),
+    hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
+                                                   help="hypotheses to generate from and fit (comma-separated "
+                                                        "or repeated; default all three)"),
     sbc_sims: int = typer.Option(200, "--sbc-sims", help="SBC simulations per hypothesis (0: skip)"),
     compare_reps: int = typer.Option(10, "--compare-reps", help="confusion-matrix replicates per generating hypothesis"),
     misspec_reps: int = typer.Option(10, "--misspec-reps", help="the same with a misspecified observation model"),
     bf_sims: int = typer.Option(60, "--bf-sims", help="Bayes-factor calibration replicates (0: skip)"),
     bf_prior: Optional[str] = typer.Option(None, "--bf-prior", help="prior model probabilities, e.g. "
                                                                     "direct=0.25,via-nr=0.25,mixed=0.5 [equal]"),
-    loso: bool = typer.Option(True, "--loso/--no-loso", help="out-of-study coverage (one refit per human study "
+    no_loso: bool = typer.Option(False, "--no-loso", help="skip the out-of-study coverage (one refit per human study "
                                                              "with quantitative rows)"),
     loso_hypothesis: str = typer.Option("mixed", "--loso-hypothesis", help="hypothesis of the out-of-study refits"),
     loso_studies: Optional[list[str]] = typer.Option(None, "--loso-studies", help="studies to leave out "
@@ -162,9 +164,9 @@ def calibrate_command(
     for h in hyps + [loso_hypothesis]:
         get_hypothesis(h)
     if len(set(hyps)) != len(hyps):
-        raise UserError("--hypotheses names a hypothesis twice", field="hypotheses")
+        raise UserError("--hypothesis names a hypothesis twice", field="hypothesis")
     if (compare_reps or misspec_reps or bf_sims) and len(hyps) < 2:
-        raise UserError("comparison calibration needs at least two hypotheses", field="hypotheses")
+        raise UserError("comparison calibration needs at least two hypotheses", field="hypothesis")
     for name, v, lo in (("sbc-sims", sbc_sims, 0), ("compare-reps", compare_reps, 0), ("misspec-reps", misspec_reps, 0),
                         ("bf-sims", bf_sims, 0), ("recovery-truths", recovery_truths, 0), ("draws", draws, 1),
                         ("tune", tune, 0), ("chains", chains, 1), ("rank-draws", rank_draws, 1), ("workers", workers, 1),
@@ -174,7 +176,7 @@ def calibrate_command(
     console = Console(stderr=True)
     doc = run_calibration(out, hyps, workers=workers, address=address, on_done=progress_printer(console),
                           sbc_sims=sbc_sims, compare_reps=compare_reps, misspec_reps=misspec_reps, bf_sims=bf_sims,
-                          bf_prior=parse_prior(bf_prior, hyps), loso=loso, loso_hypothesis=loso_hypothesis,
+                          bf_prior=parse_prior(bf_prior, hyps), loso=not no_loso, loso_hypothesis=loso_hypothesis,
                           loso_studies=split_ids(loso_studies) or None, recovery_truths=recovery_truths, draws=draws,
                           tune=tune, chains=chains, rank_draws=rank_draws, seed=seed)
     c = Console()

@@ -191,8 +191,8 @@ def test_every_registered_command_is_in_this_matrix():
     assert names == covered | slow_only, names ^ (covered | slow_only)
 
 
-@pytest.mark.parametrize("argv", [("--bf-prior", "direct=0.9"), ("--hypotheses", "mixed", "--sbc-sims", "0"),
-                                  ("--hypotheses", "nope"), ("--draws", "0")])
+@pytest.mark.parametrize("argv", [("--bf-prior", "direct=0.9"), ("--hypothesis", "mixed", "--sbc-sims", "0"),
+                                  ("--hypothesis", "nope"), ("--draws", "0")])
 def test_calibrate_option_errors_write_nothing(capsys, tmp_path, argv):
     rc, _, err = run(capsys, "calibrate", "--out", tmp_path / "cal", *argv)
     assert rc == 2 and err.count("\n") == 1 and err.startswith("nadfit: error:"), err
