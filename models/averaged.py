@@ -94,7 +94,9 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None):
         doses_per_day = np.ones(np.shape(nmn_rate), dtype=int)
     j_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
     # within-day profile of every step, vectorised before the scan
-    lam = within_day_rate({**p, "e_base": e_base}, jnp.mean(j_all, axis=-1), jnp)
+    j_mean = jnp.mean(j_all, axis=-1)
+    u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
+    lam = within_day_rate(p, jnp.exp(u_eq), e_base)
     nodes, weights = two_point_rule(filtered_cells(j_all, lam, jnp.asarray(h_all), jnp), jnp)
     n_scen = nmn_rate.shape[1]
     decay_e_half = jnp.exp(-p["k_e"] * dt / 2.0)

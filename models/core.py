@@ -332,28 +332,22 @@ def oral_flux_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1,
     return 0.0 * rate
 
 
-def within_day_rate(p, jbar, xp=np):
-    """Filter rate lam of ``filtered_cells`` for a dosing interval with mean flux ``jbar``:
-    k_t times the relaxation rate at the steady state the regimen leads to at NAMPT e_base.
-    Taken at that steady state rather than at the current state, so the within-day profile of
-    every step is known before the slow states are integrated (the filter shapes only the
-    second-order, within-day part of the response)."""
-    e = p.get("e_base", 1.0)
-    c = p.get("c", 1.0)
-    if xp is np:
-        n = steady_state_numpy(float(jbar), e, p["beta"], p["kappa"], p["ell"], 0.0, c)
-    else:
-        from nadfit.models.averaged import steady_state_newton
-
-        n = xp.exp(steady_state_newton(xp.log1p(jbar), jbar, e, p["beta"], p["kappa"], p["ell"], c, steps=2))
-    return p["k_t"] * tissue_relaxation_rate(n, e, p["beta"], p["kappa"], p["ell"], c)
+def within_day_rate(p, n_eq, e=1.0):
+    """Filter rate lam of ``filtered_cells`` for a dosing interval: k_t times the relaxation rate
+    at ``n_eq``, the NAD+ steady state for the interval's mean flux at NAMPT e (the regimen's
+    own steady state rather than the current state, so the within-day profile of every step is
+    known before the slow states are integrated; the filter shapes only the second-order,
+    within-day part of the response)."""
+    return p["k_t"] * tissue_relaxation_rate(n_eq, e, p["beta"], p["kappa"], p["ell"], p.get("c", 1.0))
 
 
 def within_day_mean(p, j_cells, h, e):
     """(mean NAD+, mean NAD+^gamma) over a dosing interval at NAMPT level e (numpy reference,
     one brentq solve per cell): tissue NAD+ at quasi-steady state for the low-passed flux cells."""
     j_cells = np.asarray(j_cells, dtype=float)
-    y = filtered_cells(j_cells, within_day_rate(p, j_cells.mean()), h)
+    e0 = p["e_base"]
+    n_eq = steady_state_numpy(float(j_cells.mean()), e0, p["beta"], p["kappa"], p["ell"], 0.0, p["c"])
+    y = filtered_cells(j_cells, within_day_rate(p, n_eq, e0), h)
     ns = np.array([steady_state_numpy(float(v), e, p["beta"], p["kappa"], p["ell"], 0.0, p["c"]) for v in y])
     return float(ns.mean()), float(np.mean(ns ** p["gamma"]))
 
