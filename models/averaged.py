@@ -42,7 +42,7 @@ from nadfit.models.core import (  # noqa: E402
     within_day_rate,
 )
 
-NEWTON_STEPS = 2
+NEWTON_STEPS = 3
 NEWTON_STEPS_MID = 1
 
 
