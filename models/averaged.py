@@ -1,16 +1,25 @@
 """Production simulator (JAX): the time-scale-separated form of models.core, differentiable.
 
-Fast states (gut, extracellular precursor, tissue NAD+: minutes to hours) are replaced by their
-daily averages; the slow states (NAMPT expression e and the whole-blood NAD+ pool b: days) are
-integrated with an exponential midpoint scheme on a fixed grid of ``DT_DAYS``:
+The slow states (NAMPT expression e and the whole-blood NAD+ pool b: days) are integrated with
+an exponential midpoint scheme on a fixed grid of ``DT_DAYS``. Within each step the fast states
+are not replaced by daily means: the dosing interval is cut into ``CELLS_PER_DOSE`` cells and
 
-    n_k    = NAD+ steady state for flux j_k and NAMPT e_k            (Newton, warm start)
-    e_half = e* + (e_k - e*) exp(-k_e dt/2),   e* = e_base n_k^gamma
-    n_mid  = NAD+ steady state at e_half
+    r_i    = intake rate x absorption_profile(k_abs, k_x, doses per day)   (periodic, mean = intake)
+    j_i    = precursor flux of r_i (saturable steps act on each cell, so they see dose peaks)
+    y_i    = cells of j low-pass filtered at lam = k_t (C'(n) - dS/dn)  (tissue NAD+ response
+             time, at the steady state of the step's regimen: ``within_day_rate``)
+    n_i    = NAD+ quasi-steady state at y_i and NAMPT e                   (Newton, warm start)
+    nbar   = mean_i n_i,  e* = e_base mean_i n_i^gamma
+
+(filter-then-static-nonlinearity: exact for slow and for instantaneous tissue, and for small
+swings; measured against the pulsed system in tests/models and models/VERIFICATION.md). The
+mean over cells is taken with the two-point Gauss rule of the cells' y values (exact for cubics
+in y; two Newton solves per scenario instead of one per cell). Then
+
+    e_half = e* + (e_k - e*) exp(-k_e dt/2)
+    nbar_mid, e*_mid at e_half
     e_k+1  = e*_mid + (e_k - e*_mid) exp(-k_e dt)
-    b_k+1  = n_mid + (b_k - n_mid) exp(-k_b dt)
-
-Checked against the brute-force pulsed system (scipy LSODA) in tests/models.
+    b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
 """
 
 from __future__ import annotations
@@ -22,7 +31,16 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nadfit.models.core import consumption_rate, nampt_rate, oral_precursor_flux  # noqa: E402
+from nadfit.models.core import (  # noqa: E402
+    CELLS_PER_DOSE,
+    absorption_profile,
+    consumption_rate,
+    filtered_cells,
+    nampt_rate,
+    oral_precursor_flux,
+    two_point_rule,
+    within_day_rate,
+)
 
 NEWTON_STEPS = 3
 NEWTON_STEPS_MID = 1
@@ -47,45 +65,75 @@ def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None):
     return u
 
 
-def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0):
+def flux_cells(p, nmn_rate, nr_rate, doses_per_day, cells: int = CELLS_PER_DOSE):
+    """Precursor flux in every cell of the dosing interval: (steps, scenarios, cells), and the
+    cell width (days) as a numpy array (steps, scenarios).
+
+    ``doses_per_day`` is a numpy integer array like the rates (1 where nothing is taken;
+    0 for a constant exposure, e.g. a culture medium, whose cells are all equal)."""
+    doses = np.maximum(np.asarray(doses_per_day, dtype=int), 0)
+    values = sorted(set(doses.ravel().tolist()))
+    shapes = jnp.stack([absorption_profile(p["k_abs"], p["k_x"], k, cells, jnp) if k > 0
+                        else jnp.ones(cells) for k in values])
+    onehot = (doses[..., None] == np.asarray(values)).astype(float)
+    shape = jnp.einsum("skv,vc->skc", onehot, shapes)  # (steps, scenarios, cells); no gather
+    j = (oral_precursor_flux(nmn_rate[..., None] * shape, p["pi_nmn"], p["phi"], p["k_a"], jnp)
+         + p["pi_nr"] * nr_rate[..., None] * shape)
+    return j, 1.0 / (np.maximum(doses, 1) * cells)
+
+
+def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None):
     """Integrate (e, b) over the grid for several scenarios at once.
 
-    nmn_rate, nr_rate: arrays (steps, scenarios) of oral intake in g/day held over each step.
-    p: dict with beta, kappa, ell, gamma, k_e, k_b, pi_nmn, pi_nr, phi, k_a.
+    nmn_rate, nr_rate: arrays (steps, scenarios) of oral intake in g/day held over each step;
+    doses_per_day: numpy ints of the same shape (default: once daily).
+    p: dict with beta, kappa, ell, gamma, k_e, k_b, k_t, k_abs, k_x, pi_nmn, pi_nr, phi, k_a.
     Returns b of shape (steps + 1, scenarios) (b[0] = 1, the baseline) and e likewise.
     """
-    j_all = oral_precursor_flux(nmn_rate, p["pi_nmn"], p["phi"], p["k_a"], jnp) + p["pi_nr"] * nr_rate
+    if doses_per_day is None:
+        doses_per_day = np.ones(np.shape(nmn_rate), dtype=int)
+    j_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
+    # within-day profile of every step, vectorised before the scan
+    j_mean = jnp.mean(j_all, axis=-1)
+    u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
+    lam = within_day_rate(p, jnp.exp(u_eq), e_base)
+    nodes, weights = two_point_rule(filtered_cells(j_all, lam, jnp.asarray(h_all), jnp), jnp)
     n_scen = nmn_rate.shape[1]
     decay_e_half = jnp.exp(-p["k_e"] * dt / 2.0)
     decay_e = jnp.exp(-p["k_e"] * dt)
     decay_b = jnp.exp(-p["k_b"] * dt)
     args = (p["beta"], p["kappa"], p["ell"])
 
-    def step(carry, j):
+    def step(carry, inputs):
         u, e, b = carry
-        u = steady_state_newton(u, j, e, *args)
-        e_star = e_base * jnp.exp(p["gamma"] * u)
+        y, w = inputs
+        u = steady_state_newton(u, y, e[:, None], *args)
+        e_star = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u), axis=-1)
         e_half = e_star + (e - e_star) * decay_e_half
-        u_mid = steady_state_newton(u, j, e_half, *args, steps=NEWTON_STEPS_MID)
-        n_mid = jnp.exp(u_mid)
-        e_star_mid = e_base * jnp.exp(p["gamma"] * u_mid)
+        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=NEWTON_STEPS_MID)
+        n_mid = jnp.sum(w * jnp.exp(u_mid), axis=-1)
+        e_star_mid = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u_mid), axis=-1)
         e_new = e_star_mid + (e - e_star_mid) * decay_e
         b_new = n_mid + (b - n_mid) * decay_b
         return (u_mid, e_new, b_new), (e_new, b_new)
 
-    init = (jnp.zeros(n_scen), jnp.ones(n_scen) * e_base, jnp.ones(n_scen))
-    _, (es, bs) = jax.lax.scan(step, init, j_all)
+    init = (jnp.zeros((n_scen, 2)), jnp.ones(n_scen) * e_base, jnp.ones(n_scen))
+    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights))
     b = jnp.concatenate([jnp.ones((1, n_scen)), bs], axis=0)
     e = jnp.concatenate([jnp.full((1, n_scen), e_base), es], axis=0)
     return b, e
 
 
+def _step_mids(dt, t_end):
+    steps = int(round(t_end / dt))
+    return (np.arange(steps) + 0.5) * dt
+
+
 def rate_grid(regimens, dt, t_end):
     """(steps, scenarios) arrays of NMN and NR intake (g/day) for a list of Regimens."""
-    steps = int(round(t_end / dt))
-    mids = (np.arange(steps) + 0.5) * dt
-    nmn = np.zeros((steps, len(regimens)))
-    nr = np.zeros((steps, len(regimens)))
+    mids = _step_mids(dt, t_end)
+    nmn = np.zeros((len(mids), len(regimens)))
+    nr = np.zeros((len(mids), len(regimens)))
     for s, reg in enumerate(regimens):
         rates = np.array([reg.mg_per_day_at(t) for t in mids]) / 1000.0
         if reg.compound == "NMN":
@@ -93,3 +141,12 @@ def rate_grid(regimens, dt, t_end):
         elif reg.compound == "NR":
             nr[:, s] = rates
     return nmn, nr
+
+
+def doses_grid(regimens, dt, t_end):
+    """(steps, scenarios) integer array of doses per day (1 where nothing is taken)."""
+    mids = _step_mids(dt, t_end)
+    out = np.ones((len(mids), len(regimens)), dtype=int)
+    for s, reg in enumerate(regimens):
+        out[:, s] = [reg.doses_per_day_at(t) for t in mids]
+    return out

@@ -65,6 +65,89 @@ def oral_precursor_flux(rate_g_per_day, pi, phi, k_a, xp=np):
     return pi * rate * (phi / (1.0 + rate / k_a) + (1.0 - phi))
 
 
+def tissue_relaxation_rate(n, e, beta, kappa, ell, c=1.0):
+    """-d(S - C)/dn: the rate (per unit k_t) at which tissue NAD+ relaxes to its quasi-steady
+    state after a small flux change (positive for every admissible parameter set)."""
+    ds = -e * (1.0 + beta) * beta / (1.0 + beta * n) ** 2
+    dc = c * ((1.0 - ell) * (1.0 + kappa) * kappa / (n + kappa) ** 2 + ell)
+    return dc - ds
+
+
+# --------------------------------------------------------------------------------------------
+# within-day profile of oral delivery (the production path's quadrature over a dosing interval)
+# --------------------------------------------------------------------------------------------
+
+#: cells per dosing interval of the within-day quadrature (verified in tests/models)
+CELLS_PER_DOSE = 12
+
+
+def absorption_profile(k_abs, k_x, doses_per_day: int, cells: int = CELLS_PER_DOSE, xp=np):
+    """Delivered precursor rate (k_x X) averaged over each of ``cells`` equal cells of one dosing
+    interval, in units of the daily-mean intake rate (so the cells average to exactly 1).
+
+    The periodic steady state of the full system's gut -> extracellular chain (``full_rhs``)
+    for a dose every tau = 1/doses_per_day days: with a(t) = exp(-k t) / (1 - exp(-k tau)),
+    k_x X(t) = D k_abs k_x (a_abs(t) - a_x(t)) / (k_x - k_abs), integrated over each cell in
+    closed form. k_x = k_abs is a removable singularity: k_x is moved by 1e-7 relative there.
+    """
+    tau = 1.0 / doses_per_day
+    h = tau / cells
+    k_x = xp.where(xp.abs(k_x - k_abs) < 1e-7 * k_abs, k_abs * (1.0 + 1e-7), k_x)
+    t0 = np.arange(cells) * h
+
+    def cell_integrals(k):  # integral of exp(-k t) / (1 - exp(-k tau)) over each cell
+        return xp.exp(-k * t0) * (-xp.expm1(-k * h)) / (k * -xp.expm1(-k * tau))
+
+    delivered = tau * k_abs * k_x * (cell_integrals(k_abs) - cell_integrals(k_x)) / (k_x - k_abs)
+    return delivered / h  # mean rate in each cell; the dose tau is one interval's intake at rate 1
+
+
+def filtered_cells(j_cells, lam, h, xp=np):
+    """Cell averages of the periodic solution y of dy/dt = lam (j - y) for a piecewise-constant
+    input ``j_cells`` (last axis: cells of width h): the first-order low-pass through which tissue
+    NAD+ sees the within-day flux (lam = k_t * tissue_relaxation_rate).
+
+    ``lam`` and ``h`` broadcast against ``j_cells[..., 0]``.
+    """
+    m = j_cells.shape[-1]
+    lam = xp.asarray(lam)[..., None]
+    h = xp.asarray(h)[..., None]
+    x = lam * h
+    # y_{i+1} = a y_i + (1 - a) j_i (a = exp(-x)); one pass from y = 0 gives z_m, periodicity
+    # gives y_0 = z_m / (1 - a**m), a second pass gives every y_i (unrolled: two exponentials
+    # per interval, cheap in reverse mode)
+    a = xp.exp(-x[..., 0])
+    one_minus_a = -xp.expm1(-x[..., 0])
+    y = 0.0 * a
+    for i in range(m):
+        y = a * y + one_minus_a * j_cells[..., i]
+    y = y / (-xp.expm1(-x[..., 0] * m))
+    starts = []
+    for i in range(m):
+        starts.append(y)
+        y = a * y + one_minus_a * j_cells[..., i]
+    y_start = xp.stack(starts, axis=-1)
+    # cell average of y: j + (y_start - j) (1 - a) / x
+    return j_cells + (y_start - j_cells) * (-xp.expm1(-x)) / x
+
+
+def two_point_rule(y, xp=np):
+    """Two-point Gauss rule of the equal-weight distribution of ``y`` (last axis): nodes and
+    weights (last axis 2) exact for every cubic, i.e. matching the cells' mean, variance and
+    third moment. Nodes lie inside [min y, max y]. A constant ``y`` gives two equal nodes."""
+    mu = xp.mean(y, axis=-1)
+    d = y - mu[..., None]
+    var = xp.mean(d * d, axis=-1)
+    sd = xp.sqrt(var + 1e-24)
+    skew = xp.mean(d * d * d, axis=-1) / sd ** 3
+    root = xp.sqrt(skew * skew + 4.0)
+    hi, lo = 0.5 * (skew + root), 0.5 * (skew - root)
+    w_hi = -lo / root
+    nodes = xp.stack([mu + sd * hi, mu + sd * lo], axis=-1)
+    weights = xp.stack([w_hi, 1.0 - w_hi], axis=-1)
+    return nodes, weights
+
+
 # --------------------------------------------------------------------------------------------
 # steady state: solve S(n, e_base n^gamma) + j = C(n) for n > 0
 # --------------------------------------------------------------------------------------------
@@ -146,6 +229,12 @@ class Regimen:
             if s.start <= t < s.end:
                 return s.mg_per_day
         return 0.0
+
+    def doses_per_day_at(self, t: float) -> int:
+        for s in self.segments:
+            if s.start <= t < s.end:
+                return max(int(s.doses_per_day), 1)
+        return 1
 
     def dose_events(self) -> list[tuple[float, float]]:
         """(time in days, dose in g) for every single administration."""
@@ -232,14 +321,41 @@ def simulate_full(p, regimen: Regimen, t_end: float, t_eval, method="LSODA", rto
     return out
 
 
-def slow_rhs(t, y, p, j, xp=np, steady_state=None):
-    """Time-scale-separated system: tissue NAD+ at quasi-steady state for the daily-mean flux j.
+def oral_flux_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1, xp=np):
+    """Precursor flux in each cell of a dosing interval (numpy reference of the production path)."""
+    shape = absorption_profile(p["k_abs"], p["k_x"], doses_per_day, CELLS_PER_DOSE, xp)
+    rate = mg_per_day / 1000.0 * shape
+    if compound == "NMN":
+        return oral_precursor_flux(rate, p["pi_nmn"], p["phi"], p["k_a"], xp)
+    if compound == "NR":
+        return p["pi_nr"] * rate
+    return 0.0 * rate
 
-    y = (nampt e, blood pool b). The fast states (gut, extracellular precursor, tissue NAD+) are
-    replaced by their daily averages: the precursor flux by pi * dose rate (exact by mass balance
-    for the linear route) and NAD+ by its steady state at that flux and the current NAMPT level.
-    """
+
+def within_day_rate(p, n_eq, e=1.0):
+    """Filter rate lam of ``filtered_cells`` for a dosing interval: k_t times the relaxation rate
+    at ``n_eq``, the NAD+ steady state for the interval's mean flux at NAMPT e (the regimen's
+    own steady state rather than the current state, so the within-day profile of every step is
+    known before the slow states are integrated; the filter shapes only the second-order,
+    within-day part of the response)."""
+    return p["k_t"] * tissue_relaxation_rate(n_eq, e, p["beta"], p["kappa"], p["ell"], p.get("c", 1.0))
+
+
+def within_day_mean(p, j_cells, h, e):
+    """(mean NAD+, mean NAD+^gamma) over a dosing interval at NAMPT level e (numpy reference,
+    one brentq solve per cell): tissue NAD+ at quasi-steady state for the low-passed flux cells."""
+    j_cells = np.asarray(j_cells, dtype=float)
+    e0 = p["e_base"]
+    n_eq = steady_state_numpy(float(j_cells.mean()), e0, p["beta"], p["kappa"], p["ell"], 0.0, p["c"])
+    y = filtered_cells(j_cells, within_day_rate(p, n_eq, e0), h)
+    ns = np.array([steady_state_numpy(float(v), e, p["beta"], p["kappa"], p["ell"], 0.0, p["c"]) for v in y])
+    return float(ns.mean()), float(np.mean(ns ** p["gamma"]))
+
+
+def slow_rhs(t, y, p, j_cells, h):
+    """Time-scale-separated system (reference for the production integrator): y = (NAMPT e,
+    blood pool b); tissue NAD+ enters through its within-day mean (``within_day_mean``) for the
+    flux cells ``j_cells`` of width ``h`` days."""
     e, b = y[0], y[1]
-    ss = steady_state or (lambda *a: steady_state_numpy(*a))
-    n = ss(j, e, p["beta"], p["kappa"], p["ell"], 0.0, p["c"])
-    return xp.stack([p["k_e"] * (p["e_base"] * n ** p["gamma"] - e), p["k_b"] * (n - b)])
+    nbar, ng = within_day_mean(p, j_cells, h, e)
+    return np.array([p["k_e"] * (p["e_base"] * ng - e), p["k_b"] * (nbar - b)])

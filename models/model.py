@@ -44,7 +44,8 @@ MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
 
 COMMON_PARAMETERS = (
     "beta", "kappa", "ell", "gamma", "r_kd", "r_ko", "q_nrk", "omega_gut",
-    "h_age", "c_age", "t_blood_days", "t_nampt_days", "pi_nmn", "pi_nr", "lambda_serum",
+    "h_age", "c_age", "t_blood_days", "t_nampt_days", "t_nad_tissue_hours", "t_absorption_hours",
+    "t_exposure_hours", "pi_nmn", "pi_nr", "lambda_serum",
     "lambda_blood_unspecified", "sigma_arm", "sigma_drift", "sigma_het", "sigma_person",
     "titration",
 )
@@ -107,6 +108,7 @@ class EvidenceModel:
             self._column[name] = unique.setdefault(reg, len(unique))
         self._column["airhart_nr"] = len(unique)
         nmn, nr = averaged.rate_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
+        self._doses = averaged.doses_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
         _, nr1 = averaged.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
         self._nmn_rate = jnp.asarray(nmn)
         self._nr_rate0 = jnp.asarray(nr)
@@ -247,6 +249,9 @@ class EvidenceModel:
         return {
             "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
             "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
+            "k_t": 24.0 * math.log(2.0) / th["t_nad_tissue_hours"],
+            "k_abs": 24.0 * math.log(2.0) / th["t_absorption_hours"],
+            "k_x": 24.0 * math.log(2.0) / th["t_exposure_hours"],
             "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"],
             "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
         }
@@ -255,7 +260,7 @@ class EvidenceModel:
         """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
         p = self._blood_params(th)
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
-        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS)
+        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS, doses_per_day=self._doses)
         return {name: b[:, i] for name, i in self._column.items()}
 
     def _log_b(self, blood, scenario: str, day: float):
@@ -506,5 +511,7 @@ class EvidenceModel:
 
         reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
         nmn, nr = averaged.rate_grid([reg], DT_DAYS, days)
-        b, e = averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS)
+        doses = averaged.doses_grid([reg], DT_DAYS, days)
+        b, e = averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS,
+                                     doses_per_day=doses)
         return b[:, 0], e[:, 0]

@@ -119,6 +119,21 @@ def _values_uM(row_ids) -> list[float]:
     return [_to_uM(rows[r][0], rows[r][1]) for r in row_ids]
 
 
+def _values_hours(row_ids) -> list[float]:
+    rows = _kinetic_rows()
+    missing = [r for r in row_ids if r not in rows]
+    if missing:
+        raise UserError(f"kinetic prior rows {missing} not found", file="datasets/kinetic_priors.csv")
+    factors = {"min": 1.0 / 60.0, "h": 1.0, "day": 24.0}
+    out = []
+    for r in row_ids:
+        value, unit, _ = rows[r]
+        if unit not in factors:
+            raise UserError(f"unit {unit!r} is not a time", file="datasets/kinetic_priors.csv", field=r)
+        out.append(value * factors[unit])
+    return out
+
+
 def lognormal_from_values(values, min_log_sd: float) -> tuple[float, float]:
     """Geometric mean; log-sd = max(min_log_sd, largest |log deviation| / 1.96)."""
     logs = np.log(np.asarray(values, dtype=float))
@@ -131,6 +146,9 @@ def lognormal_from_values(values, min_log_sd: float) -> tuple[float, float]:
 KI_NAD_ROWS = ("KP004", "KP008")  # NAMPT Ki NAD+: 0.14 uM (Burgos 2008), 2.1 uM (Bockwoldt 2019)
 CONSUMER_KM_ROWS = ("KP074", "KP077", "KP078", "KP079", "KP080", "KP084", "KP090")
 # SIRT1 29 uM, SIRT5 69/150 uM, CD38 26/17.1 uM, PARP 20 uM, lumped consumption 29 uM
+# NAD+ turnover half-lives: mouse tissues 15 min - 15 h (Liu 2018), human cell lines 4.9-8.2 h
+# (Hoyland 2024: HEK293, HeLa, U2OS)
+NAD_HALF_LIFE_ROWS = ("KP133", "KP134", "KP135", "KP139", "KP141")
 
 
 def _registry() -> dict[str, Prior]:
@@ -140,6 +158,8 @@ def _registry() -> dict[str, Prior]:
     free_over_km_sd = math.log(3.0)
     beta_mu = km_mu - ki_mu  # NAD_free / Ki = (Km_cons / Ki) * (NAD_free / Km_cons)
     beta_sd = math.sqrt(ki_sd ** 2 + km_sd ** 2 + free_over_km_sd ** 2)
+
+    tnad_mu, tnad_sd = lognormal_from_values(_values_hours(NAD_HALF_LIFE_ROWS), math.log(2.0))
 
     P = Prior
     reg = [
@@ -200,6 +220,21 @@ def _registry() -> dict[str, Prior]:
         P("t_nampt_days", "lognormal", {"mu": 0.0, "sigma": math.log(4.0)}, "day",
           "half-life of NAMPT expression changes", "no literature value", (), weak=True,
           group="nampt"),
+        P("t_nad_tissue_hours", "lognormal", {"mu": tnad_mu, "sigma": tnad_sd}, "h",
+          "NAD+ turnover half-life of the tissue that feeds the whole-blood pool (sets how much of "
+          "each dose peak tissue NAD+ follows within a day)",
+          "NAD+ half-lives measured by isotope tracing: mouse tissues 15 min-15 h (Liu 2018), human "
+          "cell lines 4.9-8.2 h (Hoyland 2024); geometric mean widened to cover every row",
+          NAD_HALF_LIFE_ROWS, group="human"),
+        P("t_absorption_hours", "lognormal", {"mu": math.log(0.7), "sigma": math.log(3.0)}, "h",
+          "half-time of oral absorption of NMN/NR (gut -> extracellular exposure)",
+          "no human plasma NMN/NR time course read; centred on the rates assumed in "
+          "models/VERIFICATION.md (k_abs 24/day); oral NAM peaks in plasma within 30-45 min "
+          "(KP113, KP114), consistent with fast absorption", (), weak=True, group="human"),
+        P("t_exposure_hours", "lognormal", {"mu": math.log(2.4), "sigma": math.log(3.0)}, "h",
+          "half-life of the extracellular precursor exposure (uptake/conversion of absorbed NMN/NR)",
+          "no human value read; centred on the rate assumed in models/VERIFICATION.md (k_x 7/day)",
+          (), weak=True, group="human"),
         P("pi_nmn", "lognormal", {"mu": math.log(0.5), "sigma": 1.5}, "per g/day",
           "extra NAD+ synthesis flux (units of baseline flux) per g/day of oral NMN",
           "no value read (oral bioavailability and human NAD+ flux are gaps K5, K6); spans fold "
@@ -250,3 +285,28 @@ def registry() -> dict[str, Prior]:
 
 def prior_table() -> list[dict]:
     return [p.to_dict() for p in registry().values()]
+
+
+def identifiability_table(draws: dict, priors: dict, level: float = 0.9) -> list[dict]:
+    """Posterior / prior width of the central ``level`` interval for every parameter.
+
+    ``draws``: name -> posterior draws (any shape; vector parameters have the component on the
+    last axis); ``priors``: name -> Prior (registry entries); parameters absent from ``priors``
+    (the standard-normal latent vectors z_*) are compared with N(0, 1). A ratio near 1 means the
+    data did not narrow the prior (prior-only); near 0, well identified."""
+    from scipy import stats
+
+    lo_q, hi_q = 0.5 - level / 2.0, 0.5 + level / 2.0
+    rows = []
+    for name, value in draws.items():
+        arr = np.asarray(value, dtype=float)
+        dist = priors[name].scipy() if name in priors else stats.norm()
+        prior_width = float(dist.ppf(hi_q) - dist.ppf(lo_q))
+        comps = arr.reshape(-1, 1) if name in priors or arr.ndim <= 1 else arr.reshape(-1, arr.shape[-1])
+        for k in range(comps.shape[1]):
+            col = comps[:, k]
+            width = float(np.quantile(col, hi_q) - np.quantile(col, lo_q))
+            rows.append({"parameter": name if comps.shape[1] == 1 else f"{name}[{k}]",
+                         "posterior_width": width, "prior_width": prior_width,
+                         "ratio": width / prior_width, "weak": bool(priors[name].weak) if name in priors else True})
+    return rows

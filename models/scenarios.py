@@ -46,3 +46,56 @@ def airhart_regimen(titration: float) -> Regimen:
 
 
 SCENARIO_NAMES = tuple(fixed_scenarios()) + ("airhart_nr",)
+
+
+# --------------------------------------------------------------------------------------------
+# prior predictive shape of the human dose-response (issue #15 item 5)
+# --------------------------------------------------------------------------------------------
+
+#: doses (mg/day, NMN once daily) and day of the shape check: each dose doubles the previous one
+SHAPE_DOSES_MG = (250.0, 500.0, 1000.0, 2000.0)
+SHAPE_DAY = 30
+
+
+def dose_response_shape(log_effects) -> float:
+    """Mean log2 ratio of successive log effects over dose doublings: 1 when each doubling
+    doubles the log effect (proportional), < 1 concave (less than proportional, as the
+    addendum's 30-day trial: 0.56 -> 0.90 is 0.68), > 1 convex."""
+    import numpy as np
+
+    le = np.asarray(log_effects, dtype=float)
+    return float(np.mean(np.log2(le[1:] / le[:-1])))
+
+
+def prior_shape_check(model, n_draws: int, rng, doses=SHAPE_DOSES_MG, day: int = SHAPE_DAY) -> dict:
+    """Prior predictive shapes of the whole-blood dose-response (NMN, once daily, day ``day``).
+
+    ``model`` is an EvidenceModel (duck-typed: ``prior_draw``, ``_blood_params``). Returns the
+    per-draw shape indices (``dose_response_shape``) and the shares of concave (< 0.9) and
+    convex (> 1.1) draws."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from nadfit.models import averaged
+    from nadfit.models.core import daily_regimen
+
+    regs = [daily_regimen("NMN", mg, day) for mg in doses]
+    nmn, nr = averaged.rate_grid(regs, DT_DAYS, day)
+    d = averaged.doses_grid(regs, DT_DAYS, day)
+
+    @jax.jit
+    def log_eff(th):
+        b, _ = averaged.blood_course(model._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS,
+                                     doses_per_day=d)
+        return jnp.log(b[-1])
+
+    shapes = []
+    for _ in range(n_draws):
+        th = {k: jnp.asarray(np.asarray(v, dtype=float)) for k, v in model.prior_draw(rng).items()}
+        le = np.asarray(log_eff(th))
+        if np.all(le > 1e-9) and np.all(np.isfinite(le)):
+            shapes.append(dose_response_shape(le))
+    s = np.asarray(shapes)
+    return {"shape": s, "concave": float(np.mean(s < 0.9)), "convex": float(np.mean(s > 1.1)),
+            "doses_mg": tuple(doses), "day": day}

@@ -61,6 +61,9 @@ RODENT_HOURS = (2.0, 4.0, 6.0, 8.0, 12.0, 24.0, 36.0, 48.0)
 RODENT_J = 1.0  # models.model.REFERENCE_EXPOSURE
 K_A = 1.0
 K_T_ODE = 24.0
+#: absorption and exposure rates (per day) of the production path's within-day profile
+#: (the human-like rates of models/VERIFICATION.md; the ODE paths have no dosing profile)
+WITHIN_DAY = {"k_abs": 24.0, "k_x": 7.0}
 PARAMS = ("beta", "kappa", "pi_nmn", "t_blood_days", "t_nampt_days", "one_plus_gamma")
 SIGMA_TRUE = 0.05
 SEED = 20240601
@@ -145,9 +148,11 @@ def production_predict(ell: float, n_copies: int = 1, days: int = 60):
     def predict(theta):
         beta, kappa, pi_nmn, t_b, t_e, g1 = (theta[i] for i in range(6))
         p = {"beta": beta, "kappa": kappa, "ell": ell, "gamma": g1 - 1.0, "k_e": math.log(2.0) / t_e,
-             "k_b": math.log(2.0) / t_b, "pi_nmn": pi_nmn, "pi_nr": 1.0, "phi": 1.0, "k_a": K_A}
+             "k_b": math.log(2.0) / t_b, "pi_nmn": pi_nmn, "pi_nr": 1.0, "phi": 1.0, "k_a": K_A,
+             "k_t": K_T_ODE, "k_abs": WITHIN_DAY["k_abs"], "k_x": WITHIN_DAY["k_x"]}
         b, _ = averaged.blood_course(p, nmn, zero, 1.0)
-        _, e_r = averaged.blood_course(p, zr, nr_r, dt_r)
+        # the rodent course is a constant exposure (no dosing profile within a step)
+        _, e_r = averaged.blood_course(p, zr, nr_r, dt_r, doses_per_day=np.zeros(zr.shape, dtype=int))
         e_obs = e_r[hour_idx, 0]
         u = averaged.steady_state_newton(jnp.zeros_like(e_obs), RODENT_J, e_obs, beta, kappa, ell, steps=30)
         return b[day_idx], jnp.exp(u)

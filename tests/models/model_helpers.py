@@ -10,7 +10,8 @@ import numpy as np
 from nadfit.models import averaged
 
 HYPOTHESES = ("direct", "via-nr", "mixed")
-SLOW_KEYS = ("beta", "kappa", "ell", "gamma", "k_e", "k_b", "pi_nmn", "pi_nr", "phi", "k_a")
+SLOW_KEYS = ("beta", "kappa", "ell", "gamma", "k_e", "k_b", "k_t", "k_abs", "k_x", "pi_nmn", "pi_nr", "phi",
+             "k_a")
 
 
 def draw_theta(model, rng: np.random.Generator) -> dict:
@@ -41,21 +42,25 @@ def averaged_b(p: dict, compound: str, mg_per_day: float, days: float, doses_per
 
     reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
     nmn, nr = averaged.rate_grid([reg], 1.0, days)
-    b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in SLOW_KEYS}, jnp.asarray(nmn), jnp.asarray(nr))
+    doses = averaged.doses_grid([reg], 1.0, days)
+    b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in SLOW_KEYS}, jnp.asarray(nmn), jnp.asarray(nr),
+                            doses)
     return np.asarray(b[:, 0]), np.asarray(e[:, 0])
 
 
-_blood_course_jit = None
+_blood_course_jit: dict = {}
 
 
-def blood_course_jit(p, nmn, nr):
-    """``averaged.blood_course`` jitted once (DT = 1 day) so repeated calls do not re-trace."""
-    global _blood_course_jit
-    if _blood_course_jit is None:
+def blood_course_jit(p, nmn, nr, doses):
+    """``averaged.blood_course`` jitted once per dosing pattern (DT = 1 day) so repeated calls do
+    not re-trace."""
+    key = (np.shape(doses), np.asarray(doses).tobytes())
+    if key not in _blood_course_jit:
         import jax
 
-        _blood_course_jit = jax.jit(lambda p, a, b: averaged.blood_course(p, a, b, 1.0))
-    return _blood_course_jit(p, nmn, nr)
+        d = np.asarray(doses)
+        _blood_course_jit[key] = jax.jit(lambda p, a, b: averaged.blood_course(p, a, b, 1.0, doses_per_day=d))
+    return _blood_course_jit[key](p, nmn, nr)
 
 
 _JITTED: dict = {}
