@@ -46,8 +46,18 @@ def test_left_out_items_are_not_encoded_and_are_recorded(ev):
     assert g.loc["AD09", "priority"] == "A" and "queries" in g.loc["AD09", "what"]
 
 
-def test_secondary_rows_are_not_scored_yet(ev):
-    """Until the widened likelihood of issue #14 exists, no secondary copy enters the likelihood."""
+def test_scored_secondary_rows_carry_the_widened_likelihood(ev):
+    """Secondary copies enter the likelihood only with the widening of issue #14: numeric rows
+    (their SDs x secondary_sd_factor); no binary secondary row is scored (no widened event yet)."""
+    from nadfit.models.model import EvidenceModel
+    from nadfit.models.observation import ObservationSettings
+
     scored = set(load_evidence_map()["likelihood"])
     secondary = set(ev.loc[ev.grade == "secondary", "evidence_id"])
-    assert secondary and not secondary & scored
+    assert secondary & scored == {"EV227", "EV248", "EV250"}
+    m = EvidenceModel("mixed", ev)
+    factor = ObservationSettings().secondary_sd_factor
+    for it in m.items:
+        assert it.widen == (factor if it.evidence_id in secondary else 1.0), it.evidence_id
+        if it.evidence_id in secondary:
+            assert not it.binary
