@@ -150,7 +150,9 @@ def production_predict(ell: float, n_copies: int = 1, days: int = 60):
         p = {"beta": beta, "kappa": kappa, "ell": ell, "gamma": g1 - 1.0, "k_e": math.log(2.0) / t_e,
              "k_b": math.log(2.0) / t_b, "pi_nmn": pi_nmn, "pi_nr": 1.0, "phi": 1.0, "k_a": K_A,
              "k_t": K_T_ODE, "k_abs": WITHIN_DAY["k_abs"], "k_x": WITHIN_DAY["k_x"]}
-        b, _ = averaged.blood_course(p, nmn, zero, 1.0)
+        # the bench ODE is a constant infusion, so the production path runs with a constant
+        # exposure too (no within-day dosing profile): both paths solve the same model
+        b, _ = averaged.blood_course(p, nmn, zero, 1.0, doses_per_day=np.zeros(nmn.shape, dtype=int))
         # the rodent course is a constant exposure (no dosing profile within a step)
         _, e_r = averaged.blood_course(p, zr, nr_r, dt_r, doses_per_day=np.zeros(zr.shape, dtype=int))
         e_obs = e_r[hour_idx, 0]

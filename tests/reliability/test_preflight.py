@@ -24,6 +24,11 @@ class FakeModel:
     def loglik_and_pred(self, th):
         return self._ll, np.zeros_like(self._ll)
 
+    study_ids = ["study1"]
+
+    def terms(self, th):
+        return {"study": np.asarray([np.sum(self._ll)])}
+
 
 def test_finite_passes():
     from nadfit.fitting.inference.fit import preflight

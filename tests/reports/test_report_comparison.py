@@ -34,10 +34,10 @@ def test_banner_reflects_pareto_k_and_estimator_agreement(rendered_comparison):
     head = _text(_section(rendered_comparison.read_text(), "header"))
     # the synthetic comparison: run 'direct' failed its gates, unreliable PSIS rows, estimators disagree
     assert "CONVERGENCE GATES FAILED: runs direct." in head
-    assert "Also failed: PSIS-LOO reliability (Pareto k), marginal-likelihood estimators agree." in head
-    assert "Passed: same evidence, leave-one-study-out reliability" in head
+    assert "Also failed: PSIS-LOO reliability over studies (Pareto k), marginal-likelihood estimators agree." in head
+    assert "Passed: same evidence." in head
     assert "SMC and bridge sampling disagree for via-nr vs direct (opposite signs)" in head
-    assert "exact rows (constant log-likelihood, not counted)" in head
+    assert "exact studies (constant log-likelihood, not counted)" in head
     assert "All convergence gates passed" not in head
 
 
@@ -47,7 +47,7 @@ def test_exact_rows_and_agreement_column(rendered_comparison):
     assert pw.count("exact (constant)") == 2 * 2  # two exact rows x two hypotheses
     assert "k not estimable" in pw
     elpd = _text(_section(html, "elpd"))
-    assert "exact rows (constant)" in elpd and "not recorded" not in elpd
+    assert "exact studies (constant)" in elpd and "not recorded" not in elpd
     bf = _section(html, "bayes-factors")
     assert "<th>agreement</th>" in bf and "DISAGREE" in bf and "opposite signs" in bf
     assert "log BF, SMC (± MC SE)" in bf and "log BF, bridge (± MC SE)" in bf
