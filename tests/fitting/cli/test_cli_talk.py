@@ -18,20 +18,10 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _all_commands():
-    import typer.main
+    """(command path, click command) of every leaf command (one walker: test_cli_vocabulary)."""
+    from tests.fitting.cli.test_cli_vocabulary import all_commands
 
-    from nadfit.fitting.cli import _register, app
-
-    _register()
-    root = typer.main.get_command(app)
-    stack = [(root.name, root)]
-    while stack:
-        path, cmd = stack.pop()
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            stack += [(f"{path} {name}", sub) for name, sub in subs.items()]
-        else:
-            yield path, cmd
+    return all_commands()
 
 
 def test_warning_policy_hides_only_the_listed_warnings_and_only_inside_main(capsys):
