@@ -13,7 +13,7 @@ QUIET_HELP = "print only errors and the final summary"
 VERBOSE_HELP = "print every step, and every third-party warning (also those nadfit understands and hides)"
 
 _PHASE_LINES = {"compile": "compiling the model", "tune": "sampling (tuning)", "draw": "sampling (draws)",
-                "sample": "compiling and sampling (XLA; no progress until the chains end)",
+                "sample": "compiling the sampler (XLA) and starting the chains",
                 "post": "predictive draws and diagnostics"}
 
 
@@ -26,6 +26,13 @@ def check_verbosity(quiet: bool, verbose: bool) -> None:
         from nadfit.fitting.cli import show_all_warnings
 
         show_all_warnings()
+
+
+def _counts(event: dict) -> str:
+    """``done/total iterations`` and, when known, the divergences so far (numpyro counts them
+    only when its chains end)."""
+    div = event.get("divergences")
+    return f"{event['done']}/{event['total']} iterations" + (f", {div} divergences" if div is not None else "")
 
 
 def _fmt_s(seconds) -> str:
@@ -60,21 +67,26 @@ class FitProgress:
         return self._live(label) if self.live else self._lines(label)
 
     def _lines(self, label: str):
-        state = {"phase": None, "event": None}
+        """One line per phase, and one per quarter of the iterations (with the ETA)."""
+        state = {"phase": None, "event": None, "quarter": 0}
 
         def on_progress(event: dict) -> None:
             phase = event.get("phase")
             if phase != state["phase"]:
                 last = state["event"]
                 if last is not None and last.get("total"):
-                    self.console.print(f"  {label}: {last['done']}/{last['total']} draws, "
-                                       f"{last['divergences']} divergences, {_fmt_s(last['elapsed_s'])} elapsed")
+                    self.console.print(f"  {label}: {_counts(last)}, {_fmt_s(last['elapsed_s'])} elapsed")
                     state["event"] = None
                 if phase in _PHASE_LINES:
                     chains = f", {event['chains']} chains" if event.get("chains") else ""
                     self.console.print(f"  {label}: {_PHASE_LINES[phase]}{chains}")
                 state["phase"] = phase
-            state["event"] = event if event.get("total") else state["event"]
+            if event.get("total"):
+                state["event"] = event
+                quarter = 4 * event["done"] // event["total"]
+                if 0 < quarter < 4 and quarter > state["quarter"]:
+                    state["quarter"] = quarter
+                    self.console.print(f"  {label}: {_counts(event)}, ETA {_fmt_s(event.get('eta_s'))}")
 
         return on_progress
 
@@ -98,12 +110,13 @@ class FitProgress:
                 return
             if phase in ("tune", "draw"):
                 eta = f"ETA {_fmt_s(event['eta_s'])}" if event.get("eta_s") is not None else "ETA ?"
+                div = (f"{event['divergences']} divergences, " if event.get("divergences") is not None
+                       else "")
                 progress.update(task, description=f"{label}: {'tuning' if phase == 'tune' else 'sampling'}",
                                 completed=event["done"], total=event["total"],
-                                extra=f"{event['chains_started']}/{event['chains']} chains, "
-                                      f"{event['divergences']} divergences, {eta}")
+                                extra=f"{event['chains_started']}/{event['chains']} chains, {div}{eta}")
             elif phase == "sample":
-                progress.update(task, description=f"{label}: compiling and sampling (XLA)",
+                progress.update(task, description=f"{label}: compiling the sampler (XLA)",
                                 extra=f"{event['chains']} chains")
             elif phase == "post":
                 progress.update(task, description=f"{label}: predictive draws and diagnostics")

@@ -9,6 +9,7 @@ sample_stats; ``summary.json``; ``config.json``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -24,6 +25,7 @@ import numpy as np
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.inference.config import FitConfig, select_evidence
 from nadfit.fitting.inference.runs import RUN_SCHEMA
+from nadfit.fitting.inference.xla_progress import count_draws
 from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 from nadfit.reports.conventions import CI_PROB
 
@@ -178,8 +180,11 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     ``pm.sample(nuts_sampler=...)``), Stan's windowed adaptation of the step size and a diagonal
     (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
     (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
-    between gradient evaluations. Progress: phase events only (``compile``, ``sample``, then one
-    ``draw`` event with the totals), since the compiled program reports nothing while it runs."""
+    between gradient evaluations. Progress: ``compile`` and ``sample`` events, then, with one
+    chain per device, ``tune``/``draw`` events every 0.2 s from numpyro's in-loop counters
+    (:mod:`nadfit.fitting.inference.xla_progress`; every 5 % of a chain's iterations, ETA from
+    the rate so far, divergences ``None`` until the end), and a final ``draw`` event with the
+    totals and the divergences."""
     import jax
     import pymc as pm
 
@@ -191,23 +196,41 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
         on_progress({"phase": "sample", "chains": cfg.chains, "chain_method": method})
     t_start = time.time()
     box: dict = {}
+    # numpyro's in-loop progress, counted instead of printed (parallel chains only: vectorised
+    # chains would switch numpyro to a Python loop per iteration)
+    counting = on_progress is not None and method == "parallel"
 
     def _run():
         try:
             with pm_model:  # PyMC's model context is per thread
                 box["trace"] = pm.sample(draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, nuts_sampler=cfg.sampler,
                                          nuts=nuts, random_seed=cfg.seed,
-                                         progressbar=bool(progress and on_progress is None),
+                                         progressbar=bool(counting or (progress and on_progress is None)),
                                          compute_convergence_checks=False)
         except BaseException as exc:  # handed to the calling thread
             box["error"] = exc
 
     # the compiled sampler runs on a daemon thread while this thread waits in short sleeps, so
     # that SIGINT/SIGTERM stop the command promptly (XLA cannot be cancelled; the process exits)
-    worker = threading.Thread(target=_run, name="nadfit-xla-sampler", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.2)
+    with count_draws(cfg.chains) if counting else contextlib.nullcontext() as counter:
+        worker = threading.Thread(target=_run, name="nadfit-xla-sampler", daemon=True)
+        worker.start()
+        t_chains, last = None, (0, 0)
+        while worker.is_alive():
+            worker.join(0.2)
+            if counter is None:
+                continue
+            done, started = counter.snapshot()
+            if (done, started) == last:
+                continue
+            last = (done, started)
+            if t_chains is None:  # the first chain's first iteration: compilation is over
+                t_chains = time.time()
+            running = time.time() - t_chains
+            eta = running * (total - done) / done if done > 0 else None
+            on_progress({"phase": "tune" if done < cfg.chains * cfg.tune else "draw", "chains": cfg.chains,
+                         "chains_started": started, "done": done, "total": total, "divergences": None,
+                         "elapsed_s": time.time() - t_start, "eta_s": eta})
     if "error" in box:
         raise box["error"]
     trace = box["trace"]

@@ -58,9 +58,9 @@ def _events():
             self.finished_draws, self.total_draws, self.divergences = done, total, div
             self.tuning, self.started = tuning, started
 
-    from nadfit.fitting.inference.fit import progress_snapshot
-
     import time
+
+    from nadfit.fitting.inference.fit import progress_snapshot
     t0 = time.time() - 10
     return [{"phase": "compile"},
             progress_snapshot([C(10, 100, 0, True), C(5, 100, 0, True)], t0),
@@ -87,31 +87,45 @@ def test_progress_without_a_terminal_is_one_line_per_phase():
     lines = buf.getvalue().splitlines()
     assert lines[0] == "  fit direct: compiling the model"
     assert any("sampling (tuning), 2 chains" in x for x in lines)
-    assert any("200/200 draws, 2 divergences" in x for x in lines)
-    assert len(lines) <= 6
+    assert any("200/200 iterations, 2 divergences" in x for x in lines)
+    assert len(lines) <= 7
 
 
-def test_progress_of_the_xla_sampler_is_its_phases_and_the_totals():
-    """The compiled sampler reports nothing while it runs: phase lines, then the totals."""
+def _xla_events():
+    """What sample_xla emits: in-loop counts (divergences unknown), then the totals."""
+    ev = [{"phase": "compile"}, {"phase": "sample", "chains": 4, "chain_method": "parallel"}]
+    for done in (40, 100, 160, 260, 330, 400):
+        ev.append({"phase": "tune" if done < 160 else "draw", "chains": 4, "chains_started": 4, "done": done,
+                   "total": 400, "divergences": None, "elapsed_s": done / 10, "eta_s": (400 - done) / 10})
+    ev += [{"phase": "draw", "chains": 4, "chains_started": 4, "done": 400, "total": 400, "divergences": 0,
+            "elapsed_s": 40.0, "eta_s": 0.0}, {"phase": "post"}, {"phase": "done"}]
+    return ev
+
+
+def test_progress_of_the_xla_sampler_counts_iterations_while_the_chains_run():
+    """numpyro's in-loop counts give lines per quarter with an ETA; divergences come at the end."""
     from nadfit.fitting.cli.progress import FitProgress
 
-    events = [{"phase": "compile"}, {"phase": "sample", "chains": 4, "chain_method": "parallel"},
-              {"phase": "draw", "chains": 4, "chains_started": 4, "done": 400, "total": 400, "divergences": 0,
-               "elapsed_s": 12.0, "eta_s": 0.0}, {"phase": "post"}, {"phase": "done"}]
+    events = _xla_events()
     buf = io.StringIO()
     cb = FitProgress(Console(file=buf, force_terminal=False, width=200)).callback("fit mixed")
     for e in events:
         cb(e)
     lines = buf.getvalue().splitlines()
-    assert any("compiling and sampling" in x and "4 chains" in x for x in lines)
-    assert any("400/400 draws, 0 divergences" in x for x in lines)
+    assert any("compiling the sampler" in x and "4 chains" in x for x in lines)
+    assert any("sampling (tuning)" in x for x in lines) and any("sampling (draws)" in x for x in lines)
+    quarters = [x for x in lines if "ETA" in x]
+    assert [q.split(": ")[1].split(",")[0] for q in quarters] == ["100/400 iterations", "260/400 iterations",
+                                                                     "330/400 iterations"]
+    assert not any("None" in x for x in lines)
+    assert any("400/400 iterations, 0 divergences" in x for x in lines)
     buf = io.StringIO()
     view = FitProgress(Console(file=buf, force_terminal=True, width=160))
     cb = view.callback("fit mixed")
     for e in events:
         cb(e)
     view.close()
-    assert "400/400" in buf.getvalue()
+    assert "400/400" in buf.getvalue() and "ETA" in buf.getvalue() and "None" not in buf.getvalue()
 
 
 def test_progress_on_a_terminal_draws_a_bar_and_quiet_prints_nothing():
@@ -241,8 +255,7 @@ def test_report_prints_a_line_per_step(capsys, monkeypatch, tmp_path, quiet):
 
 def test_render_run_report_calls_log_before_each_step(monkeypatch, tmp_path):
     """The library side: render_run_report announces loading, sensitivity and rendering."""
-    from nadfit.fitting.comparison import pipeline
-    from nadfit.fitting.comparison import sensitivity
+    from nadfit.fitting.comparison import pipeline, sensitivity
     from nadfit.fitting.inference import runs
     from nadfit.reports import render
 
