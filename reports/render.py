@@ -21,7 +21,8 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.reports.conventions import CI_PROB, CI_QUANTILES, PARETO_K_BAD
-from nadfit.reports.diagnostics import BFMI_MIN, RANK_ALPHA, bfmi as _bfmi_per_chain, rank_uniformity
+from nadfit.reports.diagnostics import BFMI_MIN, RANK_ALPHA, rank_uniformity
+from nadfit.reports.diagnostics import bfmi as _bfmi_per_chain
 
 CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")

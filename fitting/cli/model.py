@@ -9,8 +9,16 @@ from typing import Optional
 
 import typer
 
-from nadfit.fitting.cli.options import (COMPOUND_HELP, DAYS_HELP, DOSE_HELP, DOSE_UNIT_HELP, DOSES_PER_DAY_HELP,
-                                        HYPOTHESIS_HELP, JSON_HELP, dose_mg_per_day)
+from nadfit.fitting.cli.options import (
+    COMPOUND_HELP,
+    DAYS_HELP,
+    DOSE_HELP,
+    DOSE_UNIT_HELP,
+    DOSES_PER_DAY_HELP,
+    HYPOTHESIS_HELP,
+    JSON_HELP,
+    dose_mg_per_day,
+)
 
 
 def simulate_cmd(
@@ -71,8 +79,8 @@ def bench_cmd(
         check_output_file(out, force=force)  # before the (long) benchmark, not after it
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if samplers:
-        from nadfit.fitting.benchmark.samplers import HYPOTHESES, format_sampler_report, run_sampler_bench
         from nadfit.datasets.errors import UserError
+        from nadfit.fitting.benchmark.samplers import HYPOTHESES, format_sampler_report, run_sampler_bench
 
         for h in hypotheses or ():
             if h not in HYPOTHESES:

@@ -19,8 +19,15 @@ from typing import Optional
 
 import typer
 
-from nadfit.fitting.cli.options import (COMPOUND_HELP, DAYS_HELP, DOSE_HELP, DOSE_UNIT_HELP, DOSES_PER_DAY_HELP,
-                                        JSON_HELP, dose_mg_per_day)
+from nadfit.fitting.cli.options import (
+    COMPOUND_HELP,
+    DAYS_HELP,
+    DOSE_HELP,
+    DOSE_UNIT_HELP,
+    DOSES_PER_DAY_HELP,
+    JSON_HELP,
+    dose_mg_per_day,
+)
 from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
 
 

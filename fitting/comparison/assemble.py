@@ -804,7 +804,7 @@ def verdict(cmp: dict) -> dict:
         if raw:
             text += (" Plain importance sampling (Pareto smoothing failed) was used for " +
                      ", ".join(f"{n} of {h}" for h, n in raw.items()) + ".")
-        text += refit_note or (f" Exact refits (--refit-studies) were not run." if one == "study" else
+        text += refit_note or (" Exact refits (--refit-studies) were not run." if one == "study" else
                                " Exact refits (--reloo) were not run; leave-one-study-out is the cross-check.")
         provisional.append(f"PSIS-LOO unreliable for some {many}")
     else:

@@ -270,9 +270,9 @@ def smc_log_ml(pm_model, runs: int = 3, draws: int = 1000, seed: int = 0, *, tar
     """
     import time
 
+    import blackjax
     import jax
     import jax.numpy as jnp
-    import blackjax
     from blackjax.smc import resampling
     from blackjax.smc.adaptive_tempered import build_kernel as tempered_kernel
     from blackjax.smc.tuning.from_kernel_info import update_scale_from_acceptance_rate

@@ -88,8 +88,14 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     """``obs_grid``: reweight every run to the observation-settings grid (``robustness``);
     ``refit_studies``: exact refits (sweep engine, ``refit_workers`` workers) for the studies whose
     leave-one-study-out PSIS estimate is unreliable."""
-    from nadfit.fitting.comparison.assemble import (BAD_K, PRIMARY_VAR, build_comparison, exact_refit_elpd,
-                                                    load_runs, unit_labels)
+    from nadfit.fitting.comparison.assemble import (
+        BAD_K,
+        PRIMARY_VAR,
+        build_comparison,
+        exact_refit_elpd,
+        load_runs,
+        unit_labels,
+    )
     from nadfit.fitting.comparison.marginal import bridge_log_ml, smc_log_ml
     from nadfit.fitting.comparison.sensitivity import flagged, power_scaling
     from nadfit.fitting.inference.build import build_pymc_model

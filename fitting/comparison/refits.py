@@ -37,10 +37,10 @@ def study_refit_elpd(run_dir: str | Path, study: str, draws: int = REFIT_DRAWS, 
     from dataclasses import replace
 
     from nadfit.fitting.comparison.assemble import PRIMARY_VAR
-    from nadfit.fitting.inference.pointwise import pointwise_draws, theta_draws
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.inference.config import select_evidence
     from nadfit.fitting.inference.fit import sample_posterior
+    from nadfit.fitting.inference.pointwise import pointwise_draws, theta_draws
     from nadfit.fitting.inference.runs import load_run
     from nadfit.models.model import EvidenceModel
 

@@ -10,7 +10,6 @@ from unittest import mock
 import matplotlib
 import numpy as np
 import pytest
-from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 

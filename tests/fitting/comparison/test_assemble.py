@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.comparison.assemble import (BAD_K, CONSTANT_LL_TOL, build_comparison, load_runs, loo_status,
-                                                loo_pit, psis_loo, stacking_weights, verdict, verdict_text)
+from nadfit.fitting.comparison.assemble import (
+    BAD_K,
+    CONSTANT_LL_TOL,
+    build_comparison,
+    load_runs,
+    loo_pit,
+    loo_status,
+    psis_loo,
+    stacking_weights,
+    verdict,
+    verdict_text,
+)
 from tests.fitting.synthetic_runs import make_run
 
 IDS = ["EV1", "EV2", "EV3", "EV4", "EV5", "EV6"]

@@ -8,13 +8,19 @@ import pytest
 import xarray as xr
 from scipy.stats import multivariate_normal, norm
 
-from nadfit.fitting.comparison.assemble import (build_comparison, grid_summary, load_runs, log_mean_ratio, psis_loo,
-                                                robustness_of, verdict)
+from nadfit.fitting.comparison.assemble import (
+    build_comparison,
+    grid_summary,
+    load_runs,
+    log_mean_ratio,
+    psis_loo,
+    robustness_of,
+    verdict,
+)
 from nadfit.fitting.comparison.robustness import SENSITIVITY_GRID, check_grid
 from nadfit.fitting.inference.runs import RUN_SCHEMA
 from tests.fitting.comparison.test_assemble import IDS, STUDIES, _cmp, _ll
 from tests.fitting.synthetic_runs import make_run
-
 
 # ---------------------------------------------------------------------------------------------
 # a conjugate normal model: exact LOO and marginal likelihoods under two noise SDs
