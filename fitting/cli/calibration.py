@@ -13,8 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.cli.options import ADDRESS_HELP, HYPOTHESIS_HELP, SEED_HELP, WORKERS_HELP
-from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
+from nadfit.fitting.cli.options import (
+    HYPOTHESIS_HELP,
+    SEED_HELP,
+    Address,
+    Quiet,
+    Verbose,
+    Workers,
+)
+from nadfit.fitting.cli.progress import check_verbosity
 from nadfit.fitting.cli.sweep import progress_printer
 
 
@@ -27,10 +34,10 @@ def sbc_command(
     chains: int = typer.Option(2, help="chains per fit"),
     rank_draws: int = typer.Option(99, "--rank-draws", help="L: thinned posterior draws the truth is ranked among"),
     seed: int = typer.Option(20261122, help=f"{SEED_HELP} (simulation i uses SeedSequence([seed, i]))"),
-    workers: int = typer.Option(2, help=WORKERS_HELP),
-    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    workers: Workers = 2,
+    address: Address = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Simulation-based calibration (Talts et al. 2018) of one hypothesis."""
     check_verbosity(quiet, verbose)
@@ -61,8 +68,8 @@ def recovery_command(
     tune: int = typer.Option(500, help="tuning steps per chain"),
     chains: int = typer.Option(2, help="chains per fit"),
     seed: int = typer.Option(20261122, help=SEED_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Parameter recovery: simulate evidence at a known truth, fit it, check 94 % interval coverage."""
     check_verbosity(quiet, verbose)
@@ -94,8 +101,8 @@ def compare_calibration_command(
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
                                                    help="hypotheses to generate from and fit (comma-separated "
                                                         "or repeated) [direct,via-nr,mixed]"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Confusion matrix: how often LOO picks the hypothesis that generated synthetic evidence."""
     check_verbosity(quiet, verbose)

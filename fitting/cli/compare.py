@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from nadfit.datasets.errors import UserError
-from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP
-from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, FitProgress, check_verbosity
-from nadfit.fitting.comparison.pipeline import SMC_DRAWS, SMC_RUNS
+from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, ForceFile, Quiet, Verbose
+from nadfit.fitting.cli.progress import FitProgress, check_verbosity
+from nadfit.fitting.comparison.pipeline import SMC_DRAWS, SMC_RUNS, check_smc
 
 SMC_RUNS_HELP = "independent SMC runs per hypothesis (0 = skip)"
 SMC_DRAWS_HELP = "SMC particles per run (compare and run-all share this default)"
@@ -20,6 +19,13 @@ REFIT_STUDIES_HELP = ("refit exactly (sweep engine) without each study whose lea
                       "estimate is unreliable (Pareto k > 0.7); one fit per study and hypothesis")
 REFIT_WORKERS_HELP = "Dask workers (processes, one core each) for --refit-studies"
 NO_OBS_GRID_HELP = "skip the observation-settings sensitivity grid (importance reweighting of the draws)"
+
+# the options compare and run-all share
+SmcRuns = Annotated[int, typer.Option(help=SMC_RUNS_HELP)]
+SmcDraws = Annotated[int, typer.Option(help=SMC_DRAWS_HELP)]
+RefitStudies = Annotated[bool, typer.Option("--refit-studies", help=REFIT_STUDIES_HELP)]
+RefitWorkers = Annotated[int, typer.Option(help=REFIT_WORKERS_HELP)]
+NoObsGrid = Annotated[bool, typer.Option("--no-obs-grid", help=NO_OBS_GRID_HELP)]
 
 
 def print_comparison(cmp: dict, console: Console) -> None:
@@ -34,16 +40,11 @@ def print_comparison(cmp: dict, console: Console) -> None:
     console.print(f"[bold]Verdict:[/bold] {cmp['verdict']}")
 
 
-def _check_smc(smc_runs: int, smc_draws: int) -> None:
-    if smc_runs < 0 or smc_draws < 10:
-        raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
-
-
 def compare_command(
     runs: list[Path] = typer.Argument(..., help="run folders from nadfit fit (one per hypothesis)"),
     out: Path = typer.Option(..., "--out", help="folder for comparison.json and comparison.html"),
-    smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
-    smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
+    smc_runs: SmcRuns = SMC_RUNS,
+    smc_draws: SmcDraws = SMC_DRAWS,
     no_bridge: bool = typer.Option(False, "--no-bridge", help="skip bridge sampling"),
     no_psense: bool = typer.Option(False, "--no-psense", help="skip power-scaling sensitivity"),
     wider: Optional[list[Path]] = typer.Option(None, "--wider-runs", help="runs fitted under the wider prior set (repeated)"),
@@ -51,15 +52,15 @@ def compare_command(
     calibration: Optional[Path] = typer.Option(None, help="calibration.json from nadfit compare-calibration"),
     reloo: bool = typer.Option(False, "--reloo", help="refit exactly for rows with Pareto k > 0.7 (one fit per row)"),
     reloo_draws: int = typer.Option(300, help="draws (and tuning steps) per chain of each exact refit"),
-    refit_studies: bool = typer.Option(False, "--refit-studies", help=REFIT_STUDIES_HELP),
-    refit_workers: int = typer.Option(2, help=REFIT_WORKERS_HELP),
-    no_obs_grid: bool = typer.Option(False, "--no-obs-grid", help=NO_OBS_GRID_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    refit_studies: RefitStudies = False,
+    refit_workers: RefitWorkers = 2,
+    no_obs_grid: NoObsGrid = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Compare hypotheses: LOO, stacking, attribution, LOSO, Bayes factors, sensitivity."""
     check_verbosity(quiet, verbose)
-    _check_smc(smc_runs, smc_draws)
+    check_smc(smc_runs, smc_draws)
     from nadfit.fitting.comparison.pipeline import run_compare
 
     view = FitProgress(Console(stderr=True), quiet=quiet, verbose=verbose)
@@ -78,21 +79,21 @@ def run_all_command(
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default: as for 'nadfit fit')"),
     chains: Optional[int] = typer.Option(None, help="chains (default: as for 'nadfit fit')"),
     seed: int = typer.Option(20261122, help="random seed"),
-    smc_runs: int = typer.Option(SMC_RUNS, help=SMC_RUNS_HELP),
-    smc_draws: int = typer.Option(SMC_DRAWS, help=SMC_DRAWS_HELP),
+    smc_runs: SmcRuns = SMC_RUNS,
+    smc_draws: SmcDraws = SMC_DRAWS,
     wider: bool = typer.Option(False, "--wider", help="also refit under the wider prior set (x2 spreads; 2 chains; "
                                              "adds three fits, ~4-8 min on 2 cores)"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
-    refit_studies: bool = typer.Option(False, "--refit-studies", help=REFIT_STUDIES_HELP),
-    refit_workers: int = typer.Option(2, help=REFIT_WORKERS_HELP),
-    no_obs_grid: bool = typer.Option(False, "--no-obs-grid", help=NO_OBS_GRID_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    refit_studies: RefitStudies = False,
+    refit_workers: RefitWorkers = 2,
+    no_obs_grid: NoObsGrid = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports."""
     check_verbosity(quiet, verbose)
-    _check_smc(smc_runs, smc_draws)
+    check_smc(smc_runs, smc_draws)
     from nadfit.fitting.cli.options import split_ids
     from nadfit.fitting.comparison.pipeline import run_all
 
@@ -112,22 +113,17 @@ def run_all_command(
 def report_compare_command(
     comparison_dir: Path = typer.Argument(..., help="comparison folder written by 'nadfit compare'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default DIR/comparison.html)"),
-    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    force: ForceFile = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Write a self-contained HTML report of a hypothesis comparison."""
     check_verbosity(quiet, verbose)
-    from nadfit.fitting.cli.progress import StepProgress
+    from nadfit.fitting.cli.progress import render_with_steps
     from nadfit.fitting.comparison.pipeline import render_comparison_folder
 
-    steps = StepProgress(Console(stderr=True), "report-compare", quiet=quiet)
-    try:
-        path = render_comparison_folder(comparison_dir, out, force=force, log=steps.log)
-    finally:
-        steps.close()
-    steps.done("written")
-    print(f"comparison report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    render_with_steps("report-compare", "comparison report",
+                      lambda log: render_comparison_folder(comparison_dir, out, force=force, log=log), quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

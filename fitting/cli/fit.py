@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, split_ids
-from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, FitProgress, check_verbosity
+from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, Quiet, Verbose, split_ids
+from nadfit.fitting.cli.progress import FitProgress, check_verbosity
 from nadfit.models.priors import KEY_PARAMETERS
 
 EXIT_GATES_FAILED = 3
@@ -52,17 +52,19 @@ def fit_command(
     quick: bool = typer.Option(False, "--quick", help="small run for a first look (2 chains x 300 draws); gates usually fail"),
     config: Optional[Path] = typer.Option(None, help="TOML/YAML config file with FitConfig settings"),
     accept_failed_gates: bool = typer.Option(False, "--accept-failed-gates", help="keep and mark the run usable even if diagnostics fail"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Fit one uptake hypothesis to the shipped evidence and write DIR/posterior.nc + summary.json."""
     check_verbosity(quiet, verbose)
     from nadfit.fitting.inference.config import make_config
-    from nadfit.fitting.inference.fit import run_fit
+    from nadfit.fitting.storage.outputs import check_output_dir
 
     cfg = make_config(config, quick=quick, hypothesis=hypothesis, draws=draws, tune=tune, chains=chains, seed=seed,
                       sampler=sampler, evidence=split_ids(evidence) or None, exclude=split_ids(exclude) or None,
                       accept_failed_gates=True if accept_failed_gates else None)
+    check_output_dir(out, "run")  # the options and --out are checked before the heavy imports
+    from nadfit.fitting.inference.fit import run_fit
     console = Console(stderr=True)
     view = FitProgress(console, quiet=quiet, verbose=verbose)
     try:

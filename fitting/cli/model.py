@@ -17,6 +17,7 @@ from nadfit.fitting.cli.options import (
     DOSES_PER_DAY_HELP,
     HYPOTHESIS_HELP,
     JSON_HELP,
+    ForceFile,
     dose_mg_per_day,
 )
 
@@ -59,7 +60,7 @@ def bench_cmd(
     quick: bool = typer.Option(False, "--quick", help="JSON-shape check, not a benchmark: 1 chain, 20+20 draws, trees "
                                            "capped at depth 4, pm_ode capped at 5 s (~1 min)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON result to this file"),
-    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
+    force: ForceFile = False,
     pm_ode_cap: Optional[float] = typer.Option(None, "--pm-ode-cap", min=0.1,
                                                help="wall-time cap of the pm.ode path in s [300; quick 5]"),
     numpyro_cap: Optional[float] = typer.Option(None, "--numpyro-cap", min=0.0,

@@ -3,7 +3,9 @@ spellings that are still accepted (hidden, rewritten before parsing with a note 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
+
+import typer
 
 
 def split_ids(values: Optional[list[str]]) -> list[str]:
@@ -26,6 +28,16 @@ DAYS_HELP = "days of continuous daily dosing (at most 365)"
 SEED_HELP = "random seed"
 WORKERS_HELP = "local worker processes (one core each)"
 ADDRESS_HELP = "Dask scheduler address (tcp://host:8786) instead of a local cluster"
+QUIET_HELP = "print only errors and the final summary"
+VERBOSE_HELP = "print every step, and every third-party warning (also those nadfit understands and hides)"
+FORCE_FILE_HELP = "overwrite an existing --out file"
+
+# Options that several commands share, declared once (``quiet: Quiet = False``)
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)]
+Workers = Annotated[int, typer.Option(help=WORKERS_HELP)]
+Address = Annotated[Optional[str], typer.Option(help=ADDRESS_HELP)]
+ForceFile = Annotated[bool, typer.Option("--force", help=FORCE_FILE_HELP)]
 
 #: Old spellings still accepted, per command: old -> new. They are not shown in ``--help``; the
 #: command line is rewritten before parsing and a one-line note names the new spelling.

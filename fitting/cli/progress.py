@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-QUIET_HELP = "print only errors and the final summary"
-VERBOSE_HELP = "print every step, and every third-party warning (also those nadfit understands and hides)"
+from nadfit.fitting.cli.options import QUIET_HELP, VERBOSE_HELP  # noqa: F401 (the help texts live there)
 
 _PHASE_LINES = {"compile": "compiling the model", "tune": "sampling (tuning)", "draw": "sampling (draws)",
                 "sample": "compiling the sampler (XLA) and starting the chains",
@@ -183,3 +182,16 @@ class StepProgress:
         self.close()
         if not self.quiet:
             self.console.print(f"  {self.label}: {message} in {_fmt_s(self.elapsed())}", highlight=False)
+
+
+def render_with_steps(label: str, what: str, render, quiet: bool = False) -> None:
+    """Run ``render(log) -> path`` of a report command under a :class:`StepProgress` on stderr,
+    then print ``<what> written: <path> (<size> MB)`` on stdout."""
+    steps = StepProgress(Console(stderr=True), label, quiet=quiet)
+    try:
+        path = render(steps.log)
+    finally:
+        steps.close()
+    steps.done("written")
+    print(f"{what} written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+

@@ -26,32 +26,28 @@ from nadfit.fitting.cli.options import (
     DOSE_UNIT_HELP,
     DOSES_PER_DAY_HELP,
     JSON_HELP,
+    ForceFile,
+    Quiet,
+    Verbose,
     dose_mg_per_day,
 )
-from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
+from nadfit.fitting.cli.progress import check_verbosity
 
 
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="run folder written by 'nadfit fit'"),
     out: Optional[Path] = typer.Option(None, "--out", help="output HTML file (default RUN_DIR/report.html)"),
-    force: bool = typer.Option(False, "--force", help="overwrite an existing --out file"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    force: ForceFile = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Write a self-contained HTML report of a fitted run."""
     check_verbosity(quiet, verbose)
-    from rich.console import Console
-
-    from nadfit.fitting.cli.progress import StepProgress
+    from nadfit.fitting.cli.progress import render_with_steps
     from nadfit.fitting.comparison.pipeline import render_run_report
 
-    steps = StepProgress(Console(stderr=True), "report", quiet=quiet)
-    try:
-        path = render_run_report(run_dir, out, force=force, log=steps.log)
-    finally:
-        steps.close()
-    steps.done("written")
-    print(f"report written: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    render_with_steps("report", "report", lambda log: render_run_report(run_dir, out, force=force, log=log),
+                      quiet=quiet)
 
 
 def predict_cmd(

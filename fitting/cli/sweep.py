@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
-from nadfit.fitting.cli.options import ADDRESS_HELP, WORKERS_HELP
-from nadfit.fitting.cli.progress import QUIET_HELP, VERBOSE_HELP, check_verbosity
+from nadfit.fitting.cli.options import Address, Quiet, Verbose, Workers
+from nadfit.fitting.cli.progress import check_verbosity
 
 
 def progress_printer(console: Console):
@@ -30,10 +29,10 @@ def progress_printer(console: Console):
 def sweep_command(
     spec: Path = typer.Argument(..., help="sweep spec (TOML or YAML)"),
     out: Path = typer.Option(..., "--out", help="output folder (one sub-folder per task + sweep.json)"),
-    workers: int = typer.Option(2, help=WORKERS_HELP),
-    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    workers: Workers = 2,
+    address: Address = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run every fit of a sweep spec in parallel; finished tasks are skipped on a re-run."""
     check_verbosity(quiet, verbose)

@@ -30,6 +30,12 @@ SMC_RUNS = 0
 SMC_DRAWS = 500
 
 
+def check_smc(smc_runs: int, smc_draws: int) -> None:
+    """The SMC options of compare and run-all."""
+    if smc_runs < 0 or smc_draws < 10:
+        raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
+
+
 def _quiet(*_a, **_k) -> None:
     return None
 
@@ -88,6 +94,19 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     """``obs_grid``: reweight every run to the observation-settings grid (``robustness``);
     ``refit_studies``: exact refits (sweep engine, ``refit_workers`` workers) for the studies whose
     leave-one-study-out PSIS estimate is unreliable."""
+    from nadfit.fitting.inference.runs import load_summary
+    from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
+
+    # the options, the run folders' summaries and --out are checked before the heavy imports
+    check_smc(smc_runs, smc_draws)
+    _check_refit_workers(refit_workers)
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run folders", field="RUN_DIR")
+    for d in run_dirs:
+        load_summary(Path(d))
+    inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else [])]
+    check_output_dir(Path(out), "comparison", inputs=inputs)  # refuse a bad --out before any expensive work
+
     from nadfit.fitting.comparison.assemble import (
         BAD_K,
         PRIMARY_VAR,
@@ -100,11 +119,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     from nadfit.fitting.comparison.sensitivity import flagged, power_scaling
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.storage.files import read_json
-    from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
-    _check_refit_workers(refit_workers)
-    inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else [])]
-    check_output_dir(Path(out), "comparison", inputs=inputs)  # refuse a bad --out before any expensive work
     runs = load_runs(run_dirs, allow_failed=allow_failed)
     cal = None
     if calibration is not None:
@@ -233,7 +248,6 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         return fit_progress(label) if fit_progress is not None else None
 
     from nadfit.fitting.inference.config import QUICK, FitConfig
-    from nadfit.fitting.inference.fit import run_fit
     from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
 
     defaults = FitConfig()  # draws, tune, chains not given: FitConfig's defaults (as for ``nadfit fit``)
@@ -249,8 +263,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         from nadfit.fitting.inference.config import select_evidence
 
         select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
-    if smc_runs < 0 or smc_draws < 10:
-        raise UserError("--smc-runs must be >= 0 and --smc-draws >= 10", field="smc")
+    check_smc(smc_runs, smc_draws)
     _check_refit_workers(refit_workers)
     # every part of the folder is checked before the first fit, then the folder is marked as ours
     for h in HYPOTHESIS_ORDER:
@@ -259,6 +272,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
             check_output_dir(out / "fits-wider-priors" / h, "run")
     check_output_dir(out / "comparison", "comparison")
     claim_output_dir(out, "run-all")
+    from nadfit.fitting.inference.fit import run_fit  # heavy (PyMC, JAX): after every check
+
     t0 = time.time()
     fits = []
     for h in HYPOTHESIS_ORDER:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
-from nadfit.models.observation import ObservationSettings
+from nadfit.models.settings import ObservationSettings
 
 
 def _is_number(v) -> bool:

@@ -336,6 +336,8 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     ``on_progress(event)``: ``{"phase": "compile"}`` before the model is compiled, sampling events
     (:func:`progress_snapshot`), ``{"phase": "post"}`` while predictive draws and diagnostics are
     computed, ``{"phase": "done"}`` at the end."""
+    cfg.validate()
+    check_output_dir(Path(out), "run")  # refuse a bad --out before any expensive work
     import pymc as pm
     import xarray as xr
 
@@ -344,8 +346,6 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     from nadfit.models.model import EvidenceModel
     from nadfit.models.priors import registry
 
-    cfg.validate()
-    check_output_dir(Path(out), "run")  # refuse a bad --out before any expensive work
     evidence = select_evidence(load_evidence(), cfg.evidence, cfg.exclude)
     fingerprint = evidence_fingerprint(evidence)
     model = EvidenceModel(cfg.hypothesis, evidence, cfg.settings())
