@@ -39,6 +39,18 @@ DRIFT_KEYS = ("huang2022_d30", "huang2022_d60")
 #: z ~ N(0, 1), independent per system (three systems cannot inform a hierarchy); a logit-normal
 #: with SD 1.6 is close to uniform on (0, 1)
 W73_LOGIT_SD = 1.6
+#: Species and systems: the core constants (beta, kappa, ell, gamma) of the human blood model hold
+#: for humans; rodent tissues in vivo and cultured cells get their own values, offset from the
+#: human ones by z * SD with z ~ N(0, 1) per system class and constant (non-centred partial
+#: pooling with a fixed scale: two classes cannot inform a hierarchical SD). The scales are weak
+#: modelling assumptions (no literature value): x/÷ 2 per SD for beta and kappa (log scale), 0.7
+#: per SD on the logit of ell, 0.5 per SD on atanh(gamma / 0.9) (keeps |gamma| < 0.9).
+CORE_CONSTANTS = ("beta", "kappa", "ell", "gamma")
+CORE_OFFSET_SD = {"beta": math.log(2.0), "kappa": math.log(2.0), "ell": 0.7, "gamma": 0.5}
+SYSTEM_CLASSES = ("rodent", "cell")
+#: the system class of each observable that uses the core constants outside the human blood model
+OBSERVABLE_CLASS = {"gut_nad_ratio": "rodent", "nampt_response_to_nmn": "rodent", "aged": "rodent",
+                    "nampt_overexpression_nad": "cell"}
 MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
                      "blood_unspecified": "lambda_blood_unspecified"}
 
@@ -131,6 +143,7 @@ class EvidenceModel:
             "z_w73": ("cd73_system", CD73_SYSTEMS),
             "z_het": ("het_study", HET_STUDIES),
             "z_drift": ("drift_visit", DRIFT_KEYS),
+            **{f"z_core_{c}": ("core_constant", CORE_CONSTANTS) for c in SYSTEM_CLASSES},
         }
         if self.hypothesis.phi is None:
             out["z_phi"] = ("phi_system", PHI_SYSTEMS)
@@ -241,8 +254,16 @@ class EvidenceModel:
         i = CD73_SYSTEMS.index(system)
         return jax.nn.sigmoid(W73_LOGIT_SD * th["z_w73"][i])
 
-    def _core(self, th):
-        return th["beta"], th["kappa"], th["ell"], th["gamma"]
+    def _core(self, th, system_class: str):
+        """(beta, kappa, ell, gamma) of a system class (``SYSTEM_CLASSES``): the human constants
+        offset by the class's standard-normal ``z_core_<class>`` times ``CORE_OFFSET_SD``."""
+        z = th[f"z_core_{system_class}"]
+        sd = CORE_OFFSET_SD
+        beta = th["beta"] * jnp.exp(sd["beta"] * z[0])
+        kappa = th["kappa"] * jnp.exp(sd["kappa"] * z[1])
+        ell = jax.nn.sigmoid(jax.scipy.special.logit(th["ell"]) + sd["ell"] * z[2])
+        gamma = 0.9 * jnp.tanh(jnp.arctanh(th["gamma"] / 0.9) + sd["gamma"] * z[3])
+        return beta, kappa, ell, gamma
 
     def _blood_params(self, th) -> dict:
         """Parameters of the human slow-time simulation (averaged.blood_course) from theta."""
@@ -306,14 +327,15 @@ class EvidenceModel:
         q = th["q_nrk"]
         return (a * q / (a * q + 1.0 - q)) / q
 
-    def _ss(self, th, j=0.0, e_base=1.0, c=1.0):
-        beta, kappa, ell, gamma = self._core(th)
+    def _ss(self, th, system_class: str, j=0.0, e_base=1.0, c=1.0):
+        beta, kappa, ell, gamma = self._core(th, system_class)
         return steady_state_jax(j, e_base, beta, kappa, ell, gamma, c)
 
     def _aged(self, th):
-        beta, kappa, ell, gamma = self._core(th)
+        cls = OBSERVABLE_CLASS["aged"]
+        beta, kappa, ell, gamma = self._core(th, cls)
         e_base = 1.0 - th["h_age"]
-        n = self._ss(th, 0.0, e_base, th["c_age"])
+        n = self._ss(th, cls, 0.0, e_base, th["c_age"])
         flux = th["c_age"] * consumption_rate(n, kappa, ell)
         return {"nad": jnp.log(n), "nampt": jnp.log(e_base) + gamma * jnp.log(n),
                 "synthesis_flux": jnp.log(flux), "fractional_turnover": jnp.log(flux / n)}
@@ -355,11 +377,12 @@ class EvidenceModel:
         if obs == "gut_nad_ratio":
             use = self._nmn_use(th, spec["system"], spec["perturb"])
             w = th["omega_gut"]
-            return jnp.log(self._ss(th, j=w * use, e_base=1.0 - w))
+            return jnp.log(self._ss(th, OBSERVABLE_CLASS[obs], j=w * use, e_base=1.0 - w))
         if obs == "nampt_response_to_nmn":
             if "nampt_response" not in cache:
-                n1 = self._ss(th, j=REFERENCE_EXPOSURE)
-                cache["nampt_response"] = th["gamma"] * jnp.log(n1)
+                cls = OBSERVABLE_CLASS[obs]
+                n1 = self._ss(th, cls, j=REFERENCE_EXPOSURE)
+                cache["nampt_response"] = self._core(th, cls)[3] * jnp.log(n1)
             return cache["nampt_response"]
         if obs == "aged":
             if "aged" not in cache:
@@ -367,7 +390,7 @@ class EvidenceModel:
             return jnp.stack([cache["aged"][q] for q in spec["quantities"]])
         if obs == "nampt_overexpression_nad":
             if "overexpression" not in cache:
-                cache["overexpression"] = jnp.log(self._ss(th, e_base=it.const["factor"]))
+                cache["overexpression"] = jnp.log(self._ss(th, OBSERVABLE_CLASS[obs], e_base=it.const["factor"]))
             return cache["overexpression"]
         raise UserError(f"unknown observable {obs!r}", file="models/evidence_map.yaml", field=it.evidence_id)
 
