@@ -51,6 +51,14 @@ SYSTEM_CLASSES = ("rodent", "cell")
 #: the system class of each observable that uses the core constants outside the human blood model
 OBSERVABLE_CLASS = {"gut_nad_ratio": "rodent", "nampt_response_to_nmn": "rodent", "aged": "rodent",
                     "nampt_overexpression_nad": "cell"}
+HUMAN_PREFIX = "human_"
+
+
+def is_human_observable(observable: str) -> bool:
+    """Does a row observe a quantity of people in vivo (the human blood model)?"""
+    return str(observable).startswith(HUMAN_PREFIX)
+
+
 MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
                      "blood_unspecified": "lambda_blood_unspecified"}
 
@@ -194,6 +202,12 @@ class EvidenceModel:
             flagged = bool(meta is not None and meta.reliability)
             out[sid] = self.settings.unreliable_prior_flagged if flagged else self.settings.unreliable_prior
         return out
+
+    @property
+    def non_human_study_ids(self) -> list[str]:
+        """Studies with a scored row that does not observe people in vivo (rodent tissues, cell
+        cultures incl. human cell lines): :func:`is_human_observable`."""
+        return list(dict.fromkeys(it.study_id for it in self.items if not is_human_observable(it.observable)))
 
     @property
     def flagged_studies(self) -> list[str]:
@@ -343,7 +357,7 @@ class EvidenceModel:
     def quantity(self, it: Item, th, cache: dict):
         """The model quantity an item observes (log scale)."""
         spec, obs = it.spec, it.observable
-        if obs.startswith("human_") and "blood" not in cache:
+        if is_human_observable(obs) and "blood" not in cache:
             cache["blood"] = self.blood(th)
         if obs == "human_log_fold":
             return self._scale(th, spec) * self._log_b(cache["blood"], spec["scenario"], spec["day"]) + self._drift(th, spec)

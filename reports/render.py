@@ -28,7 +28,7 @@ CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
 RUN_SECTIONS = ("header", "diagnostics", "parameters", "fit", "dose-response", "provenance")
 COMPARISON_SECTIONS = ("header", "elpd", "weights", "by-study", "pointwise", "secondary", "bayes-factors",
-                       "observation-grid", "sensitivity", "phi-share", "calibration")
+                       "observation-grid", "sensitivity", "human-only", "phi-share", "calibration")
 #: trial points overlaid on the dose-response figures (Huang 2022, serum NAD+/NADH, 300 mg/day)
 HUANG_POINTS = (
     {"evidence_id": "EV026", "dose": 300.0, "day": 30, "pct": 11.3},
@@ -952,10 +952,32 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "sensitivity": comp.get("sensitivity"), "psense_table": _psense_table(sens.get("psense"), hyps),
         "sensitivity_rows": _flatten({k: v for k, v in sens.items() if k not in ("psense", "psense_flagged")})
         if sens else [],
+        "human_only": _human_only_table(comp.get("human_only"), hyps),
         "phi_share": phi or None, "calibration": comp.get("calibration"), "confusion": conf,
         "verdict": verdict, "warnings": warnings_, "figs": figs,
         "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB, "k_bad": PARETO_K_BAD,
     }
+
+
+def _human_only_table(shift: dict | None, hyps: list[str]) -> dict | None:
+    """``comparison.json``'s ``human_only`` (:func:`nadfit.reports.human_only.prediction_shift`
+    per hypothesis) as table rows: regimen, then per hypothesis all-evidence and PSIS
+    human-only intervals, then the human-only refit."""
+    if not shift:
+        return None
+    hs = [h for h in hyps if h in shift]
+    if not hs:
+        return None
+    first = shift[hs[0]]
+    rows = []
+    for i, r in enumerate(first["rows"]):
+        cells = {h: {"all": shift[h]["rows"][i]["all_evidence"], "psis": shift[h]["rows"][i].get("human_only_psis")}
+                 for h in hs if i < len(shift[h]["rows"])}
+        rows.append({"regimen": f"NMN {r['dose_mg']:g} mg/day, day {r['day']}", "cells": cells,
+                     "refit": r.get("human_only_refit")})
+    return {"hyps": hs, "rows": rows, "k": {h: shift[h]["pareto_k"] for h in hs},
+            "reliable": {h: shift[h]["reliable"] for h in hs},
+            "studies": first["non_human_studies"], "refit_run": first.get("human_only_run")}
 
 
 def _grid_table(grid: dict | None, hyps: list[str]) -> list[dict]:

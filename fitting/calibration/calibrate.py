@@ -208,11 +208,11 @@ def loso_items(model, study: str) -> list:
 def quantitative_human_studies(hypothesis: str = "mixed") -> list[str]:
     """Studies with at least one non-binary scored row of a human observable."""
     from nadfit.models.kinds import KINDS
-    from nadfit.models.model import EvidenceModel
+    from nadfit.models.model import EvidenceModel, is_human_observable
 
     model = EvidenceModel(hypothesis, _evidence())
     return list(dict.fromkeys(it.study_id for it in model.items
-                              if it.observable.startswith("human_") and not KINDS[it.kind].binary))
+                              if is_human_observable(it.observable) and not KINDS[it.kind].binary))
 
 
 def task_loso(params: dict, out: Path) -> dict:

@@ -6,6 +6,7 @@ library and prints. User mistakes become one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -170,10 +171,25 @@ def main(argv: list[str] | None = None) -> int:
         for lg in loggers.values():
             lg.setLevel(logging.WARNING)
         try:
-            return _main(argv)
+            rc = _main(argv)
         finally:
             for name, lg in loggers.items():
                 lg.setLevel(levels[name])
+    _exit_if_sampler_still_runs(rc)
+    return rc
+
+
+def _exit_if_sampler_still_runs(rc: int) -> None:
+    """After an interrupt the compiled XLA sampler may still run on its daemon thread (XLA cannot
+    be cancelled); letting the interpreter tear down under it crashes the process (SIGSEGV).
+    The outputs are already cleaned up at this point, so leave at once with the exit code."""
+    import threading
+
+    fit = sys.modules.get("nadfit.fitting.inference.fit")  # not loaded: no sampler ever ran
+    if fit is not None and any(t.name == fit.SAMPLER_THREAD and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
 
 
 def _main(argv: list[str] | None) -> int:

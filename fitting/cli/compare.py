@@ -20,6 +20,10 @@ REFIT_STUDIES_HELP = ("refit exactly (sweep engine) without each study whose lea
 REFIT_WORKERS_HELP = "Dask workers (processes, one core each) for --refit-studies"
 NO_OBS_GRID_HELP = "skip the observation-settings sensitivity grid (importance reweighting of the draws)"
 
+HUMAN_ONLY_RUN_HELP = ("a run fitted to the human evidence alone (run-all's fits-human-only/mixed): the report "
+                       "shows how much the rodent and cell evidence moves the human prediction")
+NO_HUMAN_ONLY_HELP = "skip the fit of mixed to the human evidence alone (one fit fewer)"
+
 # the options compare and run-all share
 SmcRuns = Annotated[int, typer.Option(help=SMC_RUNS_HELP)]
 SmcDraws = Annotated[int, typer.Option(help=SMC_DRAWS_HELP)]
@@ -55,6 +59,7 @@ def compare_command(
     refit_studies: RefitStudies = False,
     refit_workers: RefitWorkers = 2,
     no_obs_grid: NoObsGrid = False,
+    human_only_run: Optional[Path] = typer.Option(None, "--human-only-run", help=HUMAN_ONLY_RUN_HELP),
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -68,7 +73,7 @@ def compare_command(
                       psense=not no_psense, wider=wider, allow_failed=allow_failed,
                       log=view.log, calibration=calibration, reloo=reloo, reloo_draws=reloo_draws,
                       refit_studies=refit_studies, refit_draws=reloo_draws, refit_workers=refit_workers,
-                      obs_grid=not no_obs_grid)
+                      obs_grid=not no_obs_grid, human_only=human_only_run)
     print_comparison(cmp, Console())
 
 
@@ -88,6 +93,7 @@ def run_all_command(
     refit_studies: RefitStudies = False,
     refit_workers: RefitWorkers = 2,
     no_obs_grid: NoObsGrid = False,
+    no_human_only: bool = typer.Option(False, "--no-human-only", help=NO_HUMAN_ONLY_HELP),
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -103,7 +109,7 @@ def run_all_command(
         cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
                       smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
                       log=view.log, fit_progress=view.callback, obs_grid=not no_obs_grid,
-                      refit_studies=refit_studies, refit_workers=refit_workers)
+                      refit_studies=refit_studies, refit_workers=refit_workers, human_only=not no_human_only)
     finally:
         view.close()
     print_comparison(cmp, Console())

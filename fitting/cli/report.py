@@ -87,7 +87,15 @@ def predict_cmd(
     for key, label in (("fold_change_mean_effect", "population mean effect"),
                        ("fold_change", "new study (incl. study effect and drift)")):
         t.add_row(label, *(f"{res[key][k]:.3f}" for k in ("median", "q05", "q25", "q75", "q95")))
+    ho = res.get("without_non_human_evidence")
+    if ho and ho["reliable"]:
+        t.add_row(f"population mean effect, human evidence only (reweighted, Pareto k {ho['pareto_k']:.2f})",
+                  *(f"{ho['fold_change_mean_effect'][k]:.3f}" for k in ("median", "q05", "q25", "q75", "q95")))
     Console(file=sys.stdout, width=140).print(t)
+    if ho and not ho["reliable"]:
+        print(f"without the {len(ho['non_human_studies'])} non-human studies the posterior changes too much to "
+              f"reweight (Pareto k {ho['pareto_k']:.2f} > 0.7); for a human-evidence-only prediction refit with "
+              f"--exclude {','.join(ho['non_human_studies'])} (run-all's fits-human-only/mixed)")
 
 
 def register(app: typer.Typer) -> None:

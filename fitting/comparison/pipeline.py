@@ -30,6 +30,30 @@ SMC_RUNS = 0
 SMC_DRAWS = 500
 
 
+#: the hypothesis fitted to the human evidence alone by run-all (the uptake route cannot be told
+#: apart by human blood data alone; mixed lets the data set the share)
+HUMAN_ONLY_HYPOTHESIS = "mixed"
+
+
+def human_only_exclusions(selection: dict) -> list[str]:
+    """Study ids to exclude so that only human in-vivo evidence remains (of the selection)."""
+    from nadfit.datasets import load_evidence
+    from nadfit.fitting.inference.config import select_evidence
+    from nadfit.models.model import EvidenceModel
+
+    ev = select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
+    return EvidenceModel(HUMAN_ONLY_HYPOTHESIS, ev).non_human_study_ids
+
+
+def _selected_studies(selection: dict) -> list[str]:
+    from nadfit.datasets import load_evidence
+    from nadfit.fitting.inference.config import select_evidence
+    from nadfit.models.model import EvidenceModel
+
+    ev = select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
+    return EvidenceModel(HUMAN_ONLY_HYPOTHESIS, ev).study_ids
+
+
 def check_smc(smc_runs: int, smc_draws: int) -> None:
     """The SMC options of compare and run-all."""
     if smc_runs < 0 or smc_draws < 10:
@@ -90,10 +114,12 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
                 allow_failed: bool = False, html: bool = True, log=_quiet,
                 calibration: Path | None = None, reloo: bool = False, reloo_draws: int = 300,
                 obs_grid: bool = True, refit_studies: bool = False, refit_draws: int | None = None,
-                refit_workers: int = 2) -> dict:
+                refit_workers: int = 2, human_only: Path | None = None) -> dict:
     """``obs_grid``: reweight every run to the observation-settings grid (``robustness``);
     ``refit_studies``: exact refits (sweep engine, ``refit_workers`` workers) for the studies whose
-    leave-one-study-out PSIS estimate is unreliable."""
+    leave-one-study-out PSIS estimate is unreliable; ``human_only``: a run fitted to the human
+    evidence alone (``run-all``'s ``fits-human-only/mixed``), compared with every run's human
+    prediction (``comparison.json`` key ``human_only``, :mod:`nadfit.reports.human_only`)."""
     from nadfit.fitting.inference.runs import load_summary
     from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
@@ -104,7 +130,10 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         raise UserError("compare needs at least two run folders", field="RUN_DIR")
     for d in run_dirs:
         load_summary(Path(d))
-    inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else [])]
+    inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else []),
+              *([human_only] if human_only is not None else [])]
+    if human_only is not None:
+        load_summary(Path(human_only))
     check_output_dir(Path(out), "comparison", inputs=inputs)  # refuse a bad --out before any expensive work
 
     from nadfit.fitting.comparison.assemble import (
@@ -150,6 +179,18 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         sensitivity["wider_prior_elpd"] = {h: float(v) for h, v in elpd.items()}
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
         sensitivity["wider_prior_runs"] = {h: str(wr.dir) for h, wr in wruns.items()}
+    log("human prediction without the non-human evidence")
+    human_dt = None
+    if human_only is not None:
+        from nadfit.fitting.inference.runs import load_run
+
+        human_dt = load_run(Path(human_only)).dt
+    from nadfit.reports.human_only import prediction_shift
+
+    shift = {h: prediction_shift(r.dt, human_dt) for h, r in runs.items()}
+    if human_only is not None:
+        for v in shift.values():
+            v["human_only_run"] = str(human_only)
     refits = None
     if reloo:
         refits = {}
@@ -184,6 +225,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         cmp["study_refit_cost"] = s_cost
     if cal is not None:
         cmp["calibration"] = cal
+    cmp["human_only"] = shift
     cmp["wall_time_s"] = round(time.time() - t0, 1)
     cmp = clean_json(cmp)
     with atomic_dir(out, "comparison", inputs=inputs) as tmp:
@@ -239,10 +281,13 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
 def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: int | None = None,
             chains: int | None = None, seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
             evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet,
-            fit_progress=None, obs_grid: bool = True, refit_studies: bool = False, refit_workers: int = 2) -> dict:
+            fit_progress=None, obs_grid: bool = True, refit_studies: bool = False, refit_workers: int = 2,
+            human_only: bool = True) -> dict:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
 
     ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all).
+    ``human_only``: also fit ``mixed`` to the human evidence alone (``fits-human-only/mixed``), so
+    that the comparison shows how much the rodent and cell evidence moves the human prediction.
     ``fit_progress(label)`` returns the ``on_progress`` callback of one fit (``run_fit``)."""
     def _on(label):
         return fit_progress(label) if fit_progress is not None else None
@@ -270,6 +315,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         check_output_dir(out / "fits" / h, "run")
         if wider:
             check_output_dir(out / "fits-wider-priors" / h, "run")
+    if human_only:
+        check_output_dir(out / "fits-human-only" / HUMAN_ONLY_HYPOTHESIS, "run")
     check_output_dir(out / "comparison", "comparison")
     claim_output_dir(out, "run-all")
     from nadfit.fitting.inference.fit import run_fit  # heavy (PyMC, JAX): after every check
@@ -298,11 +345,28 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
             log(f"[bold]fit {h} under the wider prior set[/bold]")
             run_fit(cfg, out / "fits-wider-priors" / h, progress=progress, on_progress=_on(f"{h} (wider priors)"))
             wider_dirs.append(out / "fits-wider-priors" / h)
+    human_dir = None
+    drop = human_only_exclusions(selection) if human_only else []
+    if human_only and set(drop) >= set(_selected_studies(selection)):
+        log("no human evidence in the selection: the human-evidence-only fit is skipped")
+    elif human_only:
+        human_dir = out / "fits-human-only" / HUMAN_ONLY_HYPOTHESIS
+        cfg = FitConfig(hypothesis=HUMAN_ONLY_HYPOTHESIS, draws=draws, tune=tune, chains=chains, seed=seed,
+                        evidence=list(evidence), exclude=list(exclude) + drop,
+                        accept_failed_gates=True)
+        if quick:
+            for k, v in QUICK.items():
+                setattr(cfg, k, v)
+        log(f"[bold]fit {HUMAN_ONLY_HYPOTHESIS} on the human evidence alone[/bold]")
+        s = run_fit(cfg, human_dir, progress=progress, on_progress=_on(f"{HUMAN_ONLY_HYPOTHESIS} (human evidence)"))
+        log(f"  human evidence only: status {s['status']}, {s['wall_time_s']:.0f} s, divergences "
+            f"{s['divergences']}, min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat "
+            f"{s['gates']['r_hat_max']['value']}")
     log("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
                       wider=wider_dirs or None, allow_failed=True, log=log, obs_grid=obs_grid,
                       refit_studies=refit_studies, refit_workers=refit_workers,
-                      refit_draws=QUICK["draws"] if quick else None)
+                      refit_draws=QUICK["draws"] if quick else None, human_only=human_dir)
     psense = (cmp.get("sensitivity") or {}).get("psense") or {}
     for d in fits:
         log(f"report {d / 'report.html'}")

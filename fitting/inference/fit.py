@@ -175,6 +175,11 @@ def chain_method(chains: int, devices: int) -> str:
     return "parallel" if chains <= devices else "vectorized"
 
 
+#: name of the daemon thread that runs the compiled sampler (the CLI exits at once after an
+#: interrupt while it still runs: see ``nadfit.fitting.cli._exit_if_sampler_still_runs``)
+SAMPLER_THREAD = "nadfit-xla-sampler"
+
+
 def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=None):
     """NUTS compiled whole by XLA (``cfg.sampler`` numpyro, through PyMC's
     ``pm.sample(nuts_sampler=...)``), Stan's windowed adaptation of the step size and a diagonal
@@ -213,7 +218,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     # the compiled sampler runs on a daemon thread while this thread waits in short sleeps, so
     # that SIGINT/SIGTERM stop the command promptly (XLA cannot be cancelled; the process exits)
     with count_draws(cfg.chains) if counting else contextlib.nullcontext() as counter:
-        worker = threading.Thread(target=_run, name="nadfit-xla-sampler", daemon=True)
+        worker = threading.Thread(target=_run, name=SAMPLER_THREAD, daemon=True)
         worker.start()
         t_chains, last = None, (0, 0)
         while worker.is_alive():

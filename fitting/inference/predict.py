@@ -25,7 +25,12 @@ JSON output (``--json``)::
       "hypothesis": "via-nr",         # of the run
       "n_draws": 400,                 # posterior draws used (thinned, <= 400)
       "fold_change": {"median": ..., "q05": ..., "q25": ..., "q75": ..., "q95": ...},
-      "fold_change_mean_effect": {"median": ..., "q05": ..., "q25": ..., "q75": ..., "q95": ...}
+      "fold_change_mean_effect": {"median": ..., "q05": ..., "q25": ..., "q75": ..., "q95": ...},
+      "without_non_human_evidence": {     # the human evidence alone (reports.human_only): the same
+        "non_human_studies": [...],       # draws importance-reweighted to remove these studies
+        "pareto_k": 1.1, "reliable": false,   # k <= 0.7 for numbers; else refit with --exclude
+        "fold_change_mean_effect": {...} or null
+      }
     }
 
 Fold changes are relative to the pre-dosing baseline (1 = no change); quantiles are over the
@@ -59,6 +64,11 @@ def _quantiles(x: np.ndarray) -> dict:
     return {k: float(np.quantile(x, q)) for k, q in QUANTILES.items()}
 
 
+def _thinned(total: int, max_draws: int) -> np.ndarray:
+    n = min(max_draws, total)
+    return np.unique(np.linspace(0, total - 1, n).round().astype(int))
+
+
 def posterior_theta(dt, model, max_draws: int = MAX_DRAWS) -> tuple[dict, int]:
     """{name: (n,) or (n, k) array} of evenly thinned posterior draws, as blood_curve expects."""
     post = dt["posterior"]
@@ -66,9 +76,7 @@ def posterior_theta(dt, model, max_draws: int = MAX_DRAWS) -> tuple[dict, int]:
     missing = [n for n in model.scalar_parameters if n not in post.data_vars]
     if missing:
         raise UserError(f"run posterior lacks parameters {missing}; it was written by an incompatible model version")
-    total = post.sizes["chain"] * post.sizes["draw"]
-    n = min(max_draws, total)
-    idx = np.unique(np.linspace(0, total - 1, n).round().astype(int))
+    idx = _thinned(post.sizes["chain"] * post.sizes["draw"], max_draws)
     th = {}
     for name in names:
         v = post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
@@ -113,6 +121,36 @@ def predict(run, compound: str, dose_mg: float, day: float, doses_per_day: int =
     z1 = rng.standard_normal(n)
     z2 = rng.standard_normal(n)
     log_new = log_mean * np.exp(th["sigma_het"] * z1) + th["sigma_drift"] * z2
+    return {**_result(compound, dose_mg, doses_per_day, day, matrix, hypothesis, n, log_new, log_mean),
+            "without_non_human_evidence": _human_only(dt, log_mean, max_draws)}
+
+
+def _human_only(dt, log_mean: np.ndarray, max_draws: int) -> dict | None:
+    """The population mean effect from the human evidence alone: the run's draws reweighted to
+    remove the non-human studies' likelihood terms (:mod:`nadfit.reports.human_only`)."""
+    if "loglik_study" not in dt["posterior"].data_vars or "observed_data" not in dt.children:
+        return None
+    from nadfit.reports.human_only import (
+        K_RELIABLE,
+        drop_studies_weights,
+        non_human_studies,
+        subset_weights,
+        weighted_quantiles,
+    )
+
+    studies = non_human_studies(dt["observed_data"])
+    w, k = drop_studies_weights(dt["posterior"], studies)
+    post = dt["posterior"]
+    ws = subset_weights(w, _thinned(post.sizes["chain"] * post.sizes["draw"], max_draws))
+    reliable = bool(k <= K_RELIABLE)
+    q = None
+    if reliable:
+        v = np.exp(weighted_quantiles(log_mean, ws, list(QUANTILES.values())))
+        q = {name: float(x) for name, x in zip(QUANTILES, v)}
+    return {"non_human_studies": studies, "pareto_k": float(k), "reliable": reliable, "fold_change_mean_effect": q}
+
+
+def _result(compound, dose_mg, doses_per_day, day, matrix, hypothesis, n, log_new, log_mean) -> dict:
     return {
         "compound": compound, "dose_mg": dose_mg, "doses_per_day": doses_per_day, "day": day,
         "matrix": matrix, "hypothesis": hypothesis, "n_draws": int(n),

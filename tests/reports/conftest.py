@@ -213,6 +213,19 @@ def make_comparison(out: Path, runs: dict[str, Path], full: bool = True) -> Path
         comp["phi_share"] = {"human": {"mean": 0.4, "ci89_low": 0.1, "ci89_high": 0.8},
                              "grozio2019_gut": {"mean": 0.7, "ci89_low": 0.4, "ci89_high": 0.95}}
         comp["calibration"] = {"confusion": {h: {g: (8 if g == h else 1) for g in hyps} for h in hyps}}
+        # reports.human_only.prediction_shift per hypothesis: one reliable reweighting, one not
+        from nadfit.reports.human_only import SHIFT_REGIMENS
+
+        def q(m):
+            return {"q05": 0.8 * m, "median": m, "q95": 1.4 * m}
+
+        comp["human_only"] = {
+            h: {"non_human_studies": ["grozio2019", "hara2019"], "pareto_k": 0.4 if i == 0 else 1.2,
+                "reliable": i == 0, "ess": 300.0 if i == 0 else 5.0, "human_only_run": "runs/x/fits-human-only/mixed",
+                "rows": [{"compound": "NMN", "dose_mg": d, "day": day, "all_evidence": q(1 + d / 600),
+                          "human_only_psis": q(1 + d / 700) if i == 0 else None, "human_only_refit": q(1 + d / 800)}
+                         for d, day in SHIFT_REGIMENS]}
+            for i, h in enumerate(hyps)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "comparison.json", comp)

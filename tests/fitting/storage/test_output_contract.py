@@ -216,11 +216,13 @@ def test_run_all_resumes_its_own_folder(tmp_path, monkeypatch):
     out = tmp_path / "main"
     run_all(out, quick=True)
     assert output_kind(out) == "run-all" and (out / ".nadfit-output").exists()
-    assert [c[0] for c in calls] == ["fit", "fit", "fit", "compare"]
+    # the three hypotheses, then mixed on the human evidence alone, then the comparison
+    assert [c[0] for c in calls] == ["fit", "fit", "fit", "fit", "compare"]
     calls.clear()
     run_all(out, quick=True)  # again: every part is an earlier output of its kind
     assert [c[1] for c in calls if c[0] == "note"] == [
-        f"nadfit: replaced earlier run {out / 'fits' / h}" for h in ("direct", "via-nr", "mixed")]
+        f"nadfit: replaced earlier run {out / 'fits' / h}" for h in ("direct", "via-nr", "mixed")] + [
+        f"nadfit: replaced earlier run {out / 'fits-human-only' / 'mixed'}"]
 
 
 def test_run_all_refuses_a_foreign_part_before_the_first_fit(tmp_path, monkeypatch):
