@@ -371,5 +371,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
     for d in fits:
         log(f"report {d / 'report.html'}")
         render_run_report(d, psense=psense.get(d.name))
+    if human_dir is not None:
+        log(f"report {human_dir / 'report.html'}")
+        render_run_report(human_dir)
     cmp["total_wall_time_s"] = round(time.time() - t0, 1)
     return cmp
