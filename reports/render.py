@@ -424,9 +424,12 @@ def _evidence_fit(dt, evidence, labels: dict, studies: dict, desc: dict | None =
              "label": labels.get(eid, eid), "url": None, "locator": "", "kind": None,
              "observable": str(obs["observable"].values[k]) if "observable" in obs.data_vars else None,
              "desc": (desc or {}).get(eid)}
+        r["unit"] = ""
         if ev is not None and eid in ev.index:
             r["url"] = _safe_url(ev.at[eid, "source_url"])
             r["locator"] = str(ev.at[eid, "locator"])
+            unit = ev.at[eid, "unit"]
+            r["unit"] = "" if _blank(unit) else str(unit)
         yr = y_rep[:, k] if y_rep is not None else np.array([np.nan])
         pf = p_find[:, k] if p_find is not None else np.array([np.nan])
         if np.isfinite(yr).any() and math.isfinite(r["observed"]):
@@ -653,8 +656,9 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "forest": figures.forest_plot(dt, vectors) if vectors else None,
         "pair": figures.pair_plot(dt, pair_vars) if len(pair_vars) >= 2 else None,
         "psense": figures.psense_plot(psense_rows) if psense_rows else None,
-        "fit": figures.evidence_fit_plot([{**r, "label": _fit_label(r)}
-                                          for r in fit_rows if r["kind"] in ("value", "finding")])
+        # the figure's left panel is on the % change scale: value rows in other units are in the tables
+        "fit": figures.evidence_fit_plot([{**r, "label": _fit_label(r)} for r in fit_rows
+                                          if r["kind"] == "finding" or (r["kind"] == "value" and r["unit"] == "%")])
         if fit_rows else None,
     }
     for r in param_rows:  # drop arrays before templating
@@ -675,11 +679,27 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "uninformed": uninformed, "checks": checks, "rank_alpha": RANK_ALPHA, "bfmi_min": BFMI_MIN,
         "n_rank_shown": len(rank_shown),
         "pair_vars": pair_vars, "psense": psense_rows, "psense_note": psense_note,
-        "fit_groups": fit_groups,
+        "fit_groups": fit_groups, "coverage": predictive_coverage(fit_rows),
         "dose": _dose_response(dt, evidence, summary, figures, studied_doses(evidence, set(run_ids), studies)),
         "provenance": _provenance(run.evidence if run.evidence is not None else evidence, set(run_ids)), "gaps": gaps,
         "figs": figs, "sections": RUN_SECTIONS, "ci_prob": CI_PROB, "contraction_min": CONTRACTION_MIN,
     }
+
+
+def predictive_coverage(fit_rows: list[dict]) -> dict | None:
+    """How many rows with a reported number fall inside their posterior predictive interval:
+    human rows (the quantity nadfit predicts for users) and the others, with the ids outside."""
+    from nadfit.models.model import is_human_observable
+
+    vals = [r for r in fit_rows if r["kind"] == "value"]
+    if not vals:
+        return None
+    human = [r for r in vals if is_human_observable(r.get("observable") or "")]
+    other = [r for r in vals if r not in human]
+    return {"human": len(human), "human_inside": sum(r["inside"] for r in human),
+            "human_outside": [r["evidence_id"] for r in human if not r["inside"]],
+            "other": len(other), "other_inside": sum(r["inside"] for r in other),
+            "other_outside": [r["evidence_id"] for r in other if not r["inside"]]}
 
 
 def _fit_label(r: dict) -> str:

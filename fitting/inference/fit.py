@@ -108,24 +108,30 @@ def _curves(model, post, n_draws: int, seed: int):
 
 
 def _posterior_predictive(model, post, seed: int):
-    """y_rep for continuous rows (reported scale) and p_finding (= exp loglik) for findings."""
+    """y_rep for every row with a reported value (its kind's own simulator,
+    ``models.kinds.KINDS[kind].simulate``, on the reported scale: percent, p-value, weeks, an arm
+    mean, ...; the marginal of each row, also for rows of a joint claim) and p_finding
+    (= exp loglik) for qualitative findings and bounds stated as findings."""
+    from nadfit.models.kinds import KINDS
+
     rng = np.random.default_rng(seed + 1)
     ll = post["loglik_item"].values
     q = post["model_quantity"].values
     y_rep = np.full_like(q, np.nan)
     p_finding = np.full_like(q, np.nan)
+    sims = [k for k, it in enumerate(model.items) if not it.binary and KINDS[it.kind].simulate is not None]
+    if sims:
+        scalars = {n: post[n].values for n in model.scalar_parameters if n in post.data_vars}
+        chains, draws = q.shape[:2]
+        for c in range(chains):
+            for d in range(draws):
+                th = {n: v[c, d] for n, v in scalars.items()}
+                for k in sims:
+                    it = model.items[k]
+                    y_rep[c, d, k] = KINDS[it.kind].simulate(model, it, q[c, d, k], th, rng)
     for k, it in enumerate(model.items):
         if it.keyword is not None or it.observable == "nampt_overexpression_nad":
             p_finding[..., k] = np.exp(ll[..., k])
-        elif it.statistic == "pct_change_median":
-            sd = model.settings.approx_log_sd
-            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
-        elif it.statistic == "pct_change_from_baseline":
-            n = it.const.get("n")
-            sd = np.sqrt(post["sigma_arm"].values ** 2 + (post["sigma_person"].values ** 2 / n if n else 0.0))
-            y_rep[..., k] = 100.0 * np.expm1(q[..., k] + sd * rng.standard_normal(q.shape[:2]))
-        else:
-            p_finding[..., k] = np.nan
     return y_rep, p_finding
 
 

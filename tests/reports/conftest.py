@@ -63,6 +63,8 @@ def make_run(out: Path, hypothesis: str = HYPOTHESIS, seed: int = 7, status: str
             p_find[..., k] = rng.beta(8, 2, size=(CHAINS, DRAWS))
         elif it.statistic in ("pct_change_from_baseline", "pct_change_median"):
             y_rep[..., k] = (it.value or 0.0) + rng.normal(0, 15, size=(CHAINS, DRAWS))
+        elif it.kind == "approximate_time":  # a value row in weeks/days, outside the % scale
+            y_rep[..., k] = (it.value or 1.0) * rng.lognormal(0.0, 0.3, size=(CHAINS, DRAWS))
     doses = np.array([0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1200.0, 2000.0])
     days = np.arange(91)
     amp = rng.lognormal(np.log(0.4), 0.3, size=(30, 1, 1))

@@ -152,3 +152,28 @@ def test_comparison_errors(tmp_path, synth_comparison, capsys):
         render_comparison(bad)
     assert main(["report-compare", str(bad)]) == 2
     assert "incompatible" in capsys.readouterr().err
+
+
+def test_value_rows_show_their_own_unit_and_the_coverage_line(rendered_run):
+    """A time-to-plateau row is replicated in weeks (not '%'), and the coverage line counts it."""
+    import re
+
+    html = rendered_run.read_text()
+    m = re.search(r"<td class=\"mono\">EV098</td>.*?</tr>", html, re.S)
+    assert m, "EV098 row missing"
+    assert " week</td>" in m.group(0) and " %</td>" not in m.group(0)
+    cov = re.search(r"Posterior predictive coverage:</strong> the 89 % interval holds the reported value for "
+                    r"(\d+) of (\d+) quantitative human rows", html)
+    assert cov and int(cov.group(2)) >= 3 and int(cov.group(1)) <= int(cov.group(2))
+
+
+def test_predictive_coverage_counts_human_and_other_rows():
+    from nadfit.reports.render import predictive_coverage
+
+    rows = [{"kind": "value", "inside": True, "observable": "human_log_fold", "evidence_id": "A"},
+            {"kind": "value", "inside": False, "observable": "human_t90", "evidence_id": "B"},
+            {"kind": "value", "inside": False, "observable": "aged", "evidence_id": "C"},
+            {"kind": "finding", "p": 0.2, "observable": "aged", "evidence_id": "D"}]
+    c = predictive_coverage(rows)
+    assert (c["human"], c["human_inside"], c["human_outside"]) == (2, 1, ["B"])
+    assert (c["other"], c["other_inside"], c["other_outside"]) == (1, 0, ["C"])

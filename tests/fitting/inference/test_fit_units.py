@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from nadfit.datasets import load_evidence
@@ -78,3 +79,44 @@ def test_sampler_round_trips_through_config_file_and_config_json(tmp_path, sampl
 def test_chains_without_a_device_of_their_own_are_vectorised():
     assert chain_method(4, 4) == "parallel" and chain_method(2, 8) == "parallel"
     assert chain_method(4, 1) == "vectorized" and chain_method(5, 4) == "vectorized"
+
+
+def test_posterior_predictive_uses_each_rows_own_simulator():
+    """y_rep on each row's reported scale: the median of an arm's % change is 100 (e^q - 1), a time
+    row is in its reported unit, a p-value lies in (0, 1]; findings get p_finding, not y_rep."""
+    import math
+
+    import xarray as xr
+
+    from nadfit.fitting.inference.fit import _posterior_predictive
+    from nadfit.models.model import EvidenceModel
+
+    model = EvidenceModel("mixed", load_evidence())
+    th = model.prior_median_theta()
+    chains, draws = 2, 400
+    q = np.zeros((chains, draws, len(model.items)))
+    ll = np.full_like(q, -0.5)
+    for k, it in enumerate(model.items):
+        q[..., k] = 0.3 if it.kind in ("arm_mean_change", "approximate_change", "t_paired_exact_p",
+                                        "log_ratio_vs_placebo") else math.log(14.0)
+    data = {n: (("chain", "draw"), np.full((chains, draws), float(th[n]))) for n in model.scalar_parameters}
+    data["model_quantity"] = (("chain", "draw", "evidence_id"), q)
+    data["loglik_item"] = (("chain", "draw", "evidence_id"), ll)
+    post = xr.Dataset(data, coords={"evidence_id": model.evidence_ids})
+    y_rep, p_find = _posterior_predictive(model, post, seed=3)
+    seen = set()
+    for k, it in enumerate(model.items):
+        y = y_rep[..., k].ravel()
+        if it.kind == "arm_mean_change":
+            assert np.median(y) == pytest.approx(100 * math.expm1(0.3), rel=0.05)
+        elif it.kind == "approximate_time":
+            assert np.median(y) == pytest.approx(14.0 / it.const["unit_days"], rel=0.1)
+        elif it.kind == "t_paired_exact_p":
+            assert ((y > 0) & (y <= 1)).all()
+        elif it.keyword is not None:
+            assert np.isnan(y).all() and np.allclose(p_find[..., k], math.exp(-0.5))
+            continue
+        else:
+            continue
+        seen.add(it.kind)
+    assert seen == {"arm_mean_change", "approximate_time", "t_paired_exact_p"}
