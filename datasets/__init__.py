@@ -26,7 +26,9 @@ def __getattr__(name: str):
     if module is None:
         try:  # a submodule (``nadfit.datasets.units``)
             return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":  # a dependency of a real submodule is missing
+                raise
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value

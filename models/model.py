@@ -27,6 +27,7 @@ from nadfit.models.kinds import KINDS, kind_of
 from nadfit.models.observation import KNOWN_DIRECTIONS, ObservationSettings, direction_keyword, smooth_extreme
 from nadfit.models.priors import Prior, registry
 from nadfit.models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
+from nadfit.models.systems import is_human_observable, system_class_of
 
 #: where no exposure is reported, in-vitro/in-vivo NMN exposure is set to give a precursor flux
 #: equal to the baseline NAD+ synthesis flux (signs of monotone effects do not depend on it)
@@ -48,15 +49,9 @@ W73_LOGIT_SD = 1.6
 CORE_CONSTANTS = ("beta", "kappa", "ell", "gamma")
 CORE_OFFSET_SD = {"beta": math.log(2.0), "kappa": math.log(2.0), "ell": 0.7, "gamma": 0.5}
 SYSTEM_CLASSES = ("rodent", "cell")
-#: the system class of each observable that uses the core constants outside the human blood model
-OBSERVABLE_CLASS = {"gut_nad_ratio": "rodent", "nampt_response_to_nmn": "rodent", "aged": "rodent",
-                    "nampt_overexpression_nad": "cell"}
-HUMAN_PREFIX = "human_"
-
-
-def is_human_observable(observable: str) -> bool:
-    """Does a row observe a quantity of people in vivo (the human blood model)?"""
-    return str(observable).startswith(HUMAN_PREFIX)
+#: observables that use the core constants outside the human blood model (each such row gets a
+#: system class from its evidence row: :func:`system_class_of`)
+CORE_OBSERVABLES = ("gut_nad_ratio", "nampt_response_to_nmn", "aged", "nampt_overexpression_nad")
 
 
 MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
@@ -253,6 +248,8 @@ class EvidenceModel:
         """Constants of the item's observable (here) and of its observation kind (models/kinds.py)."""
         if it.observable == "nampt_overexpression_nad":
             it.const.update(factor=float(self._row(it.spec["factor_from"])["value"]))
+        if it.observable in CORE_OBSERVABLES:
+            it.const.update(system_class=system_class_of(row.get("route"), row.get("matrix")))
         KINDS[it.kind].precompute(self, it, row)
 
     # ---------------------------------------------------------------------------------------
@@ -345,8 +342,7 @@ class EvidenceModel:
         beta, kappa, ell, gamma = self._core(th, system_class)
         return steady_state_jax(j, e_base, beta, kappa, ell, gamma, c)
 
-    def _aged(self, th):
-        cls = OBSERVABLE_CLASS["aged"]
+    def _aged(self, th, cls: str):
         beta, kappa, ell, gamma = self._core(th, cls)
         e_base = 1.0 - th["h_age"]
         n = self._ss(th, cls, 0.0, e_base, th["c_age"])
@@ -391,21 +387,23 @@ class EvidenceModel:
         if obs == "gut_nad_ratio":
             use = self._nmn_use(th, spec["system"], spec["perturb"])
             w = th["omega_gut"]
-            return jnp.log(self._ss(th, OBSERVABLE_CLASS[obs], j=w * use, e_base=1.0 - w))
+            return jnp.log(self._ss(th, it.const["system_class"], j=w * use, e_base=1.0 - w))
         if obs == "nampt_response_to_nmn":
-            if "nampt_response" not in cache:
-                cls = OBSERVABLE_CLASS[obs]
+            cls = it.const["system_class"]
+            if ("nampt_response", cls) not in cache:
                 n1 = self._ss(th, cls, j=REFERENCE_EXPOSURE)
-                cache["nampt_response"] = self._core(th, cls)[3] * jnp.log(n1)
-            return cache["nampt_response"]
+                cache["nampt_response", cls] = self._core(th, cls)[3] * jnp.log(n1)
+            return cache["nampt_response", cls]
         if obs == "aged":
-            if "aged" not in cache:
-                cache["aged"] = self._aged(th)
-            return jnp.stack([cache["aged"][q] for q in spec["quantities"]])
+            cls = it.const["system_class"]
+            if ("aged", cls) not in cache:
+                cache["aged", cls] = self._aged(th, cls)
+            return jnp.stack([cache["aged", cls][q] for q in spec["quantities"]])
         if obs == "nampt_overexpression_nad":
-            if "overexpression" not in cache:
-                cache["overexpression"] = jnp.log(self._ss(th, OBSERVABLE_CLASS[obs], e_base=it.const["factor"]))
-            return cache["overexpression"]
+            key = ("overexpression", it.const["system_class"], it.const["factor"])
+            if key not in cache:
+                cache[key] = jnp.log(self._ss(th, it.const["system_class"], e_base=it.const["factor"]))
+            return cache[key]
         raise UserError(f"unknown observable {obs!r}", file="models/evidence_map.yaml", field=it.evidence_id)
 
     @staticmethod

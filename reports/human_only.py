@@ -22,9 +22,9 @@ import warnings
 
 import numpy as np
 
-from nadfit.models.model import is_human_observable
+from nadfit.models.systems import is_human_observable
+from nadfit.reports.conventions import PARETO_K_BAD as K_RELIABLE  # the one Pareto-k threshold
 
-K_RELIABLE = 0.7
 SAMPLE_DIMS = ("chain", "draw")
 
 

@@ -689,7 +689,7 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
 def predictive_coverage(fit_rows: list[dict]) -> dict | None:
     """How many rows with a reported number fall inside their posterior predictive interval:
     human rows (the quantity nadfit predicts for users) and the others, with the ids outside."""
-    from nadfit.models.model import is_human_observable
+    from nadfit.models.systems import is_human_observable
 
     vals = [r for r in fit_rows if r["kind"] == "value"]
     if not vals:
@@ -997,7 +997,9 @@ def _human_only_table(shift: dict | None, hyps: list[str]) -> dict | None:
                      "refit": r.get("human_only_refit")})
     return {"hyps": hs, "rows": rows, "k": {h: shift[h]["pareto_k"] for h in hs},
             "reliable": {h: shift[h]["reliable"] for h in hs},
-            "studies": first["non_human_studies"], "refit_run": first.get("human_only_run")}
+            "studies": first["non_human_studies"], "refit_run": first.get("human_only_run"),
+            "refit_hypothesis": first.get("human_only_hypothesis") or "mixed",
+            "refit_status": first.get("human_only_status"), "refit_gates": first.get("human_only_gates") or {}}
 
 
 def _grid_table(grid: dict | None, hyps: list[str]) -> list[dict]:

@@ -208,7 +208,8 @@ def loso_items(model, study: str) -> list:
 def quantitative_human_studies(hypothesis: str = "mixed") -> list[str]:
     """Studies with at least one non-binary scored row of a human observable."""
     from nadfit.models.kinds import KINDS
-    from nadfit.models.model import EvidenceModel, is_human_observable
+    from nadfit.models.model import EvidenceModel
+    from nadfit.models.systems import is_human_observable
 
     model = EvidenceModel(hypothesis, _evidence())
     return list(dict.fromkeys(it.study_id for it in model.items

@@ -93,8 +93,10 @@ def predict_cmd(
                   *(f"{ho['fold_change_mean_effect'][k]:.3f}" for k in ("median", "q05", "q25", "q75", "q95")))
     Console(file=sys.stdout, width=140).print(t)
     if ho and not ho["reliable"]:
+        from nadfit.reports.conventions import PARETO_K_BAD
+
         print(f"without the {len(ho['non_human_studies'])} non-human studies the posterior changes too much to "
-              f"reweight (Pareto k {ho['pareto_k']:.2f} > 0.7); for a human-evidence-only prediction refit with "
+              f"reweight (Pareto k {ho['pareto_k']:.2f} > {PARETO_K_BAD}); for a human-evidence-only prediction refit with "
               f"--exclude {','.join(ho['non_human_studies'])} (run-all's fits-human-only/mixed)")
 
 

@@ -35,23 +35,16 @@ SMC_DRAWS = 500
 HUMAN_ONLY_HYPOTHESIS = "mixed"
 
 
-def human_only_exclusions(selection: dict) -> list[str]:
-    """Study ids to exclude so that only human in-vivo evidence remains (of the selection)."""
+def human_only_exclusions(selection: dict) -> tuple[list[str], list[str]]:
+    """(study ids to exclude so that only human in-vivo evidence remains, all study ids) of the
+    selection."""
     from nadfit.datasets import load_evidence
     from nadfit.fitting.inference.config import select_evidence
     from nadfit.models.model import EvidenceModel
 
     ev = select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
-    return EvidenceModel(HUMAN_ONLY_HYPOTHESIS, ev).non_human_study_ids
-
-
-def _selected_studies(selection: dict) -> list[str]:
-    from nadfit.datasets import load_evidence
-    from nadfit.fitting.inference.config import select_evidence
-    from nadfit.models.model import EvidenceModel
-
-    ev = select_evidence(load_evidence(), selection["evidence"], selection["exclude"])
-    return EvidenceModel(HUMAN_ONLY_HYPOTHESIS, ev).study_ids
+    model = EvidenceModel(HUMAN_ONLY_HYPOTHESIS, ev)
+    return model.non_human_study_ids, list(model.study_ids)
 
 
 def check_smc(smc_runs: int, smc_draws: int) -> None:
@@ -150,6 +143,18 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     from nadfit.fitting.storage.files import read_json
 
     runs = load_runs(run_dirs, allow_failed=allow_failed)
+    human_dt = None
+    from nadfit.reports.human_only import non_human_studies, prediction_shift
+
+    if human_only is not None:
+        from nadfit.fitting.inference.runs import load_run
+
+        hrun = load_run(Path(human_only), groups=("predictions", "observed_data"))
+        human_dt = hrun.dt
+        extra = non_human_studies(human_dt["observed_data"])
+        if extra:
+            raise UserError(f"--human-only-run was fitted to non-human evidence too ({', '.join(extra[:4])}); "
+                            "give a run fitted to human evidence alone", file=str(human_only))
     cal = None
     if calibration is not None:
         cal = read_json(Path(calibration), "calibration.json")
@@ -180,17 +185,14 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         sensitivity["wider_prior_best"] = max(elpd, key=elpd.get)
         sensitivity["wider_prior_runs"] = {h: str(wr.dir) for h, wr in wruns.items()}
     log("human prediction without the non-human evidence")
-    human_dt = None
-    if human_only is not None:
-        from nadfit.fitting.inference.runs import load_run
-
-        human_dt = load_run(Path(human_only)).dt
-    from nadfit.reports.human_only import prediction_shift
-
     shift = {h: prediction_shift(r.dt, human_dt) for h, r in runs.items()}
     if human_only is not None:
+        gates = hrun.summary.get("gates") or {}
         for v in shift.values():
             v["human_only_run"] = str(human_only)
+            v["human_only_hypothesis"] = hrun.hypothesis
+            v["human_only_status"] = hrun.summary.get("status")
+            v["human_only_gates"] = {k: g.get("value") for k, g in gates.items()}
     refits = None
     if reloo:
         refits = {}
@@ -346,9 +348,12 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
             run_fit(cfg, out / "fits-wider-priors" / h, progress=progress, on_progress=_on(f"{h} (wider priors)"))
             wider_dirs.append(out / "fits-wider-priors" / h)
     human_dir = None
-    drop = human_only_exclusions(selection) if human_only else []
-    if human_only and set(drop) >= set(_selected_studies(selection)):
+    drop, selected = human_only_exclusions(selection) if human_only else ([], [])
+    if human_only and set(drop) >= set(selected):
         log("no human evidence in the selection: the human-evidence-only fit is skipped")
+    elif human_only and not drop:
+        log("only human evidence in the selection: fits/mixed is already the human-evidence-only fit")
+        human_dir = out / "fits" / HUMAN_ONLY_HYPOTHESIS
     elif human_only:
         human_dir = out / "fits-human-only" / HUMAN_ONLY_HYPOTHESIS
         cfg = FitConfig(hypothesis=HUMAN_ONLY_HYPOTHESIS, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -371,7 +376,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
     for d in fits:
         log(f"report {d / 'report.html'}")
         render_run_report(d, psense=psense.get(d.name))
-    if human_dir is not None:
+    if human_dir is not None and human_dir not in fits:
         log(f"report {human_dir / 'report.html'}")
         render_run_report(human_dir)
     cmp["total_wall_time_s"] = round(time.time() - t0, 1)

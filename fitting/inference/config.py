@@ -85,6 +85,10 @@ class FitConfig:
                                 field="observation")
             if not (_is_number(v) and math.isfinite(v) and v > 0):
                 raise UserError(f"observation setting {k} must be a positive number, got {v!r}", field="observation")
+        try:  # the settings' own range checks (e.g. eps in (0, 0.5)), before any heavy import
+            self.settings()
+        except ValueError as err:
+            raise UserError(str(err), field="observation") from None
         return self
 
     def settings(self) -> ObservationSettings:

@@ -209,7 +209,8 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     box: dict = {}
     # numpyro's in-loop progress, counted instead of printed (parallel chains only: vectorised
     # chains would switch numpyro to a Python loop per iteration)
-    counting = on_progress is not None and method == "parallel"
+    # (numpyro counts in-loop only for several chains, one per device: one chain runs a Python loop)
+    counting = on_progress is not None and method == "parallel" and cfg.chains > 1
 
     def _run():
         try:

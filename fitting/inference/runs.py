@@ -117,12 +117,22 @@ class FittedRun:
         return self.evidence is None or evidence_fingerprint(self.evidence) != self.summary["evidence_fingerprint"]
 
     def model(self):
-        """The EvidenceModel of this run: its hypothesis, evidence selection and observation settings."""
+        """The EvidenceModel of this run: its hypothesis, evidence selection and observation settings.
+        Refuses (one line) a run whose posterior lacks a parameter of the current model (fitted by
+        an earlier model version)."""
         from nadfit.models.model import EvidenceModel
 
         if self.evidence is None:
             raise UserError(f"the run's evidence cannot be re-selected ({self.evidence_problem})", file=str(self.dir))
-        return EvidenceModel(self.hypothesis, self.evidence, self.config.settings())
+        model = EvidenceModel(self.hypothesis, self.evidence, self.config.settings())
+        if self.dt is not None and "posterior" in self.dt.children:
+            have = set(self.dt["posterior"].data_vars)
+            missing = [n for n in (*model.scalar_parameters, *model.vector_parameters) if n not in have]
+            if missing:
+                raise UserError(f"the run was fitted by an earlier model version (its posterior lacks "
+                                f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); refit it",
+                                file=str(self.dir))
+        return model
 
     def require_current_evidence(self) -> None:
         """Refuse to rebuild a model when the shipped evidence changed since the fit."""

@@ -1,7 +1,8 @@
 """Per-draw progress of numpyro's compiled NUTS (``FitConfig.sampler`` numpyro).
 
-numpyro reports progress from inside its compiled sampling loop: with one chain per device
-(``chain_method="parallel"``) ``numpyro.util.fori_collect`` wraps the loop body so that every
+numpyro reports progress from inside its compiled sampling loop: with several chains, one per
+device (``chain_method="parallel"``, ``num_chains > 1``), ``numpyro.util.fori_collect`` wraps the
+loop body so that every
 ``progress_rate`` iterations (5 % of tuning + draws when PyMC leaves it unset) an
 ``io_callback`` advances a ``tqdm`` bar per chain. The bars are made by the factory
 ``numpyro.util.progress_bar_factory`` through the module-level name ``numpyro.util.tqdm_auto``.
@@ -15,9 +16,10 @@ factory this way (the counter would then stay at zero and the fit reports progre
 the end, as before).
 
 Limits: numpyro turns its progress off when the environment has ``CI`` or
-``PYTEST_XDIST_WORKER``; with ``chain_method="vectorized"`` numpyro's progress is a Python loop
-per iteration (slower), so :func:`sample_xla <nadfit.fitting.inference.fit.sample_xla>` asks for
-progress only with ``parallel``. Divergences are known only when the chains end.
+``PYTEST_XDIST_WORKER``; with ``chain_method="vectorized"`` or a single chain numpyro's progress
+is a Python loop per iteration (slower, with its own bar), so
+:func:`sample_xla <nadfit.fitting.inference.fit.sample_xla>` asks for progress only with
+``parallel`` and more than one chain. Divergences are known only when the chains end.
 """
 
 from __future__ import annotations

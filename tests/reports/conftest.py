@@ -224,6 +224,8 @@ def make_comparison(out: Path, runs: dict[str, Path], full: bool = True) -> Path
         comp["human_only"] = {
             h: {"non_human_studies": ["grozio2019", "hara2019"], "pareto_k": 0.4 if i == 0 else 1.2,
                 "reliable": i == 0, "ess": 300.0 if i == 0 else 5.0, "human_only_run": "runs/x/fits-human-only/mixed",
+                "human_only_hypothesis": "mixed", "human_only_status": "accepted_failed_gates",
+                "human_only_gates": {"r_hat_max": 1.02, "ess_bulk_min": 350.0, "divergences": 0},
                 "rows": [{"compound": "NMN", "dose_mg": d, "day": day, "all_evidence": q(1 + d / 600),
                           "human_only_psis": q(1 + d / 700) if i == 0 else None, "human_only_refit": q(1 + d / 800)}
                          for d, day in SHIFT_REGIMENS]}

@@ -70,3 +70,14 @@ def test_weighted_quantiles_with_equal_weights_are_the_ordinary_ones():
     x = np.random.default_rng(1).normal(size=2001)
     q = weighted_quantiles(x, np.ones_like(x), [0.05, 0.5, 0.95])
     assert np.allclose(q, np.quantile(x, [0.05, 0.5, 0.95]), atol=0.01)
+
+
+def test_compare_refuses_a_human_only_run_fitted_to_non_human_evidence(tmp_path, synth_run, synth_failed_run):
+    """--human-only-run must be a fit to human evidence alone: one line, before any work."""
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.comparison.pipeline import run_compare
+
+    with pytest.raises(UserError, match="fitted to non-human evidence too"):
+        run_compare([synth_run, synth_failed_run], tmp_path / "cmp", human_only=synth_run, bridge=False,
+                    psense=False, obs_grid=False, html=False, allow_failed=True)
+    assert not (tmp_path / "cmp").exists()

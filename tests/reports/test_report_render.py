@@ -177,3 +177,35 @@ def test_predictive_coverage_counts_human_and_other_rows():
     c = predictive_coverage(rows)
     assert (c["human"], c["human_inside"], c["human_outside"]) == (2, 1, ["B"])
     assert (c["other"], c["other_inside"], c["other_outside"]) == (1, 0, ["C"])
+
+
+def test_comparison_shows_the_human_only_section_with_refit_status(rendered_comparison):
+    import re
+
+    html = rendered_comparison.read_text()
+    sec = re.search(r'<section id="human-only">.*?</section>', html, re.S)
+    assert sec, "human-only section missing"
+    text = sec.group(0)
+    assert "refit on human evidence (mixed)" in text
+    assert "accepted_failed_gates" in text  # a refit that failed its gates says so
+    assert "unreliable" in text  # the hypothesis whose reweighting has k > 0.7 shows no numbers
+
+
+def test_a_run_of_an_earlier_model_version_is_refused_in_one_line(tmp_path):
+    """A posterior without a parameter of the current model (here the species offsets) is refused
+    with one line naming what is missing, not a KeyError deep in the comparison."""
+    import xarray as xr
+    from conftest import make_run
+
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.inference.runs import load_run
+
+    run = make_run(tmp_path / "old")
+    path = run / "posterior.nc"
+    dt = xr.open_datatree(path, engine="h5netcdf").load()
+    post = dt["posterior"].to_dataset().drop_vars(["z_core_rodent", "z_core_cell"])
+    dt["posterior"] = xr.DataTree(post)
+    path.unlink()
+    dt.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(UserError, match="earlier model version .*z_core_rodent"):
+        load_run(run).model()
