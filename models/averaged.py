@@ -88,10 +88,9 @@ def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None, implicit=
     when the iterations have converged: the production path's warm-started daily solves).
     """
     steps = NEWTON_STEPS if steps is None else steps
-    u0, j, e, beta, kappa, ell, c = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=float)
-                                                            for a in (u0, j, e, beta, kappa, ell, c)))
-    if implicit:
-        return _newton_implicit(u0, j, e, beta, kappa, ell, c, steps)
+    if implicit:  # custom_jvp: every argument an array of the root's shape
+        args = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=float) for a in (u0, j, e, beta, kappa, ell, c)))
+        return _newton_implicit(*args, steps)
     return _newton(u0, j, e, beta, kappa, ell, c, steps)
 
 

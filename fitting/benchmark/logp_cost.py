@@ -1,8 +1,10 @@
 """Cost of one log density + gradient of the full EvidenceModel (``nadfit bench --logp-cost``).
 
 For each hypothesis: CPU time per call of the jitted ``value_and_grad`` of the total
-log-likelihood at the prior median, and of the blood course alone (``EvidenceModel.blood``,
-summed), single-threaded XLA, median (and minimum) over batches of calls after compilation.
+log-likelihood at the prior median, of the blood course alone (``EvidenceModel.blood``, summed)
+and of the rest (the log-likelihood with the blood course held at its value), single-threaded
+XLA, median and minimum over batches of calls after compilation (on a loaded machine the minimum
+is the least disturbed measurement).
 
 With a reference source tree (e.g. ``git worktree add ../ref 84382e3``), the same measurement
 runs on that tree's ``nadfit`` too, in separate processes that alternate with this tree's (so both
@@ -28,6 +30,9 @@ HYPOTHESES = ("direct", "via-nr", "mixed")
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 #: the package folders of a source tree (installed as nadfit.<name>)
 PACKAGES = ("datasets", "models", "reports", "fitting")
+#: the measurements whose new / reference ratio is reported
+RATIO_KEYS = ("logp_grad_ms", "logp_grad_min_ms", "blood_grad_ms", "blood_grad_min_ms", "rest_grad_ms",
+              "rest_grad_min_ms")
 
 
 def _cpu_ms_per_call(f, x, calls: int, batch: int = 10) -> tuple[float, float]:
@@ -69,8 +74,12 @@ def measure(hypotheses=HYPOTHESES, calls: int = 200) -> dict:
         compile_s = time.perf_counter() - t0
         med, low = _cpu_ms_per_call(vg, th, calls)
         b_med, b_low = _cpu_ms_per_call(jax.jit(jax.value_and_grad(blood)), th, calls)
+        held = {k: jnp.asarray(v) for k, v in model.blood(th).items()}
+        model.blood = lambda t, held=held: {k: v * (1.0 + 0.0 * t["beta"]) for k, v in held.items()}
+        r_med, r_low = _cpu_ms_per_call(jax.jit(jax.value_and_grad(logp)), th, calls)
         out[h] = {"logp_grad_ms": med, "logp_grad_min_ms": low, "blood_grad_ms": b_med,
-                  "blood_grad_min_ms": b_low, "compile_s": compile_s}
+                  "blood_grad_min_ms": b_low, "rest_grad_ms": r_med, "rest_grad_min_ms": r_low,
+                  "compile_s": compile_s}
     return out
 
 
@@ -126,28 +135,32 @@ def compare(reference_tree: Path | None = None, hypotheses=HYPOTHESES, calls: in
            "loads": {side: [(run["load_before"], run["load_after"]) for run in rs] for side, rs in runs.items()},
            "best": best, "runs": {side: [run["result"] for run in rs] for side, rs in runs.items()}}
     if reference_tree is not None:
-        out["ratio"] = {h: {key: best["new"][h][key] / best["reference"][h][key]
-                            for key in ("logp_grad_ms", "blood_grad_ms")} for h in hypotheses}
+        out["ratio"] = {h: {key: best["new"][h][key] / best["reference"][h][key] for key in RATIO_KEYS}
+                        for h in hypotheses}
     return out
 
 
 def format_cost(res: dict) -> str:
     ref = res["reference_tree"] is not None
-    head = ["hypothesis", "logp+grad (ms)", "blood+grad (ms)"]
+    parts = (("logp", "logp_grad"), ("blood", "blood_grad"), ("rest", "rest_grad"))
+    head = ["hypothesis"] + [f"{name}+grad ms (median / min)" for name, _ in parts]
     if ref:
-        head += ["reference logp+grad", "reference blood+grad", "ratio logp", "ratio blood"]
-    lines = [f"nadfit bench --logp-cost: CPU ms per call, single-threaded XLA, best median of {res['rounds']} "
-             f"rounds x {res['calls']} calls" + (f"; reference tree {res['reference_tree']}" if ref else ""),
+        head += [f"reference {name}" for name, _ in parts] + [f"ratio {name}" for name, _ in parts]
+    lines = [f"nadfit bench --logp-cost: CPU ms per call, single-threaded XLA, {res['calls']} calls per "
+             f"measurement, best of {res['rounds']} rounds (blood: the blood course alone; rest: the "
+             "log-likelihood with the blood course held)" + (f"; reference tree {res['reference_tree']}" if ref else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(d, key):
+        return f"{d[key + '_ms']:.2f} / {d[key + '_min_ms']:.2f}"
+
     for h in res["hypotheses"]:
-        new = res["best"]["new"][h]
-        row = [h, f"{new['logp_grad_ms']:.2f}", f"{new['blood_grad_ms']:.2f}"]
+        row = [h] + [cell(res["best"]["new"][h], key) for _, key in parts]
         if ref:
-            old = res["best"]["reference"][h]
-            row += [f"{old['logp_grad_ms']:.2f}", f"{old['blood_grad_ms']:.2f}",
-                    f"{res['ratio'][h]['logp_grad_ms']:.2f}", f"{res['ratio'][h]['blood_grad_ms']:.2f}"]
+            row += [cell(res["best"]["reference"][h], key) for _, key in parts]
+            row += [cell(res["ratio"][h], key) for _, key in parts]
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("load average (1/5/15 min) before/after each run: " + "; ".join(
+    lines.append("load average (1/5/15 min) before -> after each run: " + "; ".join(
         f"{side} " + ", ".join(f"{a} -> {b}" for a, b in loads) for side, loads in res["loads"].items()))
     return "\n".join(lines)
 
