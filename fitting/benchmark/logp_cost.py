@@ -148,7 +148,8 @@ def format_cost(res: dict) -> str:
         head += [f"reference {name}" for name, _ in parts] + [f"ratio {name}" for name, _ in parts]
     lines = [f"nadfit bench --logp-cost: CPU ms per call, single-threaded XLA, {res['calls']} calls per "
              f"measurement, best of {res['rounds']} rounds (blood: the blood course alone; rest: the "
-             "log-likelihood with the blood course held)" + (f"; reference tree {res['reference_tree']}" if ref else ""),
+             "log-likelihood with the blood course held)"
+             + (f"; reference tree {res['reference_tree']}" if ref else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(d, key):

@@ -70,7 +70,8 @@ def bench_cmd(
                                   help="instead: the fit samplers on the real posteriors (default vs nutpie at "
                                        "0.99, all cores vs 1 core; ESS/s, gradients per effective draw)"),
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
-                                                   help="--compare-samplers, --logp-cost: hypotheses (repeat; default all three)"),
+                                                   help="--compare-samplers, --logp-cost: hypotheses (repeat; "
+                                                        "default all three)"),
     logp_cost: bool = typer.Option(False, "--logp-cost",
                                    help="instead: CPU time of one log density + gradient of the full evidence "
                                         "model per hypothesis (single-threaded XLA; with --reference-tree, "
