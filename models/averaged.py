@@ -18,11 +18,16 @@ in y; two Newton solves per scenario instead of one per cell). Then
 
     e_half = e* + (e_k - e*) exp(-k_e dt/2)
     nbar_mid, e*_mid at e_half
+
+(NAD+ at the nodes: Newton warm-started from the previous solve, 3 steps at e_k and 2 at e_half,
+differentiated by the implicit-function theorem at the root: ``steady_state_newton``.)
     e_k+1  = e*_mid + (e_k - e*_mid) exp(-k_e dt)
     b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 
@@ -43,7 +48,7 @@ from nadfit.models.core import (  # noqa: E402
 )
 
 NEWTON_STEPS = 3
-NEWTON_STEPS_MID = 1
+NEWTON_STEPS_MID = 2
 
 
 def _balance(u, j, e, beta, kappa, ell, c):
@@ -51,23 +56,50 @@ def _balance(u, j, e, beta, kappa, ell, c):
     return jnp.log(nampt_rate(n, e, beta) + j) - jnp.log(consumption_rate(n, kappa, ell, c))
 
 
-def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None):
-    """log NAD+ steady state for a fixed NAMPT level e (gamma enters through e), Newton in log n.
-
-    The balance is strictly decreasing and smooth in u = log n; steps are clipped to +-3 for
-    robustness from a poor start. Differentiated by unrolling (converged Newton iterations
-    reproduce the implicit-function derivative).
-    """
+def _newton(u0, j, e, beta, kappa, ell, c, steps):
     u = u0
-    for _ in range(NEWTON_STEPS if steps is None else steps):
+    for _ in range(steps):
         g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
         u = u - jnp.clip(g / dg, -3.0, 3.0)
     return u
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(7,))
+def _newton_implicit(u0, j, e, beta, kappa, ell, c, steps):
+    return _newton(u0, j, e, beta, kappa, ell, c, steps)
+
+
+@_newton_implicit.defjvp
+def _newton_implicit_jvp(steps, primals, tangents):
+    """Implicit-function derivative at the returned root: du = -(dF/dtheta . dtheta) / (dF/du);
+    the warm start u0 carries no derivative (a converged root does not depend on it)."""
+    u0, *args = primals
+    _, *dargs = tangents
+    u = _newton_implicit(u0, *args, steps)
+    _, f_args = jax.jvp(lambda *a: _balance(u, *a), tuple(args), tuple(dargs))
+    f_u = jax.jvp(lambda uu: _balance(uu, *args), (u,), (jnp.ones_like(u),))[1]
+    return u, -f_args / f_u
+
+
+def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None, implicit=False):
+    """log NAD+ steady state for a fixed NAMPT level e (gamma enters through e), Newton in log n.
+
+    The balance is strictly decreasing and smooth in u = log n; steps are clipped to +-3 for
+    robustness from a poor start. Differentiated by unrolling (converged Newton iterations
+    reproduce the implicit-function derivative), or with ``implicit=True`` by the
+    implicit-function theorem at the returned root (same values; a cheaper reverse pass, exact
+    when the iterations have converged: the production path's warm-started daily solves).
+    """
+    steps = NEWTON_STEPS if steps is None else steps
+    if implicit:  # custom_jvp: every argument an array of the root's shape
+        args = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=float) for a in (u0, j, e, beta, kappa, ell, c)))
+        return _newton_implicit(*args, steps)
+    return _newton(u0, j, e, beta, kappa, ell, c, steps)
+
+
 def flux_cells(p, nmn_rate, nr_rate, doses_per_day, cells: int = CELLS_PER_DOSE):
-    """Precursor flux in every cell of the dosing interval: (steps, scenarios, cells), and the
-    cell width (days) as a numpy array (steps, scenarios).
+    """Precursor flux in every cell of the dosing interval: (..., cells) for rates of shape (...)
+    (e.g. steps x scenarios), and the cell width (days) as a numpy array of the rates' shape.
 
     ``doses_per_day`` is a numpy integer array like the rates (1 where nothing is taken;
     0 for a constant exposure, e.g. a culture medium, whose cells are all equal)."""
@@ -76,29 +108,65 @@ def flux_cells(p, nmn_rate, nr_rate, doses_per_day, cells: int = CELLS_PER_DOSE)
     shapes = jnp.stack([absorption_profile(p["k_abs"], p["k_x"], k, cells, jnp) if k > 0
                         else jnp.ones(cells) for k in values])
     onehot = (doses[..., None] == np.asarray(values)).astype(float)
-    shape = jnp.einsum("skv,vc->skc", onehot, shapes)  # (steps, scenarios, cells); no gather
+    shape = jnp.einsum("...v,vc->...c", onehot, shapes)  # (..., cells); no gather
     j = (oral_precursor_flux(nmn_rate[..., None] * shape, p["pi_nmn"], p["phi"], p["k_a"], jnp)
          + p["pi_nr"] * nr_rate[..., None] * shape)
     return j, 1.0 / (np.maximum(doses, 1) * cells)
 
 
-def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None):
+def input_classes(*arrays) -> np.ndarray:
+    """Integer label per (step, scenario) of numpy input arrays of one shape: equal labels where
+    every array has equal values (the steps whose within-day profile is the same)."""
+    shape = np.shape(arrays[0])
+    cols = [np.broadcast_to(np.asarray(a, dtype=float), shape).ravel() for a in arrays]
+    _, inverse = np.unique(np.stack(cols, axis=-1), axis=0, return_inverse=True)
+    return inverse.reshape(shape)
+
+
+def _concrete(x):
+    """numpy value of ``x``, or None when it is traced (its value is only known at run time)."""
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def within_day_nodes(p, nmn_rate, nr_rate, doses_per_day, e_base=1.0):
+    """Two-point rule (nodes, weights: last axis 2) of the filtered flux cells of each input:
+    the within-day profile of a step, for 1-d arrays of intake rates and doses per day."""
+    j_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
+    j_mean = jnp.mean(j_all, axis=-1)
+    u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
+    lam = within_day_rate(p, jnp.exp(u_eq), e_base)
+    return two_point_rule(filtered_cells(j_all, lam, jnp.asarray(h_all), jnp), jnp)
+
+
+def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, classes=None):
     """Integrate (e, b) over the grid for several scenarios at once.
 
     nmn_rate, nr_rate: arrays (steps, scenarios) of oral intake in g/day held over each step;
     doses_per_day: numpy ints of the same shape (default: once daily).
     p: dict with beta, kappa, ell, gamma, k_e, k_b, k_t, k_abs, k_x, pi_nmn, pi_nr, phi, k_a.
+    classes: optional numpy ints (steps, scenarios), equal where the inputs (both rates and the
+    doses) are equal (``input_classes``); computed here when the rates are not traced. The
+    within-day profile is computed once per class, not per step (it does not depend on the
+    state), so its cost scales with the number of distinct regimens, not with steps x scenarios.
     Returns b of shape (steps + 1, scenarios) (b[0] = 1, the baseline) and e likewise.
     """
+    shape = np.shape(nmn_rate)
     if doses_per_day is None:
-        doses_per_day = np.ones(np.shape(nmn_rate), dtype=int)
-    j_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
-    # within-day profile of every step, vectorised before the scan
-    j_mean = jnp.mean(j_all, axis=-1)
-    u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
-    lam = within_day_rate(p, jnp.exp(u_eq), e_base)
-    nodes, weights = two_point_rule(filtered_cells(j_all, lam, jnp.asarray(h_all), jnp), jnp)
-    n_scen = nmn_rate.shape[1]
+        doses_per_day = np.ones(shape, dtype=int)
+    doses = np.broadcast_to(np.asarray(doses_per_day, dtype=int), shape)
+    if classes is None:
+        nmn_c, nr_c = _concrete(nmn_rate), _concrete(nr_rate)
+        classes = (np.arange(np.prod(shape)).reshape(shape) if nmn_c is None or nr_c is None
+                   else input_classes(nmn_c, nr_c, doses))
+    _, first, inverse = np.unique(np.asarray(classes).ravel(), return_index=True, return_inverse=True)
+    nodes_u, weights_u = within_day_nodes(p, jnp.ravel(nmn_rate)[first], jnp.ravel(nr_rate)[first],
+                                          doses.ravel()[first], e_base)
+    inverse = inverse.reshape(shape)
+    nodes, weights = nodes_u[inverse], weights_u[inverse]
+    n_scen = shape[1]
     decay_e_half = jnp.exp(-p["k_e"] * dt / 2.0)
     decay_e = jnp.exp(-p["k_e"] * dt)
     decay_b = jnp.exp(-p["k_b"] * dt)
@@ -107,10 +175,10 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None):
     def step(carry, inputs):
         u, e, b = carry
         y, w = inputs
-        u = steady_state_newton(u, y, e[:, None], *args)
+        u = steady_state_newton(u, y, e[:, None], *args, implicit=True)
         e_star = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u), axis=-1)
         e_half = e_star + (e - e_star) * decay_e_half
-        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=NEWTON_STEPS_MID)
+        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=NEWTON_STEPS_MID, implicit=True)
         n_mid = jnp.sum(w * jnp.exp(u_mid), axis=-1)
         e_star_mid = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u_mid), axis=-1)
         e_new = e_star_mid + (e - e_star_mid) * decay_e

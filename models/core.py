@@ -113,20 +113,13 @@ def filtered_cells(j_cells, lam, h, xp=np):
     lam = xp.asarray(lam)[..., None]
     h = xp.asarray(h)[..., None]
     x = lam * h
-    # y_{i+1} = a y_i + (1 - a) j_i (a = exp(-x)); one pass from y = 0 gives z_m, periodicity
-    # gives y_0 = z_m / (1 - a**m), a second pass gives every y_i (unrolled: two exponentials
-    # per interval, cheap in reverse mode)
-    a = xp.exp(-x[..., 0])
-    one_minus_a = -xp.expm1(-x[..., 0])
-    y = 0.0 * a
-    for i in range(m):
-        y = a * y + one_minus_a * j_cells[..., i]
-    y = y / (-xp.expm1(-x[..., 0] * m))
-    starts = []
-    for i in range(m):
-        starts.append(y)
-        y = a * y + one_minus_a * j_cells[..., i]
-    y_start = xp.stack(starts, axis=-1)
+    # y_{i+1} = a y_i + (1 - a) j_i (a = exp(-x)); the periodic solution at the cell starts is a
+    # circulant map of the cells: y_i = (1 - a) / (1 - a^m) sum_l a^((i - 1 - l) mod m) j_l
+    # (one exponential of an (m, m) matrix and one matrix-vector product: cheap in reverse mode)
+    lags = (np.arange(m)[:, None] - 1 - np.arange(m)[None, :]) % m
+    gain = -xp.expm1(-x) / -xp.expm1(-x * m)
+    circ = xp.exp(-x[..., None] * lags) * gain[..., None]
+    y_start = xp.einsum("...il,...l->...i", circ, j_cells)
     # cell average of y: j + (y_start - j) (1 - a) / x
     return j_cells + (y_start - j_cells) * (-xp.expm1(-x)) / x
 

@@ -131,6 +131,8 @@ class EvidenceModel:
         tmask = np.zeros_like(nr)
         tmask[:, -1] = nr1[:, 0] - nr[:, -1]
         self._titration_mask = jnp.asarray(tmask)
+        # steps with equal inputs share one within-day profile (the Airhart rates are traced)
+        self._classes = averaged.input_classes(nmn, nr, tmask, self._doses)
 
     # ---------------------------------------------------------------------------------------
     # parameters
@@ -292,7 +294,8 @@ class EvidenceModel:
         """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
         p = self._blood_params(th)
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
-        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS, doses_per_day=self._doses)
+        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS, doses_per_day=self._doses,
+                                     classes=self._classes)
         return {name: b[:, i] for name, i in self._column.items()}
 
     def _log_b(self, blood, scenario: str, day: float):

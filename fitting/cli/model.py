@@ -70,16 +70,38 @@ def bench_cmd(
                                   help="instead: the fit samplers on the real posteriors (default vs nutpie at "
                                        "0.99, all cores vs 1 core; ESS/s, gradients per effective draw)"),
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
-                                                   help="--compare-samplers: hypotheses to fit (repeat; default all three)"),
+                                                   help="--compare-samplers, --logp-cost: hypotheses (repeat; "
+                                                        "default all three)"),
+    logp_cost: bool = typer.Option(False, "--logp-cost",
+                                   help="instead: CPU time of one log density + gradient of the full evidence "
+                                        "model per hypothesis (single-threaded XLA; with --reference-tree, "
+                                        "the ratio to that source tree, measured in the same run)"),
+    reference_tree: Optional[Path] = typer.Option(None, "--reference-tree",
+                                                  help="--logp-cost: a nadfit source tree to compare with "
+                                                       "(e.g. a git worktree of an older commit)"),
 ) -> None:
     """Benchmark production (averaged JAX + nutpie) vs pm.ode vs numpyro+diffrax on one problem;
-    with --compare-samplers, the samplers of 'nadfit fit' on the real posteriors."""
+    with --compare-samplers, the samplers of 'nadfit fit' on the real posteriors; with --logp-cost,
+    the cost of one log density + gradient (and its ratio to a reference source tree)."""
     from nadfit.fitting.storage.outputs import check_output_file, write_text_atomic
 
     if out:
         check_output_file(out, force=force)  # before the (long) benchmark, not after it
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if samplers:
+    if reference_tree is not None and not logp_cost:
+        from nadfit.datasets.errors import UserError
+
+        raise UserError("--reference-tree needs --logp-cost", field="reference-tree")
+    if logp_cost:
+        from nadfit.datasets.errors import UserError
+        from nadfit.fitting.benchmark.logp_cost import HYPOTHESES, compare, format_cost
+
+        for h in hypotheses or ():
+            if h not in HYPOTHESES:
+                raise UserError(f"unknown hypothesis {h!r}; choose one of {', '.join(HYPOTHESES)}", field="hypothesis")
+        res = compare(reference_tree, hypotheses=tuple(hypotheses or HYPOTHESES), log=log)
+        fmt = format_cost
+    elif samplers:
         from nadfit.datasets.errors import UserError
         from nadfit.fitting.benchmark.samplers import HYPOTHESES, format_sampler_report, run_sampler_bench
 
