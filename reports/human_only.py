@@ -42,7 +42,8 @@ def non_human_studies(observed_data) -> list[str]:
 def drop_studies_weights(posterior, studies: list[str]) -> tuple[np.ndarray, float]:
     """Normalised PSIS weights over the stacked (chain, draw) samples (chain-major, as
     ``stack(sample=("chain", "draw"))``) that remove ``studies``' likelihood terms, and their
-    Pareto k. No studies: equal weights and k = 0."""
+    Pareto k. No studies: equal weights and k = 0; too few draws for a Pareto tail: equal weights
+    and k = NaN (never reliable)."""
     ll = posterior["loglik_study"]
     n = ll.sizes["chain"] * ll.sizes["draw"]
     if not studies:
@@ -52,9 +53,14 @@ def drop_studies_weights(posterior, studies: list[str]) -> tuple[np.ndarray, flo
     dropped = ll.sel(study=list(studies)).sum("study").transpose(*SAMPLE_DIMS)
     # ArviZ smooths exp(-x): x = the dropped log-likelihood gives ratios exp(-loglik)
     with warnings.catch_warnings():
-        # k is returned and reported by the callers
+        # k is returned and reported by the callers; a run too short for a Pareto tail (fewer
+        # than 5 tail draws) cannot be reweighted: k is then NaN (unreliable)
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto distribution")
-        lw, k = dropped.azstats.psislw(r_eff=1.0, dim=list(SAMPLE_DIMS))
+        warnings.filterwarnings("ignore", message="Number of tail draws cannot be less than 5")
+        try:
+            lw, k = dropped.azstats.psislw(r_eff=1.0, dim=list(SAMPLE_DIMS))
+        except ValueError:
+            return np.full(n, 1.0 / n), float("nan")
     lw = np.asarray(lw.transpose(*SAMPLE_DIMS).values, dtype=float).reshape(-1)
     w = np.exp(lw - lw.max())
     return w / w.sum(), float(np.asarray(k))
@@ -125,5 +131,5 @@ def prediction_shift(full_dt, human_dt=None) -> dict:
             y = _curve(human_dt, dose, day)
             row["human_only_refit"] = _q(y) if y is not None else None
         rows.append(row)
-    return {"non_human_studies": studies, "pareto_k": k, "reliable": reliable,
+    return {"non_human_studies": studies, "pareto_k": k if np.isfinite(k) else None, "reliable": reliable,
             "ess": effective_sample_size(w), "rows": rows}

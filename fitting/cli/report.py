@@ -96,7 +96,8 @@ def predict_cmd(
         from nadfit.reports.conventions import PARETO_K_BAD
 
         print(f"without the {len(ho['non_human_studies'])} non-human studies the posterior changes too much to "
-              f"reweight (Pareto k {ho['pareto_k']:.2f} > {PARETO_K_BAD}); for a human-evidence-only prediction refit with "
+              f"reweight (Pareto k {'not estimable' if ho['pareto_k'] is None else format(ho['pareto_k'], '.2f')} "
+              f"> {PARETO_K_BAD}); for a human-evidence-only prediction refit with "
               f"--exclude {','.join(ho['non_human_studies'])} (run-all's fits-human-only/mixed)")
 
 

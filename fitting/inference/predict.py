@@ -147,7 +147,8 @@ def _human_only(dt, log_mean: np.ndarray, max_draws: int) -> dict | None:
     if reliable:
         v = np.exp(weighted_quantiles(log_mean, ws, list(QUANTILES.values())))
         q = {name: float(x) for name, x in zip(QUANTILES, v)}
-    return {"non_human_studies": studies, "pareto_k": float(k), "reliable": reliable, "fold_change_mean_effect": q}
+    return {"non_human_studies": studies, "pareto_k": float(k) if math.isfinite(k) else None, "reliable": reliable,
+            "fold_change_mean_effect": q}
 
 
 def _result(compound, dose_mg, doses_per_day, day, matrix, hypothesis, n, log_new, log_mean) -> dict:

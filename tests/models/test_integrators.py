@@ -20,8 +20,8 @@ from scipy.integrate import solve_ivp
 from nadfit.models.core import (
     CELLS_PER_DOSE,
     absorption_profile,
-    filtered_cells,
     daily_regimen,
+    filtered_cells,
     oral_flux_cells,
     simulate_full,
     slow_rhs,

@@ -81,3 +81,10 @@ def test_compare_refuses_a_human_only_run_fitted_to_non_human_evidence(tmp_path,
         run_compare([synth_run, synth_failed_run], tmp_path / "cmp", human_only=synth_run, bridge=False,
                     psense=False, obs_grid=False, html=False, allow_failed=True)
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_run_too_short_for_a_pareto_tail_is_unreliable_not_an_error():
+    dt, _ = _dt(0.3, n_chain=2, n_draw=10)
+    res = prediction_shift(dt)
+    assert not res["reliable"] and res["pareto_k"] is None
+    assert all(r["human_only_psis"] is None for r in res["rows"])
