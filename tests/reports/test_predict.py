@@ -10,7 +10,7 @@ from nadfit.datasets.errors import UserError
 from nadfit.fitting.inference.predict import predict
 
 KEYS = {"compound", "dose_mg", "doses_per_day", "day", "matrix", "hypothesis", "n_draws", "fold_change",
-        "fold_change_mean_effect"}
+        "fold_change_mean_effect", "without_non_human_evidence"}
 QKEYS = {"median", "q05", "q25", "q75", "q95"}
 
 
@@ -21,6 +21,9 @@ def test_predict_json_and_monotone_in_dose(synth_run, capsys):
     for r in res:
         assert set(r) == KEYS and set(r["fold_change"]) == QKEYS and set(r["fold_change_mean_effect"]) == QKEYS
         assert r["n_draws"] == 80 and r["hypothesis"] == "via-nr"
+        # the synthetic posterior has no per-study log-likelihood: no reweighting, said as null
+        ho = r["without_non_human_evidence"]
+        assert ho is None
         q = r["fold_change"]
         assert q["q05"] <= q["q25"] <= q["median"] <= q["q75"] <= q["q95"]
     for key in ("fold_change", "fold_change_mean_effect"):
