@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.inference.runs import REQUIRED_GROUPS, check_run_dir, load_run
+from nadfit.fitting.inference.runs import REQUIRED_GROUPS, check_run_dir, load_run, load_summaries
 from nadfit.fitting.storage.files import read_json
 from nadfit.reports.conventions import CI_QUANTILES, PARETO_K_BAD
 
@@ -51,8 +51,7 @@ def _r(x, d=6):
 
 def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
     """Load and cross-check runs: one per hypothesis, same evidence rows, usable status."""
-    if len(run_dirs) < 2:
-        raise UserError("compare needs at least two run folders", field="RUN_DIR")
+    load_summaries(run_dirs)
     runs = {}
     ref = None
     for d in run_dirs:

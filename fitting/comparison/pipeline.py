@@ -113,16 +113,13 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     leave-one-study-out PSIS estimate is unreliable; ``human_only``: a run fitted to the human
     evidence alone (``run-all``'s ``fits-human-only/mixed``), compared with every run's human
     prediction (``comparison.json`` key ``human_only``, :mod:`nadfit.reports.human_only`)."""
-    from nadfit.fitting.inference.runs import load_summary
+    from nadfit.fitting.inference.runs import load_summaries, load_summary
     from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_json
 
     # the options, the run folders' summaries and --out are checked before the heavy imports
     check_smc(smc_runs, smc_draws)
     _check_refit_workers(refit_workers)
-    if len(run_dirs) < 2:
-        raise UserError("compare needs at least two run folders", field="RUN_DIR")
-    for d in run_dirs:
-        load_summary(Path(d))
+    load_summaries(run_dirs)
     inputs = [*run_dirs, *(wider or []), *([calibration] if calibration is not None else []),
               *([human_only] if human_only is not None else [])]
     if human_only is not None:

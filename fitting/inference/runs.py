@@ -67,6 +67,14 @@ def load_summary(run: Path) -> dict:
     return summary
 
 
+def load_summaries(run_dirs) -> list[dict]:
+    """The summaries of the runs a comparison needs (at least two), each checked as by
+    :func:`load_summary`: the cheap checks of ``compare``, before anything heavy is loaded."""
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run folders", field="RUN_DIR")
+    return [load_summary(Path(d)) for d in run_dirs]
+
+
 def load_posterior(run: Path):
     """Open posterior.nc as an xarray DataTree (arrays only; nothing is executed)."""
     import xarray as xr
