@@ -19,7 +19,8 @@ in y; two Newton solves per scenario instead of one per cell). Then
     e_half = e* + (e_k - e*) exp(-k_e dt/2)
     nbar_mid, e*_mid at e_half
 
-(NAD+ at the nodes: Newton warm-started from the previous solve, 3 steps at e_k and 2 at e_half,
+(NAD+ at the nodes: Newton warm-started from the previous solve, at least 3 steps at e_k and 2
+at e_half and on until a step is below ``NEWTON_TOL`` (at most ``NEWTON_MAX_STEPS``),
 differentiated by the implicit-function theorem at the root: ``steady_state_newton``.)
     e_k+1  = e*_mid + (e_k - e*_mid) exp(-k_e dt)
     b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
@@ -64,9 +65,34 @@ def _newton(u0, j, e, beta, kappa, ell, c, steps):
     return u
 
 
+#: convergence of the implicitly differentiated solves: |Newton step| in log n
+NEWTON_TOL = 1e-10
+#: at most this many Newton steps per implicitly differentiated solve (a far start: the first
+#: day of a large dose, or extreme parameters such as ell near 0, where n moves by e-folds)
+NEWTON_MAX_STEPS = 40
+
+
+def _newton_converged(u0, j, e, beta, kappa, ell, c, steps):
+    """At least ``steps`` Newton steps, then more until every step is below ``NEWTON_TOL`` (at
+    most ``NEWTON_MAX_STEPS``): the implicit derivative is exact only at a converged root, and a
+    root off by 1e-3 gave gradients inconsistent with the log density far in the tails."""
+    def cond(state):
+        k, _, delta = state
+        return (k < NEWTON_MAX_STEPS) & ((k < steps) | (delta > NEWTON_TOL))
+
+    def body(state):
+        k, u, _ = state
+        g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
+        step = jnp.clip(g / dg, -3.0, 3.0)
+        return k + 1, u - step, jnp.max(jnp.abs(step))
+
+    _, u, _ = jax.lax.while_loop(cond, body, (0, u0, jnp.asarray(jnp.inf, dtype=u0.dtype)))
+    return u
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(7,))
 def _newton_implicit(u0, j, e, beta, kappa, ell, c, steps):
-    return _newton(u0, j, e, beta, kappa, ell, c, steps)
+    return _newton_converged(u0, j, e, beta, kappa, ell, c, steps)
 
 
 @_newton_implicit.defjvp
@@ -85,10 +111,10 @@ def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None, implicit=
     """log NAD+ steady state for a fixed NAMPT level e (gamma enters through e), Newton in log n.
 
     The balance is strictly decreasing and smooth in u = log n; steps are clipped to +-3 for
-    robustness from a poor start. Differentiated by unrolling (converged Newton iterations
-    reproduce the implicit-function derivative), or with ``implicit=True`` by the
-    implicit-function theorem at the returned root (same values; a cheaper reverse pass, exact
-    when the iterations have converged: the production path's warm-started daily solves).
+    robustness from a poor start. Differentiated by unrolling ``steps`` Newton iterations
+    (converged iterations reproduce the implicit-function derivative), or with ``implicit=True``
+    by the implicit-function theorem at the returned root, after at least ``steps`` iterations
+    and on to convergence (a cheaper reverse pass; the production path's daily solves).
     """
     steps = NEWTON_STEPS if steps is None else steps
     if implicit:  # custom_jvp: every argument an array of the root's shape

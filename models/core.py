@@ -65,6 +65,42 @@ def oral_precursor_flux(rate_g_per_day, pi, phi, k_a, xp=np):
     return pi * rate * (phi / (1.0 + rate / k_a) + (1.0 - phi))
 
 
+#: NAMPT-NAD+ loop monostability (homeostasis). With NAMPT following NAD+ as e = e_base n^gamma,
+#: the balance F(u) = log(S(n, e) + j) - log C(n), u = log n, is strictly decreasing in u -- one
+#: steady state, for every input j >= 0, e_base and c -- if gamma < g(n) for every n, where
+#:     g(n) = beta n / (1 + beta n) + n C'(n) / C(n)
+#: (d log S/du = gamma - beta n/(1 + beta n); j only damps it). g -> 1 as n -> 0 and -> 2 as
+#: n -> inf, but with weak inhibition (small beta), saturated consumption (small kappa) and a small
+#: linear part (ell) it dips far below 1 at depleted NAD+: |gamma| < 0.9 alone does not keep the
+#: loop monostable. There a positive NAMPT feedback makes the steady state jump between
+#: branches as parameters move (a cliff in the likelihood, where every divergent NUTS
+#: transition of the session-6 fits ended). The model uses ``monostable_gamma`` (a smooth
+#: minimum of gamma and the bound less a margin), equal to gamma to < 1e-6 wherever gamma is
+#: 0.15 below the bound: at every posterior draw of the shipped fits.
+MONOSTABLE_LOG_N = np.linspace(-8.0, 8.0, 97)
+MONOSTABLE_MARGIN = 0.02
+MONOSTABLE_SOFTNESS = 0.01
+
+
+def monostability_bound(beta, kappa, ell, xp=np):
+    """Smooth minimum (soft-min, temperature ``MONOSTABLE_SOFTNESS``) of g(n) over the grid
+    ``MONOSTABLE_LOG_N``: a lower bound of min_n g(n) up to the grid's resolution."""
+    n = xp.exp(xp.asarray(MONOSTABLE_LOG_N))
+    b, k, el = (xp.asarray(x)[..., None] for x in (beta, kappa, ell))
+    g = b * n / (1.0 + b * n) + ((1.0 - el) * (1.0 + k) * k / (n + k) ** 2 + el) / (
+        (1.0 - el) * (1.0 + k) / (n + k) + el)
+    m = xp.min(g, axis=-1, keepdims=True)
+    t = MONOSTABLE_SOFTNESS
+    return (m - t * xp.log(xp.sum(xp.exp(-(g - m) / t), axis=-1, keepdims=True)))[..., 0]
+
+
+def monostable_gamma(gamma, beta, kappa, ell, xp=np):
+    """The NAMPT response exponent the model uses: smooth min(gamma, bound - margin)."""
+    cap = monostability_bound(beta, kappa, ell, xp) - MONOSTABLE_MARGIN
+    s = MONOSTABLE_SOFTNESS
+    return cap - s * xp.logaddexp(0.0, (cap - gamma) / s)
+
+
 def tissue_relaxation_rate(n, e, beta, kappa, ell, c=1.0):
     """-d(S - C)/dn: the rate (per unit k_t) at which tissue NAD+ relaxes to its quasi-steady
     state after a small flux change (positive for every admissible parameter set)."""

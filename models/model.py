@@ -21,7 +21,7 @@ import yaml
 from nadfit.datasets.errors import UserError
 from nadfit.models import averaged  # noqa: F401  (enables x64)
 from nadfit.models.claims import build_claims, claim_loglik, simulate_claim, study_terms
-from nadfit.models.core import consumption_rate, steady_state_jax
+from nadfit.models.core import consumption_rate, monostable_gamma, steady_state_jax
 from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
 from nadfit.models.kinds import KINDS, kind_of
 from nadfit.models.observation import KNOWN_DIRECTIONS, ObservationSettings, direction_keyword, smooth_extreme
@@ -276,12 +276,13 @@ class EvidenceModel:
         kappa = th["kappa"] * jnp.exp(sd["kappa"] * z[1])
         ell = jax.nn.sigmoid(jax.scipy.special.logit(th["ell"]) + sd["ell"] * z[2])
         gamma = 0.9 * jnp.tanh(jnp.arctanh(th["gamma"] / 0.9) + sd["gamma"] * z[3])
-        return beta, kappa, ell, gamma
+        return beta, kappa, ell, monostable_gamma(gamma, beta, kappa, ell, jnp)
 
     def _blood_params(self, th) -> dict:
         """Parameters of the human slow-time simulation (averaged.blood_course) from theta."""
         return {
-            "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"], "gamma": th["gamma"],
+            "beta": th["beta"], "kappa": th["kappa"], "ell": th["ell"],
+            "gamma": monostable_gamma(th["gamma"], th["beta"], th["kappa"], th["ell"], jnp),
             "k_e": math.log(2.0) / th["t_nampt_days"], "k_b": math.log(2.0) / th["t_blood_days"],
             "k_t": 24.0 * math.log(2.0) / th["t_nad_tissue_hours"],
             "k_abs": 24.0 * math.log(2.0) / th["t_absorption_hours"],

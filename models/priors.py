@@ -179,8 +179,9 @@ def _registry() -> dict[str, Prior]:
           (), weak=True),
         P("gamma", "truncnormal", {"mu": 0.0, "sigma": 0.4, "lower": -0.9, "upper": 0.9}, "1",
           "NAMPT expression elasticity to NAD+ (free sign: >0 NMN raises NAMPT, <0 suppresses)",
-          "no literature value; centred on no response so the data decide the sign; |gamma| < 0.9 "
-          "keeps the NAMPT-NAD+ loop monostable", (), weak=True, group="nampt"),
+          "no literature value; centred on no response so the data decide the sign; the model "
+          "uses min(gamma, monostability bound) (models.core.monostable_gamma: one steady state "
+          "for every input)", (), weak=True, group="nampt"),
         # ---- perturbation efficacies and route shares --------------------------------------
         P("r_kd", "beta", {"alpha": 2.0, "beta": 8.0}, "1",
           "residual activity after knockdown, silencing, pharmacological inhibition or Na+ removal",

@@ -113,8 +113,9 @@ def production_simulator(model, compound: str, mg_per_day: float, days: int, dos
 def full_params(model, th) -> dict:
     """Parameter mapping of ``nadfit.models.core.full_rhs`` from an EvidenceModel theta."""
     phi = float(model._phi(th, "human"))
-    p = {k: float(th[k]) for k in ("beta", "kappa", "ell", "gamma", "pi_nmn", "pi_nr")}
-    p.update(e_base=1.0, c=1.0, k_e=math.log(2.0) / float(th["t_nampt_days"]),
+    p = {k: float(th[k]) for k in ("beta", "kappa", "ell", "pi_nmn", "pi_nr")}
+    p.update(gamma=float(model._blood_params(th)["gamma"]),  # the model's (monostable) exponent
+             e_base=1.0, c=1.0, k_e=math.log(2.0) / float(th["t_nampt_days"]),
              k_b=math.log(2.0) / float(th["t_blood_days"]), phi=phi,
              k_a=float(th["k_a"]) if "k_a" in th else math.inf, **FULL_FAST_RATES)
     return p

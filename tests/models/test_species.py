@@ -20,17 +20,18 @@ def _theta(model, seed=3):
 def test_zero_offsets_give_the_human_constants_and_offsets_move_each_constant(models):
     m = models["mixed"]
     th = _theta(m)
+    human = m._blood_params(th)  # the human constants as the model uses them (gamma: monostable)
     for cls in SYSTEM_CLASSES:
         zero = dict(th, **{f"z_core_{cls}": jnp.zeros(len(CORE_CONSTANTS))})
         got = m._core(zero, cls)
         for name, v in zip(CORE_CONSTANTS, got):
-            assert float(v) == pytest.approx(float(th[name]), rel=1e-12, abs=1e-12), (cls, name)
+            assert float(v) == pytest.approx(float(human[name]), rel=1e-12, abs=1e-12), (cls, name)
         for i, name in enumerate(CORE_CONSTANTS):
             z = np.zeros(len(CORE_CONSTANTS))
             z[i] = 1.0
             moved = m._core(dict(th, **{f"z_core_{cls}": jnp.asarray(z)}), cls)
             assert float(moved[i]) != pytest.approx(float(th[name]), rel=1e-6), (cls, name)
-            assert all(float(moved[j]) == pytest.approx(float(th[CORE_CONSTANTS[j]]), rel=1e-12)
+            assert all(float(moved[j]) == pytest.approx(float(human[CORE_CONSTANTS[j]]), rel=1e-12)
                        for j in range(len(CORE_CONSTANTS)) if j != i)
         # gamma stays inside the monostable range whatever the offset
         big = dict(th, **{f"z_core_{cls}": jnp.asarray([0.0, 0.0, 0.0, 8.0])})
