@@ -250,7 +250,9 @@ def _flat_jax_parts(pm_model):
     ordered = [by_name[v.name] for v in value_vars]
 
     def draw_prior(n: int, seed: int) -> np.ndarray:
-        vals = pm.draw(ordered, draws=n, random_seed=seed)
+        # PyTensor's Python linker, as for fit's prior draws: Numba would run the truncated
+        # normal in object mode (and warn)
+        vals = pm.draw(ordered, draws=n, random_seed=seed, mode="FAST_COMPILE")
         return np.concatenate([np.asarray(v, dtype=float).reshape(n, -1) for v in vals], axis=1)
 
     return logprior, loglik, draw_prior, int(offsets[-1])

@@ -134,3 +134,22 @@ def test_smc_and_bridge_on_the_hierarchical_model_larger():
     assert smc_within(smc_log_ml(model, runs=SMC_RUNS, draws=2000, seed=11), truth)
     b = bridge_log_ml_from_draws(model, validation.exact_posterior_draws(4000, seed=11), seed=11)
     assert within(b["log_ml"], b["mc_se"], truth)
+
+
+def test_smc_prior_draws_raise_no_third_party_warning():
+    """SMC's initial population is drawn without Numba's object-mode warning (a truncated normal,
+    as the production gamma prior; `nadfit compare --smc-runs` printed it)."""
+    import warnings
+
+    import pymc as pm
+
+    from nadfit.fitting.comparison.marginal import _flat_jax_parts
+
+    with pm.Model() as m:
+        x = pm.TruncatedNormal("x", 0.0, 0.4, lower=-0.9, upper=0.9)
+        pm.Normal("y", x, 1.0, observed=[0.1, 0.2])
+    _, _, draw_prior, dim = _flat_jax_parts(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = draw_prior(5, 1)
+    assert rows.shape == (5, dim) and np.all(np.isfinite(rows))
