@@ -57,11 +57,16 @@ def _balance(u, j, e, beta, kappa, ell, c):
     return jnp.log(nampt_rate(n, e, beta) + j) - jnp.log(consumption_rate(n, kappa, ell, c))
 
 
+def _newton_step(u, j, e, beta, kappa, ell, c):
+    """One Newton step on the balance in u = log n, clipped to +-3."""
+    g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
+    return jnp.clip(g / dg, -3.0, 3.0)
+
+
 def _newton(u0, j, e, beta, kappa, ell, c, steps):
     u = u0
     for _ in range(steps):
-        g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
-        u = u - jnp.clip(g / dg, -3.0, 3.0)
+        u = u - _newton_step(u, j, e, beta, kappa, ell, c)
     return u
 
 
@@ -74,16 +79,15 @@ NEWTON_MAX_STEPS = 40
 
 def _newton_converged(u0, j, e, beta, kappa, ell, c, steps):
     """At least ``steps`` Newton steps, then more until every step is below ``NEWTON_TOL`` (at
-    most ``NEWTON_MAX_STEPS``): the implicit derivative is exact only at a converged root, and a
-    root off by 1e-3 gave gradients inconsistent with the log density far in the tails."""
+    most ``NEWTON_MAX_STEPS``): the implicit derivative is the derivative of the returned value
+    only at a converged root."""
     def cond(state):
         k, _, delta = state
         return (k < NEWTON_MAX_STEPS) & ((k < steps) | (delta > NEWTON_TOL))
 
     def body(state):
         k, u, _ = state
-        g, dg = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))
-        step = jnp.clip(g / dg, -3.0, 3.0)
+        step = _newton_step(u, j, e, beta, kappa, ell, c)
         return k + 1, u - step, jnp.max(jnp.abs(step))
 
     _, u, _ = jax.lax.while_loop(cond, body, (0, u0, jnp.asarray(jnp.inf, dtype=u0.dtype)))
