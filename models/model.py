@@ -54,6 +54,10 @@ SYSTEM_CLASSES = ("rodent", "cell")
 CORE_OBSERVABLES = ("gut_nad_ratio", "nampt_response_to_nmn", "aged", "nampt_overexpression_nad")
 
 
+#: dimension of the claim terms in a run's log_likelihood group (not "claim": a variable named like
+#: its own dimension is read back by xarray as a coordinate)
+CLAIM_UNIT_DIM = "claim_id"
+
 MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
                      "blood_unspecified": "lambda_blood_unspecified"}
 
@@ -487,7 +491,7 @@ class EvidenceModel:
         ``evidence`` is the primary unit of comparison, one term per study (the terms sum to
         the total log-likelihood); ``claim`` holds the exact leave-one-claim-out conditionals
         (secondary unit)."""
-        return {"evidence": ("study", list(self.study_ids)), "claim": ("claim", self.claim_ids)}
+        return {"evidence": ("study", list(self.study_ids)), "claim": (CLAIM_UNIT_DIM, self.claim_ids)}
 
     def pointwise(self, th: dict) -> dict:
         """Pointwise log-likelihood per variable of :attr:`unit_labels` at parameters ``th``."""

@@ -305,12 +305,28 @@ def phi_shares(dt) -> dict | None:
     return out
 
 
-def loo_pit(dt) -> dict | None:
+def claim_of_rows(run) -> dict[str, str] | None:
+    """evidence_id -> id of the claim the row belongs to, from the run's model (None when the
+    model cannot be rebuilt, e.g. a run of an earlier model version)."""
+    try:
+        model = run.model()
+    except UserError:
+        return None
+    return {model.items[i].evidence_id: c.claim_id for c in model.claims for i in c.rows}
+
+
+def loo_pit(dt, claim_of: dict[str, str] | None = None) -> dict | None:
     """LOO-PIT of the numeric rows: P(y_rep_i <= y_i | all rows but i), importance-weighted
     (``arviz_stats.loo_pit``). Uniform when the predictive distributions are calibrated.
 
-    ``{"evidence_id": [...], "pit": [...]}`` for the rows with a reported value and finite
-    replicated draws; None when the run has no posterior predictive ``y_rep``."""
+    The weights come from a per-row log-likelihood variable when the run has one; otherwise
+    (claim-level likelihood: rows of a joint claim have no separate terms) from the claim
+    terms ``log_likelihood["claim"]`` (leave-one-claim-out conditionals) with ``claim_of``
+    mapping each row to its claim: the PIT of a row given every other claim.
+
+    ``{"evidence_id": [...], "pit": [...], "left_out": "row"|"claim"}`` for the rows with a
+    reported value and finite replicated draws; None when the run has no posterior predictive
+    ``y_rep`` or no matching log-likelihood."""
     if "posterior_predictive" not in dt.children or "y_rep" not in dt["posterior_predictive"].data_vars:
         return None
     import warnings
@@ -325,14 +341,22 @@ def loo_pit(dt) -> dict | None:
     # study-level rework the primary variable may be per study, and then no PIT is computed
     var = next((v for v in loglik_vars(dt) if len(dims) == 1 and unit_dim(dt, v) == dims[0]
                 and dt["log_likelihood"][v].sizes[dims[0]] == yr_da.sizes[dims[0]]), None)
-    if obs is None or var is None:
+    by_claim = (var is None and claim_of is not None and len(dims) == 1
+                and "claim" in loglik_vars(dt) and all(str(e) in claim_of for e in obs[dims[0]].values))
+    if obs is None or (var is None and not by_claim):
         return None
     dim = dims[0]
     yrep = yr_da.transpose(*SAMPLE_DIMS, dim)
     ok = np.isfinite(yrep.values).all(axis=(0, 1)) & np.isfinite(obs.values)
+    left_out = "claim" if by_claim else "row"
     if not ok.any():
-        return {"evidence_id": [], "pit": []}
-    ll = pointwise_loglik(dt, var)[..., ok]
+        return {"evidence_id": [], "pit": [], "left_out": left_out}
+    if by_claim:
+        claim_ids = [str(c) for c in dt["log_likelihood"]["claim"][unit_dim(dt, "claim")].values]
+        cols = [claim_ids.index(claim_of[str(e)]) for e in obs[dim].values]
+        ll = pointwise_loglik(dt, "claim")[..., cols][..., ok]
+    else:
+        ll = pointwise_loglik(dt, var)[..., ok]
     y, yr = obs.values[ok], yrep.values[..., ok]
     flat_ll, flat_yr = ll.reshape(-1, ll.shape[-1]), yr.reshape(-1, yr.shape[-1])
     pit = np.full(y.size, np.nan)
@@ -355,7 +379,8 @@ def loo_pit(dt) -> dict | None:
         lw = -flat_ll[:, j]
         w = np.exp(lw - lw.max())
         pit[j] = float(np.sum(w * (flat_yr[:, j] <= y[j])) / np.sum(w))
-    return {"evidence_id": [str(e) for e in obs[dim].values[ok]], "pit": [_r(x, 4) for x in pit]}
+    return {"evidence_id": [str(e) for e in obs[dim].values[ok]], "pit": [_r(x, 4) for x in pit],
+            "left_out": left_out}
 
 
 def row_labels(ids) -> dict[str, str]:
@@ -412,7 +437,8 @@ def _loo_json(res: dict, labels: list[str], refitted=()) -> dict:
     return out
 
 
-UNIT_NAMES = {"study": ("study", "studies"), "evidence_id": ("row", "rows"), "claim": ("claim", "claims")}
+UNIT_NAMES = {"study": ("study", "studies"), "evidence_id": ("row", "rows"), "claim": ("claim", "claims"),
+              "claim_id": ("claim", "claims")}
 
 
 def _unit_words(dim: str) -> tuple[str, str]:
@@ -616,7 +642,7 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
         "observation_grid": grid_out,
         "phi_share": phi_shares(runs["mixed"].dt) if "mixed" in runs else None,
         "run_status": {h: r.summary.get("status") for h, r in runs.items()},
-        "loo_pit": {h: loo_pit(r.dt) for h, r in runs.items()},
+        "loo_pit": {h: loo_pit(r.dt, claim_of_rows(r)) for h, r in runs.items()},
     }
     if study_refits:
         out["study_refits"] = {h: sorted(v) for h, v in study_refits.items()}

@@ -341,6 +341,19 @@ def preflight(model) -> None:
                     field="evidence")
 
 
+def log_likelihood_group(post):
+    """The run's ``log_likelihood`` group from its posterior: primary unit the study
+    (``evidence``), secondary the claim (``claim``, exact leave-one-claim-out terms). The claim
+    terms' dimension is named ``claim_id``: a variable named like its own dimension would be
+    read back by xarray as a coordinate, not a data variable (and the claim unit was lost)."""
+    import xarray as xr
+
+    from nadfit.models.model import CLAIM_UNIT_DIM
+
+    return xr.Dataset({"evidence": post["loglik_study"],
+                       "claim": post["loglik_claim"].rename({"claim": CLAIM_UNIT_DIM})})
+
+
 def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None,
             on_progress=None) -> dict:
     """Fit one hypothesis and write the run folder atomically. Returns the summary dict.
@@ -377,9 +390,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
                                                compile_kwargs={"mode": "FAST_COMPILE"})
         wall = time.time() - t0
         post = dt["posterior"].to_dataset()
-        # primary unit: the study; secondary: the claim (exact leave-one-claim-out terms)
-        dt["log_likelihood"] = xr.DataTree(xr.Dataset({"evidence": post["loglik_study"],
-                                                       "claim": post["loglik_claim"]}))
+        dt["log_likelihood"] = xr.DataTree(log_likelihood_group(post))
         prior_ds = prior["prior"].to_dataset()
         dt["prior"] = xr.DataTree(prior_ds)
         y_rep, p_finding = _posterior_predictive(model, post, cfg.seed)

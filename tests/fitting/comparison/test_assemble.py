@@ -242,6 +242,35 @@ def test_loo_pit_of_numeric_rows():
     assert loo_pit(xr.DataTree.from_dict({"posterior": dt["posterior"].to_dataset()})) is None
 
 
+def test_loo_pit_leaves_out_the_rows_claim_when_rows_have_no_own_terms():
+    """Claim-level likelihood (no per-row log-likelihood): each row's PIT is weighted by its
+    claim's leave-one-claim-out term. A flat claim term gives the plain predictive CDF; a claim
+    term that is low where the replicated value is high (LOO weights exp(-ll) then favour high
+    values: a tilted N(2, 1)) lowers the PIT of its own row only. Without the row -> claim map no
+    PIT is computed."""
+    import xarray as xr
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(8)
+    obs = np.array([-1.0, 0.0, 1.5])
+    yrep = rng.normal(size=(2, 2000, 3))
+    ids = ["EV1", "EV2", "EV3"]
+    ll_claim = np.stack([np.full((2, 2000), -1.0), -2.0 * yrep[..., 2]], axis=-1)  # claims A, B
+    dt = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset({"y_rep": (("chain", "draw", "evidence_id"), yrep)}, coords={"evidence_id": ids}),
+        "observed_data": xr.Dataset({"value": (("evidence_id",), obs)}, coords={"evidence_id": ids}),
+        "log_likelihood": xr.Dataset({"evidence": (("chain", "draw", "study"), np.full((2, 2000, 1), -1.0)),
+                                      "claim": (("chain", "draw", "claim_id"), ll_claim)},
+                                     coords={"study": ["S1"], "claim_id": ["A", "B"]}),
+        "posterior": xr.Dataset({"a": (("chain", "draw"), np.zeros((2, 2000)))}),
+    })
+    assert loo_pit(dt) is None
+    res = loo_pit(dt, {"EV1": "A", "EV2": "A", "EV3": "B"})
+    assert res["left_out"] == "claim" and res["evidence_id"] == ids
+    assert res["pit"][:2] == pytest.approx(norm.cdf(obs[:2]), abs=0.03)
+    assert res["pit"][2] < norm.cdf(1.5) - 0.2
+
+
 def test_ml_agreement_within_one_nat_and_why_not():
     from nadfit.fitting.comparison.assemble import ml_agreement
 

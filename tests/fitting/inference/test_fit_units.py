@@ -120,3 +120,23 @@ def test_posterior_predictive_uses_each_rows_own_simulator():
             continue
         seen.add(it.kind)
     assert seen == {"arm_mean_change", "approximate_time", "t_paired_exact_p"}
+
+
+def test_log_likelihood_group_keeps_the_claim_unit_through_a_netcdf_round_trip(tmp_path):
+    """Both units are data variables after writing and reading the file (the claim terms were
+    read back as a coordinate when named like their dimension, and the comparison lost them)."""
+    import xarray as xr
+
+    from nadfit.fitting.comparison.assemble import loglik_vars, unit_labels
+    from nadfit.fitting.inference.fit import log_likelihood_group
+
+    rng = np.random.default_rng(0)
+    post = xr.Dataset({"loglik_study": (("chain", "draw", "study"), rng.normal(size=(2, 5, 3))),
+                       "loglik_claim": (("chain", "draw", "claim"), rng.normal(size=(2, 5, 4)))},
+                      coords={"study": ["s1", "s2", "s3"], "claim": ["c1", "c2", "c3", "c4"]})
+    path = tmp_path / "ll.nc"
+    xr.DataTree.from_dict({"log_likelihood": log_likelihood_group(post)}).to_netcdf(path, engine="h5netcdf")
+    dt = xr.open_datatree(path, engine="h5netcdf")
+    assert loglik_vars(dt) == ["evidence", "claim"]
+    assert unit_labels(dt, "claim") == ["c1", "c2", "c3", "c4"]
+    np.testing.assert_array_equal(dt["log_likelihood"]["claim"].values, post["loglik_claim"].values)
