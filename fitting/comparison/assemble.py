@@ -554,8 +554,11 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     if secondary:
         sv = next(iter(secondary.values()))
         for h, per in (refits or {}).items():
-            _apply_refits(sv["res"][h], sv["labels"], per)
-            refitted[h] = set(per)
+            # exact refits score units of the primary variable; they replace the PSIS values of
+            # a secondary variable only when it has those units (the claim unit does not)
+            if all(lab in sv["labels"] for lab in per):
+                _apply_refits(sv["res"][h], sv["labels"], per)
+                refitted[h] = set(per)
     pointwise = []
     if secondary:
         sv_name, sv = next(iter(secondary.items()))
