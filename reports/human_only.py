@@ -92,7 +92,7 @@ def effective_sample_size(w) -> float:
 
 #: regimens of the comparison table (oral NMN, whole blood, population mean effect): Yi 2022's
 #: arms at day 60 and the addendum's 30-day trial arms; a dose a run's predictions group does not
-#: hold (1000 mg/day is not in ``fit.CURVE_DOSES_MG``) is left out of the table
+#: hold (runs fitted before 1000 mg/day joined ``fit.CURVE_DOSES_MG``) is left out of the table
 SHIFT_REGIMENS = ((300.0, 60), (600.0, 60), (900.0, 60), (500.0, 30), (1000.0, 30))
 SHIFT_QUANTILES = (0.05, 0.5, 0.95)
 

@@ -30,7 +30,7 @@ from nadfit.fitting.storage.outputs import atomic_dir, check_output_dir, write_j
 from nadfit.reports.conventions import CI_PROB
 
 GATES = {"r_hat_max": 1.01, "ess_bulk_min": 400, "divergences_max": 0}
-CURVE_DOSES_MG = (0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1200.0, 2000.0)
+CURVE_DOSES_MG = (0.0, 100.0, 250.0, 300.0, 500.0, 600.0, 900.0, 1000.0, 1200.0, 2000.0)
 CURVE_DAYS = 90
 CURVE_DRAWS = 200
 

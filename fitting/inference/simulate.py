@@ -19,14 +19,10 @@ import numpy as np
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.inference.regimen import validate_regimen
 
-#: fast rates of the brute-force pulsed system (``--method full``). Only k_t rests on values:
-#: the cell-line NAD+ half-life prior rows KP135/KP139/KP141 (~6 h); k_abs and k_x are stated
-#: assumptions, no values were read for them.
-FULL_FAST_RATES = {"k_t": math.log(2.0) / 0.25, "k_abs": 24.0, "k_x": 7.0}
+#: what ``--method full`` integrates (the model's own rates: the same parameters as production)
 FULL_RATES_NOTE = (
-    "full pulsed system: k_t = ln2/0.25 per day (tissue NAD+ half-life ~6 h, cell-line rows "
-    "KP135/KP139/KP141); k_abs = 24 per day and k_x = 7 per day are stated assumptions "
-    "(no values were read for them); every dose is a jump of the gut state"
+    "full pulsed system (models/core.py full_rhs) at the same parameters, fast rates included "
+    "(t_nad_tissue_hours, t_absorption_hours, t_exposure_hours); every dose is a jump of the gut state"
 )
 
 
@@ -85,45 +81,50 @@ def theta_for(model, overrides: dict | None = None) -> dict:
 def production_simulator(model, compound: str, mg_per_day: float, days: int, doses_per_day: int = 1):
     """A jitted ``theta -> (b, e, n)`` for one regimen on the production (averaged) path.
 
-    ``n`` is tissue NAD+ at its quasi-steady state for the day's mean precursor flux and the
-    day's NAMPT level (the fast state is not resolved within a day on this path).
+    ``n`` is tissue NAD+ averaged over each day's dosing intervals at that day's NAMPT level: the
+    quasi-steady states at the nodes of the within-day rule of the filtered flux cells
+    (``averaged.within_day_nodes``, the same profile that drives ``b`` and ``e``), weighted.
     """
     import jax
     import jax.numpy as jnp
 
     from nadfit.models import averaged
-    from nadfit.models.core import daily_regimen, oral_precursor_flux
+    from nadfit.models.core import daily_regimen
     from nadfit.models.scenarios import DT_DAYS
 
-    nmn, nr = averaged.rate_grid([daily_regimen(compound, mg_per_day, days, doses_per_day)], DT_DAYS, days)
-    nmn_day = jnp.asarray(np.concatenate([nmn[:, 0], nmn[-1:, 0]]))
-    nr_day = jnp.asarray(np.concatenate([nr[:, 0], nr[-1:, 0]]))
+    reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
+    nmn, nr = averaged.rate_grid([reg], DT_DAYS, days)
+    doses = averaged.doses_grid([reg], DT_DAYS, days)
+    # day d's value uses the regimen of the step ending at d (day 0: the first step's, at e = e_base)
+    nmn_day = np.concatenate([nmn[:1, 0], nmn[:, 0]])
+    nr_day = np.concatenate([nr[:1, 0], nr[:, 0]])
+    doses_day = np.concatenate([doses[:1, 0], doses[:, 0]])
 
     @jax.jit
     def run(th):
         b, e = model.blood_curve(th, compound, mg_per_day, days, doses_per_day)
-        phi = model._phi(th, "human")
-        j = oral_precursor_flux(nmn_day, th["pi_nmn"], phi, th.get("k_a", jnp.inf), jnp) + th["pi_nr"] * nr_day
-        u = averaged.steady_state_newton(jnp.zeros_like(e), j, e, th["beta"], th["kappa"], th["ell"], steps=30)
-        return b, e, jnp.exp(u)
+        p = model._blood_params(th)
+        nodes, weights = averaged.within_day_nodes(p, jnp.asarray(nmn_day), jnp.asarray(nr_day), doses_day)
+        nodes = jnp.where(jnp.arange(len(e))[:, None] == 0, 0.0, nodes)  # day 0: before the first dose
+        u = averaged.steady_state_newton(jnp.zeros_like(nodes), nodes, e[:, None], p["beta"], p["kappa"], p["ell"],
+                                         steps=30)
+        return b, e, jnp.sum(weights * jnp.exp(u), axis=-1)
 
     return run
 
 
 def full_params(model, th) -> dict:
-    """Parameter mapping of ``nadfit.models.core.full_rhs`` from an EvidenceModel theta."""
-    phi = float(model._phi(th, "human"))
-    p = {k: float(th[k]) for k in ("beta", "kappa", "ell", "pi_nmn", "pi_nr")}
-    p.update(gamma=float(model._blood_params(th)["gamma"]),  # the model's (monostable) exponent
-             e_base=1.0, c=1.0, k_e=math.log(2.0) / float(th["t_nampt_days"]),
-             k_b=math.log(2.0) / float(th["t_blood_days"]), phi=phi,
-             k_a=float(th["k_a"]) if "k_a" in th else math.inf, **FULL_FAST_RATES)
+    """Parameter mapping of ``nadfit.models.core.full_rhs`` from an EvidenceModel theta: the
+    production path's human parameters (``EvidenceModel._blood_params``: monostable gamma, the
+    fast rates k_t, k_abs, k_x) as floats, at baseline NAMPT (e_base = 1) and consumption (c = 1)."""
+    p = {k: float(v) for k, v in model._blood_params(th).items()}
+    p.update(e_base=1.0, c=1.0)
     return p
 
 
 def simulate_full_daily(model, th, compound: str, mg_per_day: float, days: int, doses_per_day: int = 1) -> dict:
     """Brute-force pulsed solve; values at integer days (just before that day's first dose) and
-    the daily mean of b over each preceding day."""
+    the daily means of b and n over each preceding day."""
     from nadfit.models.core import daily_regimen, simulate_full
 
     p = full_params(model, th)
@@ -131,8 +132,11 @@ def simulate_full_daily(model, th, compound: str, mg_per_day: float, days: int, 
     t = np.linspace(0.0, days, days * per_day + 1)
     y = simulate_full(p, daily_regimen(compound, mg_per_day, days, doses_per_day), float(days), t)
     idx = np.arange(0, days + 1) * per_day
-    b_mean = [1.0] + [float(np.trapezoid(y[6, i - per_day:i + 1], t[i - per_day:i + 1])) for i in idx[1:]]
-    return {"b": y[6, idx].tolist(), "e": y[5, idx].tolist(), "n": y[4, idx].tolist(), "b_daily_mean": b_mean}
+    def daily_mean(row):
+        return [1.0] + [float(np.trapezoid(y[row, i - per_day:i + 1], t[i - per_day:i + 1])) for i in idx[1:]]
+
+    return {"b": y[6, idx].tolist(), "e": y[5, idx].tolist(), "n": y[4, idx].tolist(), "b_daily_mean": daily_mean(6),
+            "n_daily_mean": daily_mean(4)}
 
 
 def simulate(hypothesis: str, compound: str, dose_mg: float, doses_per_day: int, days: int,
@@ -168,15 +172,15 @@ def simulate(hypothesis: str, compound: str, dose_mg: float, doses_per_day: int,
         out["methods"]["production"] = {
             "b": np.asarray(b).tolist(), "e": np.asarray(e).tolist(), "n": np.asarray(n).tolist(),
             "time_s": time.perf_counter() - t0, "compile_s": compile_s,
-            "note": "averaged path (models/averaged.py): daily-mean precursor flux; n is tissue NAD+ at "
-                    "its quasi-steady state for that day's flux and NAMPT level",
+            "note": "averaged path (models/averaged.py): within-day quadrature of the dosing interval; n is "
+                    "tissue NAD+ averaged over the day at its quasi-steady state for the low-passed flux "
+                    "and that day's NAMPT level",
         }
     if method in ("full", "both"):
         t0 = time.perf_counter()
         res = simulate_full_daily(model, th, comp, float(dose_mg), int(days), int(doses_per_day))
         res["time_s"] = time.perf_counter() - t0
         res["note"] = FULL_RATES_NOTE
-        res["fast_rates_per_day"] = dict(FULL_FAST_RATES)
         out["methods"]["full"] = res
     return out
 
@@ -191,9 +195,10 @@ def format_simulation(out: dict) -> str:
         for q in ("b", "e", "n"):
             cols.append(f"{q}[{m}]")
             series.append(res[q])
-        if "b_daily_mean" in res:
-            cols.append(f"b_mean[{m}]")
-            series.append(res["b_daily_mean"])
+        for q in ("b", "n"):
+            if f"{q}_daily_mean" in res:
+                cols.append(f"{q}_mean[{m}]")
+                series.append(res[f"{q}_daily_mean"])
     lines.append("  ".join(f"{c:>14s}" for c in cols))
     for i, d in enumerate(out["day"]):
         lines.append("  ".join([f"{d:>14d}"] + [f"{s[i]:>14.5f}" for s in series]))
