@@ -32,8 +32,6 @@ HYPOTHESES = ("direct", "via-nr", "mixed")
 TODAY = {"sampler": "nutpie", "target_accept": 0.99, "tune": 500, "draws": 1000, "chains": 4, "dense_mass": False}
 #: quick mode: checks that every case runs and the JSON has its shape (numbers are not a benchmark)
 QUICK = {"draws": 30, "tune": 30, "chains": 2, "hypotheses": ("direct",), "evidence": ["yi2022"]}
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
 
 
 def default_settings() -> dict:
@@ -102,18 +100,11 @@ def run_case(spec: dict) -> dict:
     import jax
     import numpy as np
 
-    compile_s = [0.0]
-
-    def _listen(event, duration, **_kw):
-        if event in COMPILE_EVENTS:
-            compile_s[0] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(_listen)
-
     from nadfit.datasets import load_evidence
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.inference.config import FitConfig, select_evidence
     from nadfit.fitting.inference.fit import sample_posterior, summarise
+    from nadfit.fitting.inference.xla_progress import compile_seconds
     from nadfit.models.model import EvidenceModel
 
     cfg = FitConfig(hypothesis=spec["hypothesis"], evidence=list(spec["evidence"]), seed=spec.get("seed", 20261122),
@@ -121,10 +112,11 @@ def run_case(spec: dict) -> dict:
     model = EvidenceModel(cfg.hypothesis, select_evidence(load_evidence(), cfg.evidence, cfg.exclude), cfg.settings())
     pm_model = build_pymc_model(model)
     cost_ms = logp_grad_cost_ms(pm_model)
-    compile_s[0] = 0.0
+    c0 = compile_seconds()
     t0 = time.time()
     dt = sample_posterior(pm_model, cfg, cores=len(pinned))
     wall = time.time() - t0
+    compile_s = [compile_seconds() - c0]
     rows = summarise(dt, model, cfg)
     ess = min(r["ess_bulk"] for r in rows.values() if r["ess_bulk"] is not None)
     rhat = max(r["r_hat"] for r in rows.values() if r["r_hat"] is not None)

@@ -570,12 +570,12 @@ def aggregate(out: Path, tasks: list, manifest: dict, *, hypotheses: list[str], 
 
 
 def timing(done: dict, tasks: list, workers: int) -> dict:
-    """Wall time of one fit at the sizes used, split into set-up (model build and nutpie's
-    compilation; independent of the number of draws) and sampling (which also holds the XLA
-    compilation of the gradient on its first call and, in short runs, the long trees of poorly
-    adapted early steps), and the cost of the full run (``FULL_SIZES``): set-up + sampling scaled
-    to the full number of steps -- an upper bound, because the compilation inside sampling does
-    not grow with the steps. Without the split the whole fit time is scaled."""
+    """Wall time of one fit at the sizes used, split into set-up (model build; nutpie's
+    compilation), the XLA tracing and compilation inside sampling (``compile_s``: every simulated
+    data set is a new program; independent of the number of draws) and the sampling proper, and
+    the cost of the full run (``FULL_SIZES``): set-up + compilation + sampling scaled to the full
+    number of steps -- an upper bound, since in short runs the long trees of poorly adapted early
+    steps weigh more. Without the split the whole fit time is scaled."""
     walls = [w for r in done.values() for w in r.get("fit_wall_s", [])]
     split = [t for r in done.values() for t in r.get("fit_timing", []) if t.get("sample_s") is not None]
     ident = [r["wall_time_s"] for tid, r in done.items() if tid.startswith("ident-")]
@@ -585,10 +585,16 @@ def timing(done: dict, tasks: list, workers: int) -> dict:
     steps = params.get("chains", 2) * (params.get("draws", 500) + params.get("tune", 500))
     full_steps = FULL_SIZES["chains"] * (FULL_SIZES["draws"] + FULL_SIZES["tune"])
     scale = full_steps / max(steps, 1)
+    compile_s = tree_steps = None
     if split:
         setup_s = float(np.mean([t["setup_s"] for t in split]))
         sample_s = float(np.mean([t["sample_s"] for t in split]))
-        per_fit_full = setup_s + sample_s * scale
+        compiles = [t["compile_s"] for t in split if t.get("compile_s") is not None]
+        compile_s = float(np.mean(compiles)) if compiles else None
+        trees = [t["mean_tree_steps"] for t in split if t.get("mean_tree_steps") is not None]
+        tree_steps = float(np.mean(trees)) if trees else None
+        fixed = min(compile_s or 0.0, sample_s)
+        per_fit_full = setup_s + fixed + (sample_s - fixed) * scale
     else:
         setup_s = sample_s = None
         per_fit_full = float(np.mean(walls)) * max(1.0, scale)
@@ -599,7 +605,9 @@ def timing(done: dict, tasks: list, workers: int) -> dict:
     return {"n_fits": len(walls), "mean_fit_s": round(float(np.mean(walls)), 1),
             "median_fit_s": round(float(np.median(walls)), 1), "max_fit_s": round(float(np.max(walls)), 1),
             "mean_setup_s": None if setup_s is None else round(setup_s, 1),
-            "mean_sample_s": None if sample_s is None else round(sample_s, 1), "steps_per_fit": steps,
+            "mean_sample_s": None if sample_s is None else round(sample_s, 1),
+            "mean_compile_s": None if compile_s is None else round(compile_s, 1),
+            "mean_tree_steps": None if tree_steps is None else round(tree_steps, 1), "steps_per_fit": steps,
             "identifiability_s": ident, "full_sizes": FULL_SIZES, "full_fits": full_fits,
             "full_per_fit_s_upper": round(per_fit_full, 1), "full_cpu_hours_upper": round(cpu_h, 1),
             "full_wall_hours_upper_at_workers": {str(w): round(cpu_h / w, 1) for w in (1, 2, 8, 32)}}

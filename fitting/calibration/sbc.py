@@ -74,28 +74,36 @@ DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
 # ---------------------------------------------------------------------------------------------
 def sample_posterior(pm_model, cfg: FitConfig):
     """``nadfit.fitting.inference.fit.sample_posterior``; in sweep workers (``NADFIT_CORES`` set) chains run on
-    that many cores only. The DataTree's ``attrs["nadfit_timing"]`` holds the wall time split
-    into set-up (``setup_s``: everything before the first sampler step, i.e. nutpie's model
-    compilation) and sampling (``sample_s``, from the sampler's progress events; it includes the
-    XLA compilation of the gradient, which happens on its first call) -- the calibration's cost
-    model."""
+    that many cores only. The DataTree's ``attrs["nadfit_timing"]`` holds the fit's wall time
+    split into set-up (``setup_s``: before the sampler's first progress event; nutpie's model
+    compilation), sampling (``sample_s``) and, within it, the time JAX spent tracing and
+    compiling (``compile_s``, JAX's monitoring events: each simulated data set is a new program),
+    plus the mean number of leapfrog steps per kept draw (``mean_tree_steps``) -- the
+    calibration's cost model."""
     from nadfit.fitting.inference import fit
+    from nadfit.fitting.inference.xla_progress import compile_seconds
 
     last: list = [{}]
+    c0 = compile_seconds()
     t0 = time.time()
     dt = fit.sample_posterior(pm_model, cfg, cores=fit.worker_cores(), on_progress=lambda e: last.__setitem__(0, e))
     total = time.time() - t0
     sample_s = last[0].get("elapsed_s")
+    timing = {"total_s": round(total, 2), "compile_s": round(compile_seconds() - c0, 2)}
     if sample_s is not None:
-        dt.attrs["nadfit_timing"] = {"total_s": round(total, 2), "sample_s": round(float(sample_s), 2),
-                                     "setup_s": round(total - float(sample_s), 2)}
+        timing.update(sample_s=round(float(sample_s), 2), setup_s=round(total - float(sample_s), 2))
+    stats = dt["sample_stats"] if "sample_stats" in dt.children else None
+    if stats is not None and "n_steps" in stats:
+        timing["mean_tree_steps"] = round(float(np.mean(stats["n_steps"].values)), 1)
+    dt.attrs["nadfit_timing"] = timing
     return dt
 
 
 def fit_timing(dt, wall_s: float) -> dict:
-    """{total_s, setup_s, sample_s} of one fit (setup/sample None when not measured)."""
+    """{total_s, setup_s, sample_s, compile_s, mean_tree_steps} of one fit (None when not measured)."""
     t = dict(dt.attrs.get("nadfit_timing") or {}) if hasattr(dt, "attrs") else {}
-    return {"total_s": round(float(wall_s), 2), "setup_s": t.get("setup_s"), "sample_s": t.get("sample_s")}
+    return {"total_s": round(float(wall_s), 2), "setup_s": t.get("setup_s"), "sample_s": t.get("sample_s"),
+            "compile_s": t.get("compile_s"), "mean_tree_steps": t.get("mean_tree_steps")}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,3 +80,31 @@ def count_draws(chains: int):
         yield counter
     finally:
         nutil.tqdm_auto = saved
+
+
+#: JAX monitoring events whose durations add up to the time spent tracing and compiling (or
+#: loading a compiled program from the persistent cache)
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+
+_compile_total = [0.0]
+_compile_lock = threading.Lock()
+_listening = [False]
+
+
+def _on_duration(event, duration, **_kw):
+    if event in COMPILE_EVENTS:
+        with _compile_lock:
+            _compile_total[0] += float(duration)
+
+
+def compile_seconds() -> float:
+    """Seconds JAX has spent tracing and compiling in this process since the first call (the
+    listener is registered once; take differences around the work to be measured)."""
+    if not _listening[0]:
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        _listening[0] = True
+    with _compile_lock:
+        return _compile_total[0]

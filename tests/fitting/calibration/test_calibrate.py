@@ -170,3 +170,18 @@ def test_reduced_calibration_end_to_end(tmp_path):
     again = cal.run_calibration(out, ["via-nr", "mixed"], workers=1, **sizes)
     manifest = json.loads((out / "sweep.json").read_text())
     assert manifest["n_skipped"] == manifest["n_tasks"] and again["n_done"] == doc["n_done"]
+
+
+def test_timing_scales_only_the_sampling_not_the_compilation():
+    """The full-size cost model: set-up and XLA compilation are paid once per fit, the rest of the
+    sampling grows with the number of steps."""
+    tasks = cal.plan(["mixed"], sbc_sims=2, draws=100, tune=150, chains=2, rank_draws=49)
+    tm = {"total_s": 100.0, "setup_s": 4.0, "sample_s": 96.0, "compile_s": 60.0, "mean_tree_steps": 31.0}
+    done = {t.id: {"fit_wall_s": [100.0], "fit_timing": [tm]} for t in tasks if t.kind == "cal-sbc"}
+    out = cal.timing(done, tasks, workers=1)
+    scale = (cal.FULL_SIZES["chains"] * (cal.FULL_SIZES["draws"] + cal.FULL_SIZES["tune"])) / (2 * 250)
+    assert out["mean_compile_s"] == 60.0 and out["mean_tree_steps"] == 31.0
+    assert out["full_per_fit_s_upper"] == pytest.approx(4.0 + 60.0 + 36.0 * scale, abs=0.1)
+    old = dict(tm, compile_s=None)  # results written before the split: the whole sampling is scaled
+    done = {k: {"fit_wall_s": [100.0], "fit_timing": [old]} for k in done}
+    assert cal.timing(done, tasks, workers=1)["full_per_fit_s_upper"] == pytest.approx(4.0 + 96.0 * scale, abs=0.1)
