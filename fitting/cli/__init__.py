@@ -129,6 +129,23 @@ UNDERSTOOD_WARNINGS: tuple[tuple[type[Warning], str, str, str], ...] = (
 QUIET_LOGGERS = ("pymc.sampling", "pymc.smc", "pymc.stats", "pytensor")
 
 
+#: XLA's native (C++) log: lines at ERROR level and below that are not errors of the command --
+#: "Very slow compile? If you want to file a bug, run with envvar XLA_FLAGS=--xla_dump_to=..."
+#: from ``slow_operation_alarm.cc`` when compiling the whole NUTS sampler takes long (it always
+#: does: the within-day likelihood is inlined into every leapfrog step) -- are hidden while a
+#: command runs, by TSL's ``TF_CPP_MIN_LOG_LEVEL`` (read when jaxlib loads). XLA's real failures
+#: still reach the user as Python exceptions. ``--verbose`` or a ``TF_CPP_MIN_LOG_LEVEL`` of the
+#: user's own leaves the native log as it is.
+NATIVE_LOG_LEVEL = "3"
+
+
+def native_log_level(argv, environ) -> str | None:
+    """The ``TF_CPP_MIN_LOG_LEVEL`` to set before JAX loads, or None to leave it alone."""
+    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(a in ("--verbose", "-v") for a in argv):
+        return None
+    return NATIVE_LOG_LEVEL
+
+
 def apply_warning_policy() -> None:
     """Install :data:`UNDERSTOOD_WARNINGS` as 'ignore' filters (call inside ``warnings.catch_warnings``)."""
     import warnings
@@ -159,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from nadfit.fitting.cli.options import rewrite_deprecated
 
     argv, notes = rewrite_deprecated(sys.argv[1:] if argv is None else argv)
+    level = native_log_level(argv, os.environ)
+    if level is not None and "jax" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
     for note in notes:
         print(f"nadfit: note: {note}", file=sys.stderr)
     enable_compile_cache()

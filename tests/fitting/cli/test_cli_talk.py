@@ -327,3 +327,28 @@ def test_another_kind_of_nadfit_folder_is_named_with_what_to_give_instead(capsys
         err = capsys.readouterr().err
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "c.html").exists()
+
+
+def test_native_xla_log_is_quiet_unless_verbose_or_set_by_the_user():
+    """XLA's C++ "Very slow compile?" alarm (logged at ERROR) is hidden by TF_CPP_MIN_LOG_LEVEL=3
+    before JAX loads; --verbose/-v and a level the user set keep the native log as it is."""
+    from nadfit.fitting.cli import NATIVE_LOG_LEVEL, native_log_level
+
+    assert NATIVE_LOG_LEVEL == "3"
+    assert native_log_level(["run-all", "--out", "x"], {}) == "3"
+    assert native_log_level(["run-all", "--verbose"], {}) is None
+    assert native_log_level(["fit", "-v"], {}) is None
+    assert native_log_level(["fit"], {"TF_CPP_MIN_LOG_LEVEL": "0"}) is None
+
+
+def test_native_log_level_reaches_a_fresh_process(tmp_path):
+    """In a fresh process the level is set before JAX loads (a command that never imports JAX
+    still sets it; the value is what jaxlib reads when it loads)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from nadfit.fitting.cli import main; main(['datasets', 'list', '--json']); "
+            "sys.stderr.write('LEVEL=' + os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert "LEVEL=3" in out.stderr, out.stderr[-500:]
