@@ -52,7 +52,14 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.calibration import stats
-from nadfit.fitting.calibration.sbc import _evidence, _seed_for, flatten, posterior_matrix, to_jax
+from nadfit.fitting.calibration.sbc import (
+    CALIBRATION_TARGET_ACCEPT,
+    _evidence,
+    _seed_for,
+    flatten,
+    posterior_matrix,
+    to_jax,
+)
 from nadfit.fitting.inference.config import FitConfig
 from nadfit.fitting.storage.outputs import atomic_dir, write_json
 
@@ -94,7 +101,7 @@ def _divergences(dt) -> int:
 def _cfg(params: dict, hypothesis: str, seed: int, observation: dict | None = None) -> FitConfig:
     return FitConfig(hypothesis=hypothesis, draws=int(params["draws"]), tune=int(params["tune"]),
                      chains=int(params["chains"]), seed=int(seed),
-                     target_accept=float(params.get("target_accept", 0.95)),
+                     target_accept=float(params.get("target_accept", CALIBRATION_TARGET_ACCEPT)),
                      observation=dict(observation or {})).validate()
 
 
@@ -111,7 +118,7 @@ def task_sbc(params: dict, out: Path) -> dict:
 
     res = sbc_simulation(params["hypothesis"], params["sim"], seed=params["seed"], draws=params["draws"],
                          tune=params["tune"], chains=params["chains"], rank_draws=params["rank_draws"],
-                         target_accept=params.get("target_accept", 0.95), test_quantities=True)
+                         target_accept=params.get("target_accept", CALIBRATION_TARGET_ACCEPT), test_quantities=True)
     res["fit_wall_s"] = [res["fit_wall_s"]]
     res["fit_timing"] = [res["fit_timing"]]
     _write(out, res)
@@ -356,7 +363,7 @@ def parse_prior(text: str | None, hypotheses: list[str]) -> dict[str, float]:
 def plan(hypotheses: list[str], sbc_sims: int = 0, compare_reps: int = 0, misspec_reps: int = 0, bf_sims: int = 0,
          bf_prior: dict | None = None, loso: bool = False, loso_hypothesis: str = "mixed",
          loso_studies: list[str] | None = None, recovery_truths: int = 0, draws: int = 500, tune: int = 500,
-         chains: int = 2, rank_draws: int = 99, seed: int = 20261122, target_accept: float = 0.95,
+         chains: int = 2, rank_draws: int = 99, seed: int = 20261122, target_accept: float = CALIBRATION_TARGET_ACCEPT,
          ident_prior_draws: int = IDENT_PRIOR_DRAWS) -> list:
     """Every task of a calibration run (ids are stable, so that a re-run resumes)."""
     from nadfit.fitting.sweep.engine import Task
@@ -442,7 +449,7 @@ def run_calibration(out: Path, hypotheses: list[str], *, workers: int = 2, addre
     out = Path(out)
     tasks = plan(list(hypotheses), **sizes)
     settings = {k: sizes.get(k, d) for k, d in (("draws", 500), ("tune", 500), ("chains", 2), ("rank_draws", 99),
-                                                ("seed", 20261122), ("target_accept", 0.95))}
+                                                ("seed", 20261122), ("target_accept", CALIBRATION_TARGET_ACCEPT))}
     check_output_dir(out, "calibrate")  # refused before any work
     _check_resume(out, tasks)
     spec = sweep.SweepSpec(tasks=tasks, source=SOURCE)

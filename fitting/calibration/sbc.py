@@ -67,6 +67,9 @@ RECOVERY_PROB = 0.94
 ALPHA = SBC_ALPHA
 MAX_BINS = 10
 DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
+#: NUTS target acceptance of calibration fits (short warm-ups: a higher target than ``nadfit fit``'s
+#: default keeps their trees from diverging when the step size is adapted from few iterations)
+CALIBRATION_TARGET_ACCEPT = 0.95
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +243,8 @@ def _seed_for(seed: int, index: int) -> tuple[np.random.Generator, int]:
 
 
 def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int = 500, tune: int = 500,
-                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS, target_accept: float = 0.95,
+                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS,
+                   target_accept: float = CALIBRATION_TARGET_ACCEPT,
                    test_quantities: bool = False) -> dict:
     """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict.
 
