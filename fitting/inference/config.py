@@ -38,6 +38,10 @@ class FitConfig:
     seed: int = 20261122
     # 0.99 was needed by nutpie (divergences at r_kd at 0.8); numpyro's NUTS at 0.9 had none on direct and
     # mixed at 600 + 400, but direct had 1 divergence at 1000 + 500 (fresh-clone main job, 2026-11-30)
+    # Session 8, monostable model, 1000 + 500, same seed: at 0.8 mixed had 0 divergences (31 vs 55
+    # leapfrog steps per draw, min ESS 828 vs 1006: 1.46x the ESS per gradient) but via-nr had 1,
+    # at ell = 0.002 (its 0.2 % posterior quantile) with beta = 1120 -- the tail where consumption is
+    # all saturable; 0.95 stays until that tail is reparametrised.
     target_accept: float = 0.95
     sampler: str = "numpyro"  # numpyro | nutpie (SAMPLERS)
     dense_mass: bool = False  # numpyro: dense mass matrix (nutpie always adapts a low-rank one)
