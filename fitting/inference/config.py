@@ -41,7 +41,8 @@ class FitConfig:
     # Session 8, monostable model, 1000 + 500, same seed: at 0.8 mixed had 0 divergences (31 vs 55
     # leapfrog steps per draw, min ESS 828 vs 1006: 1.46x the ESS per gradient) but via-nr had 1,
     # at ell = 0.002 (its 0.2 % posterior quantile) with beta = 1120 -- the tail where consumption is
-    # all saturable; 0.95 stays until that tail is reparametrised.
+    # all saturable; direct had 2 (R-hat 1.003, ESS 2452), not in that tail (ell at its 49th and 71st
+    # percentiles): 0.95 stays until the divergences' region is found and reparametrised.
     target_accept: float = 0.95
     sampler: str = "numpyro"  # numpyro | nutpie (SAMPLERS)
     dense_mass: bool = False  # numpyro: dense mass matrix (nutpie always adapts a low-rank one)
