@@ -141,7 +141,9 @@ NATIVE_LOG_LEVEL = "3"
 
 def native_log_level(argv, environ) -> str | None:
     """The ``TF_CPP_MIN_LOG_LEVEL`` to set before JAX loads, or None to leave it alone."""
-    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(a in ("--verbose", "-v") for a in argv):
+    from nadfit.fitting.cli.options import VERBOSE_FLAGS
+
+    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(a in VERBOSE_FLAGS for a in argv):
         return None
     return NATIVE_LOG_LEVEL
 

@@ -34,7 +34,8 @@ FORCE_FILE_HELP = "overwrite an existing --out file"
 
 # Options that several commands share, declared once (``quiet: Quiet = False``)
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)]
+VERBOSE_FLAGS = ("--verbose", "-v")
+Verbose = Annotated[bool, typer.Option(*VERBOSE_FLAGS, help=VERBOSE_HELP)]
 Workers = Annotated[int, typer.Option(help=WORKERS_HELP)]
 Address = Annotated[Optional[str], typer.Option(help=ADDRESS_HELP)]
 ForceFile = Annotated[bool, typer.Option("--force", help=FORCE_FILE_HELP)]

@@ -101,10 +101,10 @@ def _on_duration(event, duration, **_kw):
 def compile_seconds() -> float:
     """Seconds JAX has spent tracing and compiling in this process since the first call (the
     listener is registered once; take differences around the work to be measured)."""
-    if not _listening[0]:
-        import jax
-
-        jax.monitoring.register_event_duration_secs_listener(_on_duration)
-        _listening[0] = True
     with _compile_lock:
+        if not _listening[0]:
+            import jax
+
+            jax.monitoring.register_event_duration_secs_listener(_on_duration)
+            _listening[0] = True
         return _compile_total[0]
