@@ -437,16 +437,19 @@ class EvidenceModel:
           reproduction probabilities, attribution); rows of a joint claim do not add up to it;
         * ``pred`` — each row's model quantity (log scale; mean over a vector quantity)."""
         cache: dict = {}
-        held, lls, preds, qs = [], [], [], []
+        return self.terms_given_quantities([self.quantity(it, th, cache) for it in self.items], th)
+
+    def terms_given_quantities(self, qs: list, th: dict) -> dict:
+        """:meth:`terms` from the rows' model quantities ``qs`` (``self.items`` order); ``th``
+        supplies the observation model's own parameters (noise, drift, reliability)."""
+        held, lls, preds = [], [], []
         in_binary_claim = {i for c in self.claims if c.binary for i in c.rows}
-        for k, it in enumerate(self.items):
-            q = self.quantity(it, th, cache)
+        for k, (it, q) in enumerate(zip(self.items, qs)):
             lp = jnp.sum(self.item_loglik(it, q, th))
             held.append(lp)
             if it.holds == 0.0 and k not in in_binary_claim:  # a finding that did not hold: log(1 - P)
                 lp = _log1m_exp(lp)
             lls.append(lp)
-            qs.append(q)
             preds.append(jnp.mean(q) if jnp.ndim(q) else q)
         claim_ll = []
         for c in self.claims:

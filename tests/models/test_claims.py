@@ -311,3 +311,62 @@ def test_simulated_evidence_refits_with_finite_terms(evidence):
     m2 = EvidenceModel("mixed", evidence, outcomes=sim)
     t = m2.terms(th)
     assert np.all(np.isfinite(np.asarray(t["study"])))
+
+
+def _claim_scores(evidence, claim_id, n, rng, sim_over=None):
+    """Score (gradient of the claim's log-likelihood) at the generating parameters for ``n``
+    evidence sets simulated by ``simulate_outcomes``: w.r.t. a common shift of the claim's model
+    quantities and every scalar parameter the term reads directly. ``sim_over`` simulates at other
+    parameter values than those scored (a wrong simulator, to show the check has power)."""
+    import jax
+
+    full = load_evidence_map()
+    spec = full["claims"].get(claim_id)
+    rows = spec["rows"] if spec else [claim_id]
+    mapping = _mapping(rows, claims={claim_id: copy.deepcopy(spec)} if spec else {})
+    m = EvidenceModel("mixed", evidence, mapping=mapping)
+    th = _theta(m)
+    cache: dict = {}
+    qs = [m.quantity(it, th, cache) for it in m.items]
+    th_sim = dict(th, **{k: jnp.asarray(v) for k, v in (sim_over or {}).items()})
+    scalars = sorted(k for k, v in th.items() if jnp.ndim(v) == 0)
+    out = []
+    for _ in range(n):
+        sim = m.simulate_outcomes(th_sim, rng)
+        m2 = EvidenceModel("mixed", evidence, mapping=mapping, outcomes=sim)
+        assert len(m2.claims) == 1
+
+        def f(shift, sc):
+            return m2.terms_given_quantities([q + shift for q in qs], dict(th, **sc))["claim_raw"][0]
+
+        g_shift, g_sc = jax.grad(f, argnums=(0, 1))(0.0, {k: th[k] for k in scalars})
+        out.append([float(g_shift)] + [float(g_sc[k]) for k in scalars])
+    return np.asarray(out), ["shift"] + scalars
+
+
+def _score_z(s):
+    """z statistic of the mean score per column (None for a column the term does not read)."""
+    sd = s.std(axis=0, ddof=1)
+    return [None if v < 1e-12 else float(mu / (v / math.sqrt(len(s)))) for mu, v in zip(s.mean(axis=0), sd)]
+
+
+@pytest.mark.slow
+def test_simulated_numeric_claims_have_mean_zero_score(evidence):
+    """The simulator draws every numeric claim from the distribution the likelihood scores: at the
+    generating parameters the expected score (gradient of the log-likelihood) is zero, for the
+    quantities' location and every parameter of the observation model. Checked with 200 simulated
+    results per numeric claim of the shipped evidence (|z| < 4 per score component); a simulator
+    with sigma_arm doubled fails the same check (power)."""
+    m = EvidenceModel("mixed", evidence)
+    numeric = [c.claim_id for c in m.claims if not c.binary]
+    assert len(numeric) >= 5
+    rng = np.random.default_rng(2026)
+    for cid in numeric:
+        s, names = _claim_scores(evidence, cid, 200, rng)
+        z = dict(zip(names, _score_z(s)))
+        assert z["shift"] is not None, cid
+        bad = {k: v for k, v in z.items() if v is not None and abs(v) > 4.0}
+        assert not bad, (cid, bad)
+    s, names = _claim_scores(evidence, "huang2022_nmn_arm", 200, rng, sim_over={"sigma_arm": 0.2})
+    z = dict(zip(names, _score_z(s)))
+    assert abs(z["sigma_arm"]) > 4.0
