@@ -65,6 +65,7 @@ from jax.scipy.special import ndtr, ndtri
 from jax.scipy.stats import chi2, norm
 
 from nadfit.datasets.errors import UserError
+from nadfit.models.observation import two_sided_p
 
 LOG_HALF = math.log(0.5)
 #: quasi-Monte Carlo points of the Genz orthant integral (fixed, so the likelihood is a smooth
@@ -164,6 +165,12 @@ def _prepare_t_joint(model, claim: Claim) -> None:
     tests, idx = [], []
     for i in claim.rows:
         it = model.items[i]
+        if not it.binary:
+            # the joint term scores the event "every test as reported"; a numeric row would make
+            # the claim numeric (no reliability mixture, bounds simulated one by one)
+            raise UserError(f"claim {claim.claim_id}: joint rule t_vs_placebo_joint takes only findings, bounds "
+                            f"and significance events; {it.evidence_id} is numeric ({it.kind})",
+                            file="models/evidence_map.yaml", field=claim.claim_id)
         if it.kind != "t_vs_placebo_bound":
             continue
         c = it.const
@@ -436,8 +443,6 @@ def simulate_claim(model, claim: Claim, qs, th, rng) -> dict | None:
         y = rng.multivariate_normal(mu, cov)
         return {it.evidence_id: it.const["placebo_mean"] * math.exp(v) for it, v in zip(items, y)}
     if claim.joint == "mean_and_paired_t":
-        from scipy import stats
-
         c = claim.const
         n = c["n"]
         sigma = float(th["sigma_person"])
@@ -447,8 +452,7 @@ def simulate_claim(model, claim: Claim, qs, th, rng) -> dict | None:
         t = abs(y) * math.sqrt(n) / s
         mean_it = model.items[c["mean_row"]]
         t_it = next(it for it in items if it is not mean_it)
-        return {mean_it.evidence_id: 100.0 * math.expm1(y),
-                t_it.evidence_id: float(max(2 * stats.t.sf(t, n - 1), 1e-300))}
+        return {mean_it.evidence_id: 100.0 * math.expm1(y), t_it.evidence_id: two_sided_p(t, n - 1)}
     if claim.joint == "restated" and len(items) > 1 and not items[0].binary:
         from nadfit.models.kinds import KINDS
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import jax.numpy as jnp
-from scipy import stats
 
 from nadfit.datasets.errors import UserError
 from nadfit.models.observation import (
@@ -32,6 +31,8 @@ from nadfit.models.observation import (
     log_normal_obs,
     log_p_upper_bound,
     log_t_observed,
+    t_from_two_sided_p,
+    two_sided_p,
 )
 
 TIME_UNIT_DAYS = {"week": 7.0, "day": 1.0, "weeks": 7.0, "days": 1.0}
@@ -101,7 +102,7 @@ def _t_placebo_precompute(model, it, row) -> None:
         n1, n2 = model.n_of(spec["n_arm"]), model.n_of(spec["n_placebo"])
     alpha = it.value if it.value is not None and not spec.get("as_test") else model.settings.significance_alpha
     df = n1 + n2 - 2
-    it.const.update(n1=n1, n2=n2, df=df, alpha=float(alpha), t_crit=float(stats.t.ppf(1 - alpha / 2, df)))
+    it.const.update(n1=n1, n2=n2, df=df, alpha=float(alpha), t_crit=t_from_two_sided_p(alpha, df))
 
 
 def _t_placebo_loglik(model, it, q, th):
@@ -114,7 +115,7 @@ def _t_placebo_loglik(model, it, q, th):
 def _t_paired_precompute(model, it, row) -> None:
     n = int(row["n"])
     df = n - 1
-    it.const.update(n=n, df=df, t_obs=float(stats.t.ppf(1 - it.value / 2, df)))
+    it.const.update(n=n, df=df, t_obs=t_from_two_sided_p(it.value, df))
 
 
 def _t_paired_loglik(model, it, q, th):
@@ -127,7 +128,7 @@ def _t_paired_simulate(model, it, q, th, rng) -> float:
     c = it.const
     ncp = float(q) / (float(th["sigma_person"]) / math.sqrt(c["n"]))
     t = abs(ncp + math.sqrt(1 + ncp ** 2 / (2 * c["df"])) * rng.standard_normal())
-    return float(max(2 * stats.t.sf(t, c["df"]), 1e-300))
+    return two_sided_p(t, c["df"])
 
 
 # --- smallest or largest of several within-arm CVs -------------------------------------------

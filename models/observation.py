@@ -101,7 +101,30 @@ def log_p_upper_bound(ncp, t_crit, df):
 
 
 def log_t_observed(ncp, t_obs, df):
-    return norm.logpdf(t_obs, loc=ncp, scale=_nct_sd(ncp, df))
+    """Log density of an observed |t| (a two-sided p-value gives only the size of t): the
+    normal approximation of the noncentral t folded at zero."""
+    sd = _nct_sd(ncp, df)
+    return jnp.logaddexp(norm.logpdf(t_obs, loc=ncp, scale=sd), norm.logpdf(-t_obs, loc=ncp, scale=sd))
+
+
+#: smallest simulated two-sided p-value: ``stats.t.isf(P_FLOOR / 2, df)`` stays finite for every
+#: df >= 1 (at 1e-300 it is -inf for df 7), so a simulated p round-trips to its |t|
+P_FLOOR = 1e-250
+
+
+def t_from_two_sided_p(p: float, df: float) -> float:
+    """|t| of a two-sided p-value (``isf``: exact to machine precision for tiny p, where
+    ``ppf(1 - p/2)`` loses digits below ~1e-12 and is infinite below ~1e-16)."""
+    from scipy import stats
+
+    return float(stats.t.isf(p / 2.0, df))
+
+
+def two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of |t|, floored at :data:`P_FLOOR` (simulated results)."""
+    from scipy import stats
+
+    return float(max(2.0 * stats.t.sf(abs(t), df), P_FLOOR))
 
 
 def log_normal_obs(y, mu, sigma):
