@@ -53,7 +53,12 @@ import numpy as np
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.calibration import stats
 from nadfit.fitting.calibration.sbc import (
+    CALIBRATION_CHAINS,
+    CALIBRATION_DRAWS,
+    CALIBRATION_SEED,
     CALIBRATION_TARGET_ACCEPT,
+    CALIBRATION_TUNE,
+    DEFAULT_RANK_DRAWS,
     _evidence,
     _seed_for,
     flatten,
@@ -362,8 +367,9 @@ def parse_prior(text: str | None, hypotheses: list[str]) -> dict[str, float]:
 
 def plan(hypotheses: list[str], sbc_sims: int = 0, compare_reps: int = 0, misspec_reps: int = 0, bf_sims: int = 0,
          bf_prior: dict | None = None, loso: bool = False, loso_hypothesis: str = "mixed",
-         loso_studies: list[str] | None = None, recovery_truths: int = 0, draws: int = 500, tune: int = 500,
-         chains: int = 2, rank_draws: int = 99, seed: int = 20261122, target_accept: float = CALIBRATION_TARGET_ACCEPT,
+         loso_studies: list[str] | None = None, recovery_truths: int = 0, draws: int = CALIBRATION_DRAWS,
+         tune: int = CALIBRATION_TUNE, chains: int = CALIBRATION_CHAINS, rank_draws: int = DEFAULT_RANK_DRAWS,
+         seed: int = CALIBRATION_SEED, target_accept: float = CALIBRATION_TARGET_ACCEPT,
          ident_prior_draws: int = IDENT_PRIOR_DRAWS) -> list:
     """Every task of a calibration run (ids are stable, so that a re-run resumes)."""
     from nadfit.fitting.sweep.engine import Task
@@ -448,8 +454,9 @@ def run_calibration(out: Path, hypotheses: list[str], *, workers: int = 2, addre
 
     out = Path(out)
     tasks = plan(list(hypotheses), **sizes)
-    settings = {k: sizes.get(k, d) for k, d in (("draws", 500), ("tune", 500), ("chains", 2), ("rank_draws", 99),
-                                                ("seed", 20261122), ("target_accept", CALIBRATION_TARGET_ACCEPT))}
+    settings = {k: sizes.get(k, d) for k, d in (
+        ("draws", CALIBRATION_DRAWS), ("tune", CALIBRATION_TUNE), ("chains", CALIBRATION_CHAINS),
+        ("rank_draws", DEFAULT_RANK_DRAWS), ("seed", CALIBRATION_SEED), ("target_accept", CALIBRATION_TARGET_ACCEPT))}
     check_output_dir(out, "calibrate")  # refused before any work
     _check_resume(out, tasks)
     spec = sweep.SweepSpec(tasks=tasks, source=SOURCE)

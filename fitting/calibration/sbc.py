@@ -67,9 +67,16 @@ RECOVERY_PROB = 0.94
 ALPHA = SBC_ALPHA
 MAX_BINS = 10
 DEFAULT_RANK_DRAWS = 99  # L; L + 1 = 100 is divisible by 2, 4, 5 and 10 bins
-#: NUTS target acceptance of calibration fits (short warm-ups: a higher target than ``nadfit fit``'s
-#: default keeps their trees from diverging when the step size is adapted from few iterations)
+#: NUTS target acceptance of calibration fits. Equal to ``nadfit fit``'s default today, but kept
+#: apart from it: a calibration fit's warm-up is short, and a high target keeps its trees from
+#: diverging when the step size is adapted from few iterations, whatever ``fit`` defaults to
 CALIBRATION_TARGET_ACCEPT = 0.95
+#: size of a calibration fit (SBC, recovery, calibrate's studies) unless a run chooses another
+CALIBRATION_DRAWS = 500
+CALIBRATION_TUNE = 500
+CALIBRATION_CHAINS = 2
+#: base seed of calibration runs (simulation i uses SeedSequence([seed, i])): ``nadfit fit``'s
+CALIBRATION_SEED = FitConfig.seed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,8 +249,8 @@ def _seed_for(seed: int, index: int) -> tuple[np.random.Generator, int]:
     return rng, fit_seed
 
 
-def sbc_simulation(hypothesis: str, sim: int, seed: int = 20261122, draws: int = 500, tune: int = 500,
-                   chains: int = 2, rank_draws: int = DEFAULT_RANK_DRAWS,
+def sbc_simulation(hypothesis: str, sim: int, seed: int = CALIBRATION_SEED, draws: int = CALIBRATION_DRAWS,
+                   tune: int = CALIBRATION_TUNE, chains: int = CALIBRATION_CHAINS, rank_draws: int = DEFAULT_RANK_DRAWS,
                    target_accept: float = CALIBRATION_TARGET_ACCEPT,
                    test_quantities: bool = False) -> dict:
     """One SBC replicate (a pure function of its arguments). Returns a JSON-able dict.
@@ -412,8 +419,8 @@ def aggregate_sbc(results: list[dict], failed: list[dict], hypothesis: str, out_
     return doc
 
 
-def run_sbc(hypothesis: str, n_sims: int, out: Path, draws: int = 500, tune: int = 500, chains: int = 2,
-            rank_draws: int = DEFAULT_RANK_DRAWS, seed: int = 20261122, workers: int = 2,
+def run_sbc(hypothesis: str, n_sims: int, out: Path, draws: int = CALIBRATION_DRAWS, tune: int = CALIBRATION_TUNE,
+            chains: int = CALIBRATION_CHAINS, rank_draws: int = DEFAULT_RANK_DRAWS, seed: int = CALIBRATION_SEED, workers: int = 2,
             address: str | None = None, on_done=None) -> dict:
     """SBC through the sweep engine: one task per simulation in ``out/sim-NNNN/``; then
     ``out/sbc.json`` and ``out/sbc_ranks.png``."""
@@ -469,7 +476,7 @@ def recovery_rows(model, flat_truth: dict[str, float], mat: dict[str, np.ndarray
 
 
 def run_recovery(hypothesis: str, out: Path, truth: str = "median", cfg: FitConfig | None = None,
-                 seed: int = 20261122, parameters: tuple[str, ...] | None = None) -> dict:
+                 seed: int = CALIBRATION_SEED, parameters: tuple[str, ...] | None = None) -> dict:
     """Fit simulated evidence at a known truth; write ``out/recovery.json``. Returns the document."""
     from nadfit.models.model import EvidenceModel
 
@@ -526,8 +533,8 @@ def task_sbc(params: dict, out: Path) -> dict:
     return {"wall_time_s": res["wall_time_s"], "ess_min": res["ess_min"], "divergences": res["divergences"]}
 
 
-def sbc_tasks(hypothesis: str, n_sims: int, draws: int = 500, tune: int = 500, chains: int = 2,
-              rank_draws: int = 99, seed: int = 20261122, prefix: str | None = None) -> list:
+def sbc_tasks(hypothesis: str, n_sims: int, draws: int = CALIBRATION_DRAWS, tune: int = CALIBRATION_TUNE,
+              chains: int = CALIBRATION_CHAINS, rank_draws: int = DEFAULT_RANK_DRAWS, seed: int = CALIBRATION_SEED, prefix: str | None = None) -> list:
     from nadfit.models.hypotheses import get_hypothesis
 
     get_hypothesis(hypothesis)

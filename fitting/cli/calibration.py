@@ -13,6 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.calibration.sbc import (
+    CALIBRATION_CHAINS,
+    CALIBRATION_DRAWS,
+    CALIBRATION_SEED,
+    CALIBRATION_TUNE,
+    DEFAULT_RANK_DRAWS,
+)
 from nadfit.fitting.cli.options import (
     HYPOTHESIS_HELP,
     SEED_HELP,
@@ -29,11 +36,11 @@ def sbc_command(
     hypothesis: str = typer.Option("mixed", help=HYPOTHESIS_HELP),
     n_sims: int = typer.Option(..., "--n-sims", help="number of simulations"),
     out: Path = typer.Option(..., "--out", help="output folder (sbc.json, sbc_ranks.png, sim-NNNN/)"),
-    draws: int = typer.Option(500, help="posterior draws per chain"),
-    tune: int = typer.Option(500, help="tuning steps per chain"),
-    chains: int = typer.Option(2, help="chains per fit"),
-    rank_draws: int = typer.Option(99, "--rank-draws", help="L: thinned posterior draws the truth is ranked among"),
-    seed: int = typer.Option(20261122, help=f"{SEED_HELP} (simulation i uses SeedSequence([seed, i]))"),
+    draws: int = typer.Option(CALIBRATION_DRAWS, help="posterior draws per chain"),
+    tune: int = typer.Option(CALIBRATION_TUNE, help="tuning steps per chain"),
+    chains: int = typer.Option(CALIBRATION_CHAINS, help="chains per fit"),
+    rank_draws: int = typer.Option(DEFAULT_RANK_DRAWS, "--rank-draws", help="L: thinned posterior draws the truth is ranked among"),
+    seed: int = typer.Option(CALIBRATION_SEED, help=f"{SEED_HELP} (simulation i uses SeedSequence([seed, i]))"),
     workers: Workers = 2,
     address: Address = None,
     quiet: Quiet = False,
@@ -64,10 +71,10 @@ def recovery_command(
     hypothesis: str = typer.Option("mixed", help=HYPOTHESIS_HELP),
     out: Path = typer.Option(..., "--out", help="output folder (recovery.json)"),
     truth: str = typer.Option("median", help="median (prior medians) | draw (one prior draw)"),
-    draws: int = typer.Option(500, help="posterior draws per chain"),
-    tune: int = typer.Option(500, help="tuning steps per chain"),
-    chains: int = typer.Option(2, help="chains per fit"),
-    seed: int = typer.Option(20261122, help=SEED_HELP),
+    draws: int = typer.Option(CALIBRATION_DRAWS, help="posterior draws per chain"),
+    tune: int = typer.Option(CALIBRATION_TUNE, help="tuning steps per chain"),
+    chains: int = typer.Option(CALIBRATION_CHAINS, help="chains per fit"),
+    seed: int = typer.Option(CALIBRATION_SEED, help=SEED_HELP),
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -96,7 +103,7 @@ def compare_calibration_command(
     reps: int = typer.Option(2, help="replicates per generating hypothesis"),
     draws: int = typer.Option(300, help="draws per chain of each fit"),
     tune: int = typer.Option(300, help="tuning steps per chain"),
-    chains: int = typer.Option(2, help="chains per fit"),
+    chains: int = typer.Option(CALIBRATION_CHAINS, help="chains per fit"),
     seed: int = typer.Option(7, help=SEED_HELP),
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
                                                    help="hypotheses to generate from and fit (comma-separated "
@@ -153,11 +160,11 @@ def calibrate_command(
     loso_studies: Optional[list[str]] = typer.Option(None, "--loso-studies", help="studies to leave out "
                                                      "(comma-separated) [every human study with quantitative rows]"),
     recovery_truths: int = typer.Option(20, "--recovery-truths", help="recovery truths (prior draws) per hypothesis"),
-    draws: int = typer.Option(500, help="posterior draws per chain of every fit"),
-    tune: int = typer.Option(500, help="tuning steps per chain"),
-    chains: int = typer.Option(2, help="chains per fit"),
-    rank_draws: int = typer.Option(99, "--rank-draws", help="SBC: thinned posterior draws the truth is ranked among"),
-    seed: int = typer.Option(20261122, help="base seed"),
+    draws: int = typer.Option(CALIBRATION_DRAWS, help="posterior draws per chain of every fit"),
+    tune: int = typer.Option(CALIBRATION_TUNE, help="tuning steps per chain"),
+    chains: int = typer.Option(CALIBRATION_CHAINS, help="chains per fit"),
+    rank_draws: int = typer.Option(DEFAULT_RANK_DRAWS, "--rank-draws", help="SBC: thinned posterior draws the truth is ranked among"),
+    seed: int = typer.Option(CALIBRATION_SEED, help="base seed"),
     workers: int = typer.Option(2, help="local worker processes"),
     address: Optional[str] = typer.Option(None, help="Dask scheduler address instead of a local cluster"),
 ) -> None:
