@@ -143,9 +143,17 @@ def native_log_level(argv, environ) -> str | None:
     """The ``TF_CPP_MIN_LOG_LEVEL`` to set before JAX loads, or None to leave it alone."""
     from nadfit.fitting.cli.options import VERBOSE_FLAGS
 
-    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(a in VERBOSE_FLAGS for a in argv):
+    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(_asks_verbose(a, VERBOSE_FLAGS) for a in argv):
         return None
     return NATIVE_LOG_LEVEL
+
+
+def _asks_verbose(arg: str, flags) -> bool:
+    """``--verbose``, ``-v``, or combined one-letter switches holding ``v`` (``-qv``: click
+    accepts short boolean flags together)."""
+    short = next(f for f in flags if not f.startswith("--"))[1:]
+    return arg in flags or (arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha()
+                            and short in arg[1:])
 
 
 def apply_warning_policy() -> None:
@@ -179,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv, notes = rewrite_deprecated(sys.argv[1:] if argv is None else argv)
     level = native_log_level(argv, os.environ)
-    if level is not None and "jax" not in sys.modules:
+    set_level = level is not None and "jax" not in sys.modules
+    if set_level:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
     for note in notes:
         print(f"nadfit: note: {note}", file=sys.stderr)
@@ -197,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for name, lg in loggers.items():
                 lg.setLevel(levels[name])
+            if set_level:  # the process's environment as it was (in-process callers, subprocesses)
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     _exit_if_sampler_still_runs(rc)
     return rc
 

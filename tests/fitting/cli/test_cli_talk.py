@@ -339,16 +339,25 @@ def test_native_xla_log_is_quiet_unless_verbose_or_set_by_the_user():
     assert native_log_level(["run-all", "--verbose"], {}) is None
     assert native_log_level(["fit", "-v"], {}) is None
     assert native_log_level(["fit"], {"TF_CPP_MIN_LOG_LEVEL": "0"}) is None
+    assert native_log_level(["fit", "-qv"], {}) is None  # short switches together (click accepts them)
+    assert native_log_level(["fit", "-vq"], {}) is None
+    assert native_log_level(["fit", "-q"], {}) == "3"
+    assert native_log_level(["fit", "--seed", "-5"], {}) == "3"
 
 
 def test_native_log_level_reaches_a_fresh_process(tmp_path):
-    """In a fresh process the level is set before JAX loads (a command that never imports JAX
-    still sets it; the value is what jaxlib reads when it loads)."""
+    """In a fresh process the level is set before the command runs (so before JAX loads: jaxlib
+    reads it when it loads) and removed again when the command returns (in-process callers and
+    later subprocesses see their own environment)."""
     import subprocess
     import sys
 
-    code = ("import os, sys; from nadfit.fitting.cli import main; main(['datasets', 'list', '--json']); "
-            "sys.stderr.write('LEVEL=' + os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
+    code = ("import os, sys; import nadfit.fitting.cli as c; seen = []; run = c._main\n"
+            "def spy(argv):\n"
+            "    seen.append(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))\n"
+            "    return run(argv)\n"
+            "c._main = spy; c.main(['datasets', 'list', '--json'])\n"
+            "sys.stderr.write('DURING=' + seen[0] + ' AFTER=' + os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
     env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert "LEVEL=3" in out.stderr, out.stderr[-500:]
+    assert "DURING=3 AFTER=unset" in out.stderr, out.stderr[-500:]
