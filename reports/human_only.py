@@ -90,10 +90,27 @@ def effective_sample_size(w) -> float:
     return float(1.0 / np.sum((w / w.sum()) ** 2))
 
 
-#: regimens of the comparison table (oral NMN, whole blood, population mean effect): Yi 2022's
-#: arms at day 60 and the addendum's 30-day trial arms; a dose a run's predictions group does not
-#: hold (runs fitted before 1000 mg/day joined ``fit.CURVE_DOSES_MG``) is left out of the table
-SHIFT_REGIMENS = ((300.0, 60), (600.0, 60), (900.0, 60), (500.0, 30), (1000.0, 30))
+#: scenarios of the comparison table (oral NMN, whole blood, population mean effect): Yi 2022's
+#: arms at day 60 and the addendum's 30-day trial arms (``models.scenarios``)
+SHIFT_SCENARIOS = ("yi_nmn300", "yi_nmn600", "yi_nmn900", "x30_nmn500", "x30_nmn1000")
+
+
+def _shift_regimens() -> tuple:
+    """(mg/day, last day) of each :data:`SHIFT_SCENARIOS` regimen (one segment of daily NMN)."""
+    from nadfit.models.scenarios import fixed_scenarios
+
+    out = []
+    for name in SHIFT_SCENARIOS:
+        reg = fixed_scenarios()[name]
+        (seg,) = reg.segments
+        assert reg.compound == "NMN" and seg.start == 0.0, name
+        out.append((seg.mg_per_day, int(seg.end)))
+    return tuple(out)
+
+
+#: (dose in mg/day, day) of the table's rows; a dose a run's predictions group does not hold (runs
+#: fitted before 1000 mg/day joined ``fit.CURVE_DOSES_MG``) is left out of the table
+SHIFT_REGIMENS = _shift_regimens()
 SHIFT_QUANTILES = (0.05, 0.5, 0.95)
 
 

@@ -95,6 +95,7 @@ def production_simulator(model, compound: str, mg_per_day: float, days: int, dos
     reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
     nmn, nr = averaged.rate_grid([reg], DT_DAYS, days)
     doses = averaged.doses_grid([reg], DT_DAYS, days)
+    assert DT_DAYS == 1.0, "the day-indexed arrays below assume a 1-day grid"
     # day d (>= 1) uses the regimen of the step ending at d; day 0 is before the first dose (nodes set to 0)
     nmn_day = np.concatenate([nmn[:1, 0], nmn[:, 0]])
     nr_day = np.concatenate([nr[:1, 0], nr[:, 0]])

@@ -88,3 +88,15 @@ def test_a_run_too_short_for_a_pareto_tail_is_unreliable_not_an_error():
     res = prediction_shift(dt)
     assert not res["reliable"] and res["pareto_k"] is None
     assert all(r["human_only_psis"] is None for r in res["rows"])
+
+
+def test_every_table_regimen_is_in_the_fitted_prediction_grid():
+    """The table's regimens come from the scenarios, and every one of them is predicted by a fit
+    (``fit.CURVE_DOSES_MG`` x days 0..``CURVE_DAYS``): a dose missing from the grid would
+    silently drop out of the table."""
+    from nadfit.fitting.inference.fit import CURVE_DAYS, CURVE_DOSES_MG
+
+    assert len(SHIFT_REGIMENS) == 5
+    for dose, day in SHIFT_REGIMENS:
+        assert any(abs(dose - d) < 1e-9 for d in CURVE_DOSES_MG), dose
+        assert 0 < day <= CURVE_DAYS
