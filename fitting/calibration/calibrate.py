@@ -74,7 +74,7 @@ SOURCE = "nadfit calibrate"
 MISSPECIFIED = {"unreliable_prior": 0.2, "tau": 0.2}
 #: sizes of the full run (issue #17) -- used for the cost extrapolation
 FULL_SIZES = {"sbc_sims": 200, "compare_reps": 10, "misspec_reps": 10, "bf_sims": 60, "recovery_truths": 20,
-              "draws": 500, "tune": 500, "chains": 2}
+              "draws": CALIBRATION_DRAWS, "tune": CALIBRATION_TUNE, "chains": CALIBRATION_CHAINS}
 #: identifiability forecast: prior draws per simulated data set, data sets
 IDENT_PRIOR_DRAWS = 2000
 IDENT_DATA_SETS = 3
@@ -588,15 +588,17 @@ def timing(done: dict, tasks: list, workers: int) -> dict:
     compilation), the XLA tracing and compilation inside sampling (``compile_s``: every simulated
     data set is a new program; independent of the number of draws) and the sampling proper, and
     the cost of the full run (``FULL_SIZES``): set-up + compilation + sampling scaled to the full
-    number of steps -- an upper bound, since in short runs the long trees of poorly adapted early
-    steps weigh more. Without the split the whole fit time is scaled."""
+    number of steps -- an upper bound for the XLA sampler, since in short runs the long trees of
+    poorly adapted early steps weigh more (with nutpie part of the compilation falls before the
+    timed sampling, so it is not one). Without the split the whole fit time is scaled."""
     walls = [w for r in done.values() for w in r.get("fit_wall_s", [])]
     split = [t for r in done.values() for t in r.get("fit_timing", []) if t.get("sample_s") is not None]
     ident = [r["wall_time_s"] for tid, r in done.items() if tid.startswith("ident-")]
     if not walls:
         return {"n_fits": 0}
     params = next((t.params for t in tasks if "draws" in t.params), {})
-    steps = params.get("chains", 2) * (params.get("draws", 500) + params.get("tune", 500))
+    steps = params.get("chains", CALIBRATION_CHAINS) * (params.get("draws", CALIBRATION_DRAWS)
+                                                        + params.get("tune", CALIBRATION_TUNE))
     full_steps = FULL_SIZES["chains"] * (FULL_SIZES["draws"] + FULL_SIZES["tune"])
     scale = full_steps / max(steps, 1)
     compile_s = tree_steps = None

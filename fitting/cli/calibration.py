@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nadfit.datasets.errors import UserError
+from nadfit.fitting.calibration.calibrate import FULL_SIZES
 from nadfit.fitting.calibration.sbc import (
     CALIBRATION_CHAINS,
     CALIBRATION_DRAWS,
@@ -148,10 +149,10 @@ def calibrate_command(
     hypotheses: Optional[list[str]] = typer.Option(None, "--hypothesis",
                                                    help="hypotheses to generate from and fit (comma-separated "
                                                         "or repeated; default all three)"),
-    sbc_sims: int = typer.Option(200, "--sbc-sims", help="SBC simulations per hypothesis (0: skip)"),
-    compare_reps: int = typer.Option(10, "--compare-reps", help="confusion-matrix replicates per generating hypothesis"),
-    misspec_reps: int = typer.Option(10, "--misspec-reps", help="the same with a misspecified observation model"),
-    bf_sims: int = typer.Option(60, "--bf-sims", help="Bayes-factor calibration replicates (0: skip)"),
+    sbc_sims: int = typer.Option(FULL_SIZES["sbc_sims"], "--sbc-sims", help="SBC simulations per hypothesis (0: skip)"),
+    compare_reps: int = typer.Option(FULL_SIZES["compare_reps"], "--compare-reps", help="confusion-matrix replicates per generating hypothesis"),
+    misspec_reps: int = typer.Option(FULL_SIZES["misspec_reps"], "--misspec-reps", help="the same with a misspecified observation model"),
+    bf_sims: int = typer.Option(FULL_SIZES["bf_sims"], "--bf-sims", help="Bayes-factor calibration replicates (0: skip)"),
     bf_prior: Optional[str] = typer.Option(None, "--bf-prior", help="prior model probabilities, e.g. "
                                                                     "direct=0.25,via-nr=0.25,mixed=0.5 [equal]"),
     no_loso: bool = typer.Option(False, "--no-loso", help="skip the out-of-study coverage (one refit per human study "
@@ -159,7 +160,7 @@ def calibrate_command(
     loso_hypothesis: str = typer.Option("mixed", "--loso-hypothesis", help="hypothesis of the out-of-study refits"),
     loso_studies: Optional[list[str]] = typer.Option(None, "--loso-studies", help="studies to leave out "
                                                      "(comma-separated) [every human study with quantitative rows]"),
-    recovery_truths: int = typer.Option(20, "--recovery-truths", help="recovery truths (prior draws) per hypothesis"),
+    recovery_truths: int = typer.Option(FULL_SIZES["recovery_truths"], "--recovery-truths", help="recovery truths (prior draws) per hypothesis"),
     draws: int = typer.Option(CALIBRATION_DRAWS, help="posterior draws per chain of every fit"),
     tune: int = typer.Option(CALIBRATION_TUNE, help="tuning steps per chain"),
     chains: int = typer.Option(CALIBRATION_CHAINS, help="chains per fit"),
