@@ -99,9 +99,10 @@ def _shift_regimens() -> tuple:
     """(mg/day, last day) of each :data:`SHIFT_SCENARIOS` regimen (one segment of daily NMN)."""
     from nadfit.models.scenarios import fixed_scenarios
 
+    scenarios = fixed_scenarios()
     out = []
     for name in SHIFT_SCENARIOS:
-        reg = fixed_scenarios()[name]
+        reg = scenarios[name]
         (seg,) = reg.segments
         assert reg.compound == "NMN" and seg.start == 0.0, name
         out.append((seg.mg_per_day, int(seg.end)))

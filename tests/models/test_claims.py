@@ -328,10 +328,11 @@ def _claim_scores(evidence, claim_id, n, rng, score_over=None, sim_over=None):
 
     Returns (columns, names): per simulated set, the score s (gradient of the claim's
     log-likelihood at the scored parameters) w.r.t. a shift of each row's model quantity
-    (``shift[k]``) and every scalar parameter the term reads, then the
-    information identity s_a s_b + d2l/da db (``info[a,b]``); both have mean zero when the simulator
-    draws the likelihood's joint distribution (the identity checks second moments: covariances). ``score_over`` sets parameters of
-    the scored model, ``sim_over`` parameters of the simulator only (a wrong simulator)."""
+    (``shift[k]``) and every scalar parameter the term reads, then the information identity
+    s_a s_b + d2l/da db (``info[a,b]``); both have mean zero when the simulator draws the
+    likelihood's joint distribution (the identity checks second moments: covariances).
+    ``score_over`` sets parameters of the scored model, ``sim_over`` parameters of the simulator
+    only (a wrong simulator)."""
     import jax
 
     full = load_evidence_map()
@@ -345,6 +346,7 @@ def _claim_scores(evidence, claim_id, n, rng, score_over=None, sim_over=None):
     k = len(qs)
     th_sim = dict(th, **{key: jnp.asarray(v) for key, v in (sim_over or {}).items()})
     scalars = sorted(key for key, v in th.items() if jnp.ndim(v) == 0)
+
     def term(sim):
         m2 = EvidenceModel("mixed", evidence, mapping=mapping, outcomes=sim)
         assert len(m2.claims) == 1
@@ -352,6 +354,7 @@ def _claim_scores(evidence, claim_id, n, rng, score_over=None, sim_over=None):
         def f(x, keys):
             sc = {key: x[k + j] for j, key in enumerate(keys)}
             return m2.terms_given_quantities([q + x[i] for i, q in enumerate(qs)], dict(th, **sc))["claim_raw"][0]
+
         return f
 
     def x0(keys):
@@ -404,15 +407,16 @@ def test_simulated_numeric_claims_have_mean_zero_score(evidence, monkeypatch):
     m = EvidenceModel("mixed", evidence)
     numeric = [c.claim_id for c in m.claims if not c.binary]
     assert len(numeric) >= 5
-    for k, cid in enumerate(numeric):
-        s, names = _claim_scores(evidence, cid, 120, np.random.default_rng([2026, k]))
+    for i, cid in enumerate(numeric):
+        s, names = _claim_scores(evidence, cid, 120, np.random.default_rng([2026, i]))
         z = dict(zip(names, _score_z(s)))
-        assert any(v is not None for k, v in z.items() if k.startswith("shift[")), cid  # the term reads q
-        assert not _failing(s, names), (cid, _failing(s, names))
+        assert any(v is not None for name, v in z.items() if name.startswith("shift[")), cid  # the term reads q
+        bad = _failing(s, names)
+        assert not bad, (cid, bad)
     s, names = _claim_scores(evidence, "huang2022_nmn_arm", 120, np.random.default_rng([2026, 100]),
                              sim_over={"sigma_arm": 0.2})
     assert _failing(s, names)
     monkeypatch.setattr(model_module, "simulate_claim", lambda *a, **k: None)
-    for k, (cid, over, n) in enumerate((("huang2022_nmn_arm", {"sigma_arm": 0.01}, 300), ("airhart2017_nad", {}, 400))):
-        s, names = _claim_scores(evidence, cid, n, np.random.default_rng([2026, 200 + k]), score_over=over)
+    for i, (cid, over, n) in enumerate((("huang2022_nmn_arm", {"sigma_arm": 0.01}, 300), ("airhart2017_nad", {}, 400))):
+        s, names = _claim_scores(evidence, cid, n, np.random.default_rng([2026, 200 + i]), score_over=over)
         assert _failing(s, names), cid
