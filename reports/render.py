@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
-from nadfit.reports.conventions import CI_PROB, CI_QUANTILES, PARETO_K_BAD
+from nadfit.reports.conventions import CI_PROB, CI_QUANTILES, PARETO_K_BAD, retry_note
 from nadfit.reports.diagnostics import BFMI_MIN, RANK_ALPHA, rank_uniformity
 from nadfit.reports.diagnostics import bfmi as _bfmi_per_chain
 
@@ -675,6 +675,7 @@ def run_context(run, psense: dict | None = None, figures_on: bool = True) -> dic
         "status": summary.get("status"), "gates": gates, "failed_gates": failed,
         "warnings": warnings_, "studies": study_list, "n_scored": len(run_ids),
         "versions": summary.get("versions") or {}, "sampler": summary.get("sampler") or {},
+        "retry_note": retry_note(summary.get("attempts")),
         "bfmi": bfmi, "divergences": diverging, "param_rows": param_rows, "vector_rows": vector_rows,
         "uninformed": uninformed, "checks": checks, "rank_alpha": RANK_ALPHA, "bfmi_min": BFMI_MIN,
         "n_rank_shown": len(rank_shown),

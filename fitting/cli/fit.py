@@ -12,6 +12,7 @@ from rich.table import Table
 from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, Quiet, Verbose, split_ids
 from nadfit.fitting.cli.progress import FitProgress, check_verbosity
 from nadfit.models.priors import KEY_PARAMETERS
+from nadfit.reports.conventions import retry_note
 
 EXIT_GATES_FAILED = 3
 
@@ -36,6 +37,9 @@ def print_fit_summary(summary: dict, console: Console) -> None:
     for gname, g in summary["gates"].items():
         mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
         console.print(f"gate {gname}: {g['value']} (threshold {g['threshold']}) {mark}")
+    note = retry_note(summary.get("attempts"))
+    if note:
+        console.print(f"note: {note}")
     console.print(f"sampling wall time {summary['wall_time_s']:.1f} s")
 
 

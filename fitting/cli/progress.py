@@ -16,6 +16,12 @@ _PHASE_LINES = {"compile": "compiling the model", "tune": "sampling (tuning)", "
                 "post": "predictive draws and diagnostics"}
 
 
+def _retry_line(event: dict) -> str:
+    n = event["divergences"]
+    return (f"{n} divergent transition{'s' if n != 1 else ''} at target_accept {event['target_accept']}; "
+            f"sampling again at {event['retry_target_accept']}")
+
+
 def check_verbosity(quiet: bool, verbose: bool) -> None:
     if quiet and verbose:
         from nadfit.datasets.errors import UserError
@@ -71,6 +77,8 @@ class FitProgress:
 
         def on_progress(event: dict) -> None:
             phase = event.get("phase")
+            if phase == "retry":
+                self.console.print(f"  {label}: {_retry_line(event)}")
             if phase != state["phase"]:
                 last = state["event"]
                 if last is not None and last.get("total"):
@@ -100,8 +108,9 @@ class FitProgress:
         def on_progress(event: dict) -> None:
             phase = event.get("phase")
             if phase == "compile":
-                progress.start()
-                self._open.append(progress)
+                if progress not in self._open:  # a retried fit compiles again: same display
+                    progress.start()
+                    self._open.append(progress)
                 state["task"] = progress.add_task(f"{label}: compiling", total=None, extra="")
                 return
             task = state["task"]
@@ -119,6 +128,8 @@ class FitProgress:
                                 extra=f"{event['chains']} chains")
             elif phase == "post":
                 progress.update(task, description=f"{label}: predictive draws and diagnostics")
+            elif phase == "retry":
+                progress.update(task, description=f"{label}: {_retry_line(event)}")
             elif phase == "done":
                 progress.update(task, description=f"{label}: done")
                 progress.stop()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nadfit.datasets.errors import UserError
+from nadfit.reports.conventions import retry_note
 
 HYPOTHESIS_ORDER = ("direct", "via-nr", "mixed")
 #: settings of the wider-prior refits of ``run-all --wider`` (spreads x2; shorter, 2 chains)
@@ -332,6 +333,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         s = run_fit(cfg, out / "fits" / h, progress=progress, on_progress=_on(h))
         log(f"  {h}: status {s['status']}, {s['wall_time_s']:.0f} s, divergences {s['divergences']}, "
             f"min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat {s['gates']['r_hat_max']['value']}")
+        if retry_note(s.get("attempts")):
+            log(f"  {h}: {retry_note(s.get('attempts'))}")
         fits.append(out / "fits" / h)
     wider_dirs = []
     if wider:
@@ -364,6 +367,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         log(f"  human evidence only: status {s['status']}, {s['wall_time_s']:.0f} s, divergences "
             f"{s['divergences']}, min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat "
             f"{s['gates']['r_hat_max']['value']}")
+        if retry_note(s.get("attempts")):
+            log(f"  human evidence only: {retry_note(s.get('attempts'))}")
     log("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
                       wider=wider_dirs or None, allow_failed=True, log=log, obs_grid=obs_grid,

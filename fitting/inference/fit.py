@@ -17,6 +17,7 @@ import os
 import platform
 import threading
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def gate_results(summary_rows: dict, divergences: int) -> dict:
 
 
 ADVICE = ("try: more tuning (--tune 2000), a higher target acceptance (target_accept = 0.99 in a config "
-          "file), more draws (--draws 2000), or inspect the pair plot in the report for funnels")
+          "file; a divergent fit was already sampled again at retry_target_accept), more draws "
+          "(--draws 2000), or inspect the pair plot in the report for funnels")
 
 
 def summarise(dt, model, cfg: FitConfig) -> dict:
@@ -354,6 +356,29 @@ def log_likelihood_group(post):
                        "claim": post["loglik_claim"].rename({"claim": CLAIM_UNIT_DIM})})
 
 
+def sample_with_retry(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
+                      on_progress=None, sample=None):
+    """:func:`sample_posterior`, and once more at ``cfg.retry_target_accept`` (same seed) when the
+    chains end with divergent transitions. Returns the trace kept, the config that produced it and
+    the attempts (target_accept, divergences, sampling wall time in s), in order. A
+    ``{"phase": "retry", ...}`` progress event announces the second attempt."""
+    sample = sample_posterior if sample is None else sample
+    attempts, used = [], cfg
+    while True:
+        t0 = time.time()
+        dt = sample(pm_model, used, progress=progress, cores=cores, on_progress=on_progress)
+        divergences = int(dt["sample_stats"]["diverging"].sum())
+        attempts.append({"target_accept": used.target_accept, "divergences": divergences,
+                         "sampling_s": round(time.time() - t0, 2)})
+        retry = cfg.retry_target_accept
+        if divergences == 0 or retry is None or len(attempts) > 1:
+            return dt, used, attempts
+        if on_progress is not None:
+            on_progress({"phase": "retry", "divergences": divergences, "target_accept": used.target_accept,
+                         "retry_target_accept": retry})
+        used = replace(cfg, target_accept=retry)
+
+
 def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None,
             on_progress=None) -> dict:
     """Fit one hypothesis and write the run folder atomically. Returns the summary dict.
@@ -380,7 +405,8 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     pm_model = build_pymc_model(model, widen=cfg.widen_priors)
     t0 = time.time()
     with atomic_dir(out, "run") as tmp:
-        dt = sample_posterior(pm_model, cfg, progress=progress, cores=cores, on_progress=on_progress)
+        dt, used, attempts = sample_with_retry(pm_model, cfg, progress=progress, cores=cores,
+                                               on_progress=on_progress)
         if on_progress is not None:
             on_progress({"phase": "post"})
         with pm_model:
@@ -422,7 +448,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
             "nadfit_schema": RUN_SCHEMA, "hypothesis": cfg.hypothesis, "seed": cfg.seed,
             "config_hash": chash, "evidence_fingerprint": fingerprint,
             "evidence_ids": json.dumps(model.evidence_ids), "versions": json.dumps(versions),
-            "config": json.dumps(cfg.to_dict()), "status": status,
+            "config": json.dumps(cfg.to_dict()), "status": status, "attempts": json.dumps(attempts),
         }
         dt.attrs.update(attrs)
         for group in ("prior", "posterior"):
@@ -435,7 +461,8 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
             "hypothesis": cfg.hypothesis,
             "status": status,
             "seed": cfg.seed,
-            "sampler": sampler_info(cfg, dt),
+            "sampler": sampler_info(used, dt),
+            "attempts": attempts,
             "wall_time_s": round(wall, 2),
             "divergences": divergences,
             "gates": gates,
