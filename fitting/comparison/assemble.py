@@ -778,9 +778,15 @@ def verdict(cmp: dict) -> dict:
     elif not tied:
         strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
         headline = f"'{best}' is preferred: it predicts the evidence {strength} better than {_names(r['hypothesis'] for r in ahead)}."
-    else:
+    elif max(rk.index(r) for r in tied) < min(rk.index(r) for r in ahead):
         headline = (f"{_names([best] + [r['hypothesis'] for r in tied])} cannot be told apart by PSIS-LOO; "
                     f"{_names(r['hypothesis'] for r in ahead)} predict{'s' if len(ahead) == 1 else ''} the evidence worse.")
+    else:  # a hypothesis within noise of the best ranks below one that is beyond it (a wider SE):
+        # no grouping into "tied" and "worse" then, which would put the lower-ranked one above
+        strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
+        headline = (f"PSIS-LOO ranks '{best}' first: it predicts the evidence {strength} better than "
+                    f"{_names(r['hypothesis'] for r in ahead)}; its difference from "
+                    f"{_names(r['hypothesis'] for r in tied)} is within {Z_MODEST:g} standard errors.")
     points = []
     for r in ahead:
         strength = "clearly" if _z(r) > Z_CLEAR else "modestly"

@@ -289,3 +289,18 @@ def test_ml_agreement_within_one_nat_and_why_not():
     assert "accepted only 5 %" in text and text.count("bridge below SMC") == 1
     missing = ml_agreement(None, {"log_ml": float("nan"), "note": "not computed: too few draws"})
     assert missing["agree"] is None and missing["reasons"] == ["SMC not run", "not computed: too few draws"]
+
+
+def test_verdict_does_not_rank_a_wide_loser_above_a_narrow_one():
+    """Second place beyond 2 SE (narrow SE), third place within 2 SE (wide SE), as in the main job
+    with a trial prior of ell (session 10: via-nr, mixed 1.7 +- 0.8, direct 6.3 +- 6.3): saying
+    the third "cannot be told apart" from the best while the second "predicts worse" would put
+    the last-ranked hypothesis above the second."""
+    v = verdict(_cmp([1.7, 6.3], [0.8, 6.3]))
+    assert v["headline"].startswith("PSIS-LOO ranks 'mixed' first: it predicts the evidence modestly better than "
+                                    "'via-nr'; its difference from 'direct' is within 2 standard errors.")
+    assert "cannot be told apart" not in v["headline"] and "preferred" not in v["headline"]
+    aspects = {p["aspect"]: p["text"] for p in v["points"]}
+    assert "(2.1 SE)" in aspects["decided"] and "(1.0 SE), within noise" in aspects["not decided"]
+    v = verdict(_cmp([1.0, 9.0], [3.0, 2.0]))  # the tied one ranks above the worse one: grouped as before
+    assert v["headline"].startswith("'mixed' and 'via-nr' cannot be told apart by PSIS-LOO; 'direct' predicts")
