@@ -72,7 +72,7 @@ def _default_dir() -> Path:
     env = os.environ.get("NADFIT_REFERENCE_DIR")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # <repo>/fitting/benchmark/reference.py
     return repo.parent / "shared" / "reference" / FIXTURE_NAME
 
 

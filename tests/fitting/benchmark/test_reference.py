@@ -127,3 +127,16 @@ def test_reference_posterior_reproduced(ref):
         assert r["ks_p"] > 1e-3, (name, r)
     assert not res["params"]["k_a"]["heavy_tailed"] and not res["params"]["sigma"]["heavy_tailed"]
     assert res["verdict"] == "pass"
+
+
+def test_default_reference_dir_is_the_shared_folder_beside_the_project(monkeypatch):
+    """The fixture is looked up in ``../shared/reference`` next to the project root. (After the
+    layout change the lookup pointed inside the project, so every reference test skipped.)"""
+    from pathlib import Path
+
+    from nadfit.fitting.benchmark.reference import FIXTURE_NAME, _default_dir
+
+    monkeypatch.delenv("NADFIT_REFERENCE_DIR", raising=False)
+    root = Path(__file__).resolve().parents[3]
+    assert (root / "pyproject.toml").is_file()
+    assert _default_dir() == root.parent / "shared" / "reference" / FIXTURE_NAME
