@@ -333,8 +333,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         s = run_fit(cfg, out / "fits" / h, progress=progress, on_progress=_on(h))
         log(f"  {h}: status {s['status']}, {s['wall_time_s']:.0f} s, divergences {s['divergences']}, "
             f"min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat {s['gates']['r_hat_max']['value']}")
-        if retry_note(s.get("attempts")):
-            log(f"  {h}: {retry_note(s.get('attempts'))}")
+        if note := retry_note(s.get("attempts")):
+            log(f"  {h}: {note}")
         fits.append(out / "fits" / h)
     wider_dirs = []
     if wider:
@@ -367,8 +367,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         log(f"  human evidence only: status {s['status']}, {s['wall_time_s']:.0f} s, divergences "
             f"{s['divergences']}, min ESS {s['gates']['ess_bulk_min']['value']}, max R-hat "
             f"{s['gates']['r_hat_max']['value']}")
-        if retry_note(s.get("attempts")):
-            log(f"  human evidence only: {retry_note(s.get('attempts'))}")
+        if note := retry_note(s.get("attempts")):
+            log(f"  human evidence only: {note}")
     log("[bold]compare[/bold]")
     cmp = run_compare(fits, out / "comparison", smc_runs=0 if quick else smc_runs, smc_draws=smc_draws,
                       wider=wider_dirs or None, allow_failed=True, log=log, obs_grid=obs_grid,

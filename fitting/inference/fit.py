@@ -363,20 +363,24 @@ def sample_with_retry(pm_model, cfg: FitConfig, progress: bool = False, cores: i
     the attempts (target_accept, divergences, sampling wall time in s), in order. A
     ``{"phase": "retry", ...}`` progress event announces the second attempt."""
     sample = sample_posterior if sample is None else sample
-    attempts, used = [], cfg
-    while True:
+    attempts = []
+
+    def attempt(c: FitConfig):
         t0 = time.time()
-        dt = sample(pm_model, used, progress=progress, cores=cores, on_progress=on_progress)
-        divergences = int(dt["sample_stats"]["diverging"].sum())
-        attempts.append({"target_accept": used.target_accept, "divergences": divergences,
+        dt = sample(pm_model, c, progress=progress, cores=cores, on_progress=on_progress)
+        attempts.append({"target_accept": c.target_accept, "divergences": int(dt["sample_stats"]["diverging"].sum()),
                          "sampling_s": round(time.time() - t0, 2)})
-        retry = cfg.retry_target_accept
-        if divergences == 0 or retry is None or len(attempts) > 1:
-            return dt, used, attempts
-        if on_progress is not None:
-            on_progress({"phase": "retry", "divergences": divergences, "target_accept": used.target_accept,
-                         "retry_target_accept": retry})
-        used = replace(cfg, target_accept=retry)
+        return dt
+
+    dt = attempt(cfg)
+    retry = cfg.retry_target_accept
+    if attempts[0]["divergences"] == 0 or retry is None:
+        return dt, cfg, attempts
+    if on_progress is not None:
+        on_progress({"phase": "retry", "divergences": attempts[0]["divergences"],
+                     "target_accept": cfg.target_accept, "retry_target_accept": retry})
+    used = replace(cfg, target_accept=retry)
+    return attempt(used), used, attempts
 
 
 def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None = None,
@@ -437,7 +441,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
             {"blood_nad_fold_nmn": (("sample", "dose_mg", "day"), curves)},
             coords={"sample": idx, "dose_mg": list(CURVE_DOSES_MG), "day": np.arange(CURVE_DAYS + 1)}))
 
-        divergences = int(dt["sample_stats"]["diverging"].sum())
+        divergences = attempts[-1]["divergences"]
         rows = summarise(dt, model, cfg)
         gates = gate_results(rows, divergences)
         passed = all(g["passed"] for g in gates.values())
