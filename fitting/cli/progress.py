@@ -77,13 +77,14 @@ class FitProgress:
 
         def on_progress(event: dict) -> None:
             phase = event.get("phase")
-            if phase == "retry":
-                self.console.print(f"  {label}: {_retry_line(event)}")
             if phase != state["phase"]:
                 last = state["event"]
                 if last is not None and last.get("total"):
                     self.console.print(f"  {label}: {_counts(last)}, {_fmt_s(last['elapsed_s'])} elapsed")
                     state["event"] = None
+                if phase == "retry":  # after the first attempt's totals; the second counts afresh
+                    self.console.print(f"  {label}: {_retry_line(event)}")
+                    state["quarter"] = 0
                 if phase in _PHASE_LINES:
                     chains = f", {event['chains']} chains" if event.get("chains") else ""
                     self.console.print(f"  {label}: {_PHASE_LINES[phase]}{chains}")

@@ -770,20 +770,19 @@ def verdict(cmp: dict) -> dict:
     others = rk[1:]
     ahead = [r for r in others if _z(r) > Z_MODEST]
     tied = [r for r in others if _z(r) <= Z_MODEST]
+    strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
     if not others:
         headline = f"Only '{best}' was compared."
     elif not ahead:
         headline = (f"No hypothesis is preferred: PSIS-LOO ranks '{best}' first, but every difference is within "
                     f"{Z_MODEST:g} standard errors.")
     elif not tied:
-        strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
         headline = f"'{best}' is preferred: it predicts the evidence {strength} better than {_names(r['hypothesis'] for r in ahead)}."
     elif max(rk.index(r) for r in tied) < min(rk.index(r) for r in ahead):
         headline = (f"{_names([best] + [r['hypothesis'] for r in tied])} cannot be told apart by PSIS-LOO; "
                     f"{_names(r['hypothesis'] for r in ahead)} predict{'s' if len(ahead) == 1 else ''} the evidence worse.")
     else:  # a hypothesis within noise of the best ranks below one that is beyond it (a wider SE):
         # no grouping into "tied" and "worse" then, which would put the lower-ranked one above
-        strength = "clearly" if all(_z(r) > Z_CLEAR for r in ahead) else "modestly"
         headline = (f"PSIS-LOO ranks '{best}' first: it predicts the evidence {strength} better than "
                     f"{_names(r['hypothesis'] for r in ahead)}; its difference from "
                     f"{_names(r['hypothesis'] for r in tied)} is within {Z_MODEST:g} standard errors.")

@@ -95,6 +95,22 @@ def test_progress_says_why_the_fit_samples_again():
     for e in ({"phase": "compile"}, ev, {"phase": "compile"}, {"phase": "done"}):
         cb(e)
     assert "fit direct: 1 divergent transition at target_accept 0.95; sampling again at 0.99" in buf.getvalue()
+
+    def draws(divergences):
+        return [{"phase": "draw", "chains": 4, "chains_started": 4, "done": d, "total": 400, "divergences":
+                 divergences if d == 400 else None, "elapsed_s": d / 10, "eta_s": (400 - d) / 10}
+                for d in (100, 200, 300, 400)]
+
+    buf = io.StringIO()
+    cb = FitProgress(Console(file=buf, force_terminal=False, width=200)).callback("fit direct")
+    for e in [{"phase": "compile"}, *draws(1), ev, {"phase": "compile"}, *draws(0), {"phase": "post"}]:
+        cb(e)
+    lines = buf.getvalue().splitlines()
+    first_total = lines.index("  fit direct: 400/400 iterations, 1 divergences, 0:40 elapsed")
+    retry = next(i for i, x in enumerate(lines) if "sampling again at 0.99" in x)
+    assert first_total < retry  # the first attempt's totals, then why it samples again
+    assert sum("ETA" in x for x in lines[retry:]) == 3  # the second attempt's quarters are shown too
+    assert "  fit direct: 400/400 iterations, 0 divergences, 0:40 elapsed" in lines[retry:]
     buf = io.StringIO()
     view = FitProgress(Console(file=buf, force_terminal=True, width=200))
     cb = view.callback("fit direct")
