@@ -19,9 +19,9 @@ in y; two Newton solves per scenario instead of one per cell). Then
     e_half = e* + (e_k - e*) exp(-k_e dt/2)
     nbar_mid, e*_mid at e_half
 
-(NAD+ at the nodes: Newton warm-started from the previous solve, at least 3 steps at e_k and 2
-at e_half and on until a step is below ``NEWTON_TOL`` (at most ``NEWTON_MAX_STEPS``),
-differentiated by the implicit-function theorem at the root: ``steady_state_newton``.)
+(NAD+ at the nodes: Newton warm-started from the previous solve, iterated until a step is below
+``NEWTON_TOL`` (at least ``DAILY_MIN_STEPS``, at most ``NEWTON_MAX_STEPS``), differentiated by
+the implicit-function theorem at the root: ``steady_state_newton``.)
     e_k+1  = e*_mid + (e_k - e*_mid) exp(-k_e dt)
     b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
 """
@@ -48,8 +48,14 @@ from nadfit.models.core import (  # noqa: E402
     within_day_rate,
 )
 
+#: Newton steps of an unrolled (explicitly differentiated) solve
 NEWTON_STEPS = 3
-NEWTON_STEPS_MID = 2
+#: minimum Newton steps of the daily implicitly differentiated solves. They stop only once a step
+#: is below NEWTON_TOL, so a floor adds nothing to accuracy; it costs steps after the state has
+#: settled (the warm start is then already the root). A floor of 3 / 2 steps (until session 12)
+#: gave the same blood course to 1e-15 in log b and gradients to 4e-12 (relative) at 30 prior
+#: draws, at 1.4x the cost (models/VERIFICATION.md, "Daily Newton floor").
+DAILY_MIN_STEPS = 1
 
 
 def _balance(u, j, e, beta, kappa, ell, c):
@@ -205,10 +211,10 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
     def step(carry, inputs):
         u, e, b = carry
         y, w = inputs
-        u = steady_state_newton(u, y, e[:, None], *args, implicit=True)
+        u = steady_state_newton(u, y, e[:, None], *args, steps=DAILY_MIN_STEPS, implicit=True)
         e_star = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u), axis=-1)
         e_half = e_star + (e - e_star) * decay_e_half
-        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=NEWTON_STEPS_MID, implicit=True)
+        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=DAILY_MIN_STEPS, implicit=True)
         n_mid = jnp.sum(w * jnp.exp(u_mid), axis=-1)
         e_star_mid = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u_mid), axis=-1)
         e_new = e_star_mid + (e - e_star_mid) * decay_e
