@@ -61,11 +61,11 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr, ndtri
 from jax.scipy.stats import chi2, norm
 
 from nadfit.datasets.errors import UserError
 from nadfit.models.observation import two_sided_p
+from nadfit.models.special import ndtr, ndtri
 
 LOG_HALF = math.log(0.5)
 #: quasi-Monte Carlo points of the Genz orthant integral (fixed, so the likelihood is a smooth

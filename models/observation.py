@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 from jax.scipy.stats import norm
 
 from nadfit.models.settings import ObservationSettings  # noqa: F401 (defined there: no JAX needed)
+from nadfit.models.special import ndtr
 
 INCREASE = {"increase", "enabled", "restored", "higher", "high", "dose_dependent_increase",
             "improved", "occurs"}
