@@ -54,7 +54,7 @@ NEWTON_STEPS = 3
 #: is below NEWTON_TOL, so a floor adds nothing to accuracy; it costs steps after the state has
 #: settled (the warm start is then already the root). A floor of 3 / 2 steps (until session 12)
 #: gave the same blood course to 1e-15 in log b and gradients to 4e-12 (relative) at 30 prior
-#: draws, at 1.4x the cost (models/VERIFICATION.md, "Daily Newton floor").
+#: draws, at 1.4x the cost of the blood course (models/VERIFICATION.md, "Session 12").
 DAILY_MIN_STEPS = 1
 
 

@@ -1,5 +1,5 @@
 """models/special.py: the normal CDF and quantile with analytic derivatives agree with jax's own
-functions and derivatives, into the far tails the Genz integral reaches (p down to 1e-300)."""
+functions and derivatives, into the far tails the Genz integral reaches (p down to 1e-295; it clips at 1e-300)."""
 
 from __future__ import annotations
 
