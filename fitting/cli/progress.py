@@ -22,6 +22,11 @@ def _retry_line(event: dict) -> str:
             f"sampling again at {event['retry_target_accept']}")
 
 
+def _extend_line(event: dict) -> str:
+    return (f"after {event['draws_kept']} draws per chain: {event['reason']}; "
+            f"{event['more']} more draws per chain")
+
+
 def check_verbosity(quiet: bool, verbose: bool) -> None:
     if quiet and verbose:
         from nadfit.datasets.errors import UserError
@@ -85,6 +90,9 @@ class FitProgress:
                 if phase == "retry":  # after the first attempt's totals; the second counts afresh
                     self.console.print(f"  {label}: {_retry_line(event)}")
                     state["quarter"] = 0
+                if phase == "extend":  # the same chains continue: the total grows
+                    self.console.print(f"  {label}: {_extend_line(event)}")
+                    state["quarter"] = 0
                 if phase in _PHASE_LINES:
                     chains = f", {event['chains']} chains" if event.get("chains") else ""
                     self.console.print(f"  {label}: {_PHASE_LINES[phase]}{chains}")
@@ -131,6 +139,8 @@ class FitProgress:
                 progress.update(task, description=f"{label}: predictive draws and diagnostics")
             elif phase == "retry":
                 progress.update(task, description=f"{label}: {_retry_line(event)}")
+            elif phase == "extend":
+                progress.update(task, description=f"{label}: {_extend_line(event)}")
             elif phase == "done":
                 progress.update(task, description=f"{label}: done")
                 progress.stop()

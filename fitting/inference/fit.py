@@ -58,6 +58,24 @@ def _round(x, digits=6):
     return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
 
 
+def gate_shortfall(names: list[str]):
+    """The continuation rule of a fit (``xla_nuts.sample_numpyro``'s ``shortfall``): a one-line
+    reason while the kept draws fail the R-hat or bulk-ESS gate of :data:`GATES` (computed as
+    the run's gates are, on the same parameters ``names``), None when both pass or when a chain
+    has diverged (more draws do not remove divergences; the retry at ``retry_target_accept``
+    deals with them)."""
+    def shortfall(trace):
+        divergences = int(trace["sample_stats"]["diverging"].sum())
+        if divergences > 0:
+            return None
+        gates = gate_results(summary_rows(trace, names), divergences)
+        failed = [f"{k} {g['value']} (gate {g['threshold']})" for k, g in gates.items() if not g["passed"]]
+        return ", ".join(failed) or None
+
+    shortfall.var_names = list(names)
+    return shortfall
+
+
 def gate_results(summary_rows: dict, divergences: int) -> dict:
     rhat = max((r["r_hat"] for r in summary_rows.values() if r["r_hat"] is not None), default=float("nan"))
     ess = min((r["ess_bulk"] for r in summary_rows.values() if r["ess_bulk"] is not None), default=float("nan"))
@@ -74,10 +92,18 @@ ADVICE = ("try: more tuning (--tune 2000), a higher target acceptance (target_ac
           "(--draws 2000), or inspect the pair plot in the report for funnels")
 
 
+def gate_parameters(model) -> list[str]:
+    """The parameters whose R-hat and bulk ESS the gates check (and the summary lists)."""
+    return list(model.scalar_parameters) + list(model.vector_parameters)
+
+
 def summarise(dt, model, cfg: FitConfig) -> dict:
+    return summary_rows(dt, gate_parameters(model))
+
+
+def summary_rows(dt, names: list[str]) -> dict:
     import arviz as az
 
-    names = list(model.scalar_parameters) + list(model.vector_parameters)
     s = az.summary(dt, var_names=names, ci_prob=CI_PROB, ci_kind="eti")
     rows = {}
     for label, r in s.iterrows():
@@ -166,15 +192,18 @@ def progress_snapshot(chains, t_start: float) -> dict:
 
 
 def sample_posterior(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
-                     on_progress=None):
+                     on_progress=None, shortfall=None):
     """NUTS with ``cfg.sampler``: :func:`sample_nutpie` or :func:`sample_xla` (numpyro).
 
     Returns the trace (DataTree with groups posterior, incl. the deterministics, and
     sample_stats, incl. ``diverging`` and ``n_steps``). ``cores`` limits nutpie's threads; the XLA
-    sampler runs one thread per host device that has a chain (the process's device count)."""
+    sampler runs one thread per host device that has a chain (the process's device count).
+    ``shortfall`` (:func:`gate_shortfall`): numpyro continues the chains while it names a reason
+    (nutpie samples ``cfg.draws`` and ignores it). Without it every sampler keeps ``cfg.draws``
+    per chain (the calibration fits, whose ranks need a fixed number of draws)."""
     if cfg.sampler == "nutpie":
         return sample_nutpie(pm_model, cfg, progress=progress, cores=cores, on_progress=on_progress)
-    return sample_xla(pm_model, cfg, progress=progress, on_progress=on_progress)
+    return sample_xla(pm_model, cfg, progress=progress, on_progress=on_progress, shortfall=shortfall)
 
 
 def chain_method(chains: int, devices: int) -> str:
@@ -188,22 +217,25 @@ def chain_method(chains: int, devices: int) -> str:
 SAMPLER_THREAD = "nadfit-xla-sampler"
 
 
-def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=None):
-    """NUTS compiled whole by XLA (``cfg.sampler`` numpyro, through PyMC's
-    ``pm.sample(nuts_sampler=...)``), Stan's windowed adaptation of the step size and a diagonal
-    (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
+def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=None, shortfall=None):
+    """NUTS compiled whole by XLA (``cfg.sampler`` numpyro, driven by
+    :func:`nadfit.fitting.inference.xla_nuts.sample_numpyro`: the same draws as PyMC's
+    ``pm.sample(nuts_sampler="numpyro")``), Stan's windowed adaptation of the step size and a
+    diagonal (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
     (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
-    between gradient evaluations. Progress: ``compile`` and ``sample`` events, then, with one
-    chain per device, ``tune``/``draw`` events every 0.2 s from numpyro's in-loop counters
+    between gradient evaluations. With ``shortfall`` (see :func:`gate_shortfall`) the chains
+    continue in batches of ``cfg.draws`` up to ``cfg.max_draws`` per chain while it names a
+    reason. Progress: ``compile`` and ``sample`` events, then, with one chain per device,
+    ``tune``/``draw`` events every 0.2 s from numpyro's in-loop counters
     (:mod:`nadfit.fitting.inference.xla_progress`; every 5 % of a chain's iterations, ETA from
-    the rate so far, divergences ``None`` until the end), and a final ``draw`` event with the
-    totals and the divergences."""
+    the rate so far, divergences ``None`` until the end), an ``extend`` event before each
+    continuation, and a final ``draw`` event with the totals and the divergences."""
     import jax
-    import pymc as pm
+
+    from nadfit.fitting.inference.xla_nuts import sample_numpyro
 
     method = chain_method(cfg.chains, jax.local_device_count())
-    nuts = {"chain_method": method, "target_accept": cfg.target_accept, "dense_mass": cfg.dense_mass}
-    total = cfg.chains * (cfg.draws + cfg.tune)
+    state = {"total": cfg.chains * (cfg.draws + cfg.tune)}
     if on_progress is not None:
         on_progress({"phase": "compile"})
         on_progress({"phase": "sample", "chains": cfg.chains, "chain_method": method})
@@ -214,13 +246,19 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     # (numpyro counts in-loop only for several chains, one per device: one chain runs a Python loop)
     counting = on_progress is not None and method == "parallel" and cfg.chains > 1
 
+    def on_batch(kept: int, more: int, reason: str) -> None:
+        state["total"] += cfg.chains * more
+        if on_progress is not None:
+            on_progress({"phase": "extend", "chains": cfg.chains, "draws_kept": kept, "more": more,
+                         "reason": reason})
+
     def _run():
         try:
-            with pm_model:  # PyMC's model context is per thread
-                box["trace"] = pm.sample(draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, nuts_sampler=cfg.sampler,
-                                         nuts=nuts, random_seed=cfg.seed,
-                                         progressbar=bool(counting or (progress and on_progress is None)),
-                                         compute_convergence_checks=False)
+            box["trace"], box["batches"] = sample_numpyro(
+                pm_model, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, seed=cfg.seed,
+                target_accept=cfg.target_accept, dense_mass=cfg.dense_mass, chain_method=method,
+                progress_bar=bool(counting or (progress and on_progress is None)),
+                max_draws=cfg.max_draws, shortfall=shortfall, on_batch=on_batch)
         except BaseException as exc:  # handed to the calling thread
             box["error"] = exc
 
@@ -240,6 +278,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
             last = (done, started)
             if t_chains is None:  # the first chain's first iteration: compilation is over
                 t_chains = time.time()
+            total = state["total"]
             running = time.time() - t_chains
             eta = running * (total - done) / done if done > 0 else None
             on_progress({"phase": "tune" if done < cfg.chains * cfg.tune else "draw", "chains": cfg.chains,
@@ -249,6 +288,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
         raise box["error"]
     trace = box["trace"]
     if on_progress is not None:
+        total = state["total"]
         on_progress({"phase": "draw", "chains": cfg.chains, "chains_started": cfg.chains, "done": total,
                      "total": total, "divergences": int(trace["sample_stats"]["diverging"].sum()),
                      "elapsed_s": time.time() - t_start, "eta_s": 0.0})
@@ -298,9 +338,11 @@ def sample_nutpie(pm_model, cfg: FitConfig, progress: bool = False, cores: int |
 
 
 def sampler_info(cfg: FitConfig, dt) -> dict:
-    """The ``sampler`` block of summary.json: settings, and the gradient evaluations spent
+    """The ``sampler`` block of summary.json: settings (``draws``: kept per chain, after any
+    continuation), and the gradient evaluations spent
     (leapfrog steps of the kept draws, ``n_steps`` in sample_stats; nutpie and numpyro report them)."""
-    out = {"name": cfg.sampler, "backend": "jax", "draws": cfg.draws, "tune": cfg.tune, "chains": cfg.chains,
+    out = {"name": cfg.sampler, "backend": "jax", "draws": int(dt["posterior"].sizes["draw"]),
+           "draws_first_batch": cfg.draws, "max_draws": cfg.max_draws, "tune": cfg.tune, "chains": cfg.chains,
            "target_accept": cfg.target_accept,
            "mass_matrix": "low_rank" if cfg.sampler == "nutpie" else ("dense" if cfg.dense_mass else "diagonal")}
     if cfg.sampler != "nutpie":
@@ -357,19 +399,22 @@ def log_likelihood_group(post):
 
 
 def sample_with_retry(pm_model, cfg: FitConfig, progress: bool = False, cores: int | None = None,
-                      on_progress=None, sample=None):
+                      on_progress=None, sample=None, shortfall=None):
     """:func:`sample_posterior`, and once more at ``cfg.retry_target_accept`` (same seed) when the
     chains end with divergent transitions. Returns the trace kept, the config that produced it and
-    the attempts (target_accept, divergences, sampling wall time in s), in order. A
-    ``{"phase": "retry", ...}`` progress event announces the second attempt."""
+    the attempts (target_accept, divergences, sampling wall time in s, draws kept per chain), in
+    order. A ``{"phase": "retry", ...}`` progress event announces the second attempt.
+    ``shortfall`` is handed to the sampler (:func:`gate_shortfall`)."""
     sample = sample_posterior if sample is None else sample
     attempts = []
+    extra = {} if shortfall is None else {"shortfall": shortfall}
 
     def attempt(c: FitConfig):
         t0 = time.time()
-        dt = sample(pm_model, c, progress=progress, cores=cores, on_progress=on_progress)
+        dt = sample(pm_model, c, progress=progress, cores=cores, on_progress=on_progress, **extra)
         attempts.append({"target_accept": c.target_accept, "divergences": int(dt["sample_stats"]["diverging"].sum()),
-                         "sampling_s": round(time.time() - t0, 2)})
+                         "sampling_s": round(time.time() - t0, 2),
+                         "draws": int(np.shape(dt["sample_stats"]["diverging"])[1])})
         return dt
 
     dt = attempt(cfg)
@@ -410,7 +455,8 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     t0 = time.time()
     with atomic_dir(out, "run") as tmp:
         dt, used, attempts = sample_with_retry(pm_model, cfg, progress=progress, cores=cores,
-                                               on_progress=on_progress)
+                                               on_progress=on_progress,
+                                               shortfall=gate_shortfall(gate_parameters(model)))
         if on_progress is not None:
             on_progress({"phase": "post"})
         with pm_model:

@@ -1,0 +1,122 @@
+"""The numpyro driver (``inference.xla_nuts``): the same draws as ``pm.sample``, and chains that
+continue after their warm-up while the convergence gates are not met (``inference.fit.gate_shortfall``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nadfit.datasets.errors import UserError
+from nadfit.fitting.inference.config import FitConfig
+from nadfit.fitting.inference.fit import chain_method, gate_shortfall
+from nadfit.fitting.inference.xla_nuts import sample_numpyro
+
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """A small hierarchical model with a deterministic and a coordinate."""
+    import pymc as pm
+
+    with pm.Model(coords={"g": ["a", "b", "c"]}) as m:
+        mu = pm.Normal("mu", 0, 1)
+        tau = pm.HalfNormal("tau", 1)
+        z = pm.Normal("z", 0, 1, dims="g")
+        th = pm.Deterministic("th", mu + tau * z, dims="g")
+        pm.Normal("y", th, 1, observed=np.array([0.5, -0.3, 1.2]), dims="g")
+    return m
+
+
+def _method(chains):
+    import jax
+
+    return chain_method(chains, jax.local_device_count())
+
+
+def test_same_draws_and_layout_as_pm_sample(toy):
+    import pymc as pm
+
+    ref = pm.sample(draws=40, tune=30, chains=2, nuts_sampler="numpyro", random_seed=SEED, model=toy,
+                    nuts={"chain_method": _method(2), "target_accept": 0.9}, progressbar=False,
+                    compute_convergence_checks=False)
+    dt, batches = sample_numpyro(toy, draws=40, tune=30, chains=2, seed=SEED, target_accept=0.9,
+                                 chain_method=_method(2))
+    assert batches == 1
+    assert set(dt.children) == set(ref.children)
+    assert set(dt["sample_stats"].data_vars) == set(ref["sample_stats"].data_vars)
+    for v in ("mu", "tau", "z", "th"):
+        assert dt["posterior"][v].dims == ref["posterior"][v].dims
+        np.testing.assert_array_equal(dt["posterior"][v].values, ref["posterior"][v].values)
+    np.testing.assert_array_equal(dt["sample_stats"]["n_steps"].values, ref["sample_stats"]["n_steps"].values)
+
+
+def test_chains_continue_while_the_rule_names_a_reason(toy):
+    seen, batches_seen = [], []
+
+    def shortfall(trace):
+        seen.append((trace["posterior"].sizes["draw"], sorted(trace["posterior"].data_vars)))
+        return "not yet" if len(seen) < 2 else None
+
+    shortfall.var_names = ["mu", "tau"]
+    dt, batches = sample_numpyro(toy, draws=25, tune=30, chains=2, seed=SEED, target_accept=0.9,
+                                 chain_method=_method(2), max_draws=200, shortfall=shortfall,
+                                 on_batch=lambda *a: batches_seen.append(a))
+    assert batches == 2 and dt["posterior"].sizes["draw"] == 50
+    assert seen == [(25, ["mu", "tau"]), (50, ["mu", "tau"])]  # a partial trace: only the named variables
+    assert batches_seen == [(25, 25, "not yet")]
+    assert dt["sample_stats"]["diverging"].shape == (2, 50)
+    one, _ = sample_numpyro(toy, draws=25, tune=30, chains=2, seed=SEED, target_accept=0.9,
+                            chain_method=_method(2))
+    # the continuation extends the same chains: the first batch is the uncontinued run's draws
+    np.testing.assert_array_equal(one["posterior"]["z"].values, dt["posterior"]["z"].values[:, :25])
+    assert not np.array_equal(dt["posterior"]["z"].values[:, :25], dt["posterior"]["z"].values[:, 25:])
+    # no second warm-up: each chain keeps the step size its warm-up ended with
+    eps = dt["sample_stats"]["step_size"].values
+    np.testing.assert_array_equal(eps[:, 25:], np.repeat(eps[:, :1], 25, axis=1))
+
+
+def test_continuation_stops_at_max_draws(toy):
+    calls = []
+
+    def never(trace):
+        calls.append(trace["posterior"].sizes["draw"])
+        return "never enough"
+
+    dt, batches = sample_numpyro(toy, draws=20, tune=20, chains=2, seed=SEED, target_accept=0.9,
+                                 chain_method=_method(2), max_draws=70, shortfall=never)
+    assert batches == 3 and dt["posterior"].sizes["draw"] == 60 and calls == [20, 40]
+
+
+def _trace(post: dict, diverging=None):
+    import xarray as xr
+
+    c, d = next(iter(post.values())).shape[:2]
+    div = np.zeros((c, d), bool) if diverging is None else diverging
+    return xr.DataTree.from_dict({
+        "posterior": xr.Dataset({k: (("chain", "draw"), v) for k, v in post.items()}),
+        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), div)})})
+
+
+def test_gate_shortfall_uses_the_run_gates():
+    rng = np.random.default_rng(3)
+    rule = gate_shortfall(["a", "b"])
+    assert rule.var_names == ["a", "b"]
+    good = {"a": rng.normal(size=(4, 500)), "b": rng.normal(size=(4, 500))}
+    assert rule(_trace(good)) is None  # 2000 independent draws: R-hat ~1, ESS ~2000
+    few = {"a": rng.normal(size=(4, 50)), "b": rng.normal(size=(4, 50))}
+    assert "ess_bulk_min" in rule(_trace(few))  # ESS ~200 < 400
+    apart = dict(good, b=rng.normal(size=(4, 500)) + np.array([0, 0, 0, 1.0])[:, None])
+    reason = rule(_trace(apart))
+    assert reason is not None and "r_hat_max" in reason
+    div = np.zeros((4, 50), bool)
+    div[0, 3] = True
+    assert rule(_trace(few, div)) is None  # divergences: the retry, not more draws
+
+
+def test_max_draws_setting():
+    assert FitConfig(max_draws=False).validate().max_draws is None
+    assert FitConfig().validate().max_draws >= FitConfig().draws
+    for bad in (0, -5, 2.5, True, "many"):
+        with pytest.raises(UserError, match="max_draws"):
+            FitConfig(max_draws=bad).validate()
