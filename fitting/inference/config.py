@@ -33,7 +33,7 @@ class FitConfig:
     # passed, via-nr failed R-hat (1.015 at z_w73[sociali2016], a study-reliability mixture mode);
     # via-nr with 1000 after 500: R-hat 1.005, min bulk ESS 965, 0 divergences (771 s on 2 busy cores)
     # Draws per chain, first batch. The numpyro sampler then continues the same chains in
-    # batches of `draws` while the R-hat or bulk-ESS gate is not met, up to `max_draws` per chain
+    # batches of draws / 2 while the R-hat or bulk-ESS gate is not met, up to `max_draws` per chain
     # (inference.xla_nuts). Session 13, default seed, 500 draws: min bulk ESS direct ~1000,
     # via-nr ~570, mixed 498 (R-hat 1.009), i.e. 0.25-0.5 effective draws per draw; 1000 for
     # every fit spent ~23 s per fit on draws the gates did not need.

@@ -224,8 +224,8 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     diagonal (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
     (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
     between gradient evaluations. With ``shortfall`` (see :func:`gate_shortfall`) the chains
-    continue in batches of ``cfg.draws`` up to ``cfg.max_draws`` per chain while it names a
-    reason. Progress: ``compile`` and ``sample`` events, then, with one chain per device,
+    continue in batches (``xla_nuts.continuation_draws``) up to ``cfg.max_draws`` per chain
+    while it names a reason. Progress: ``compile`` and ``sample`` events, then, with one chain per device,
     ``tune``/``draw`` events every 0.2 s from numpyro's in-loop counters
     (:mod:`nadfit.fitting.inference.xla_progress`; every 5 % of a chain's iterations, ETA from
     the rate so far, divergences ``None`` until the end), an ``extend`` event before each

@@ -9,7 +9,7 @@ import pytest
 from nadfit.datasets.errors import UserError
 from nadfit.fitting.inference.config import FitConfig
 from nadfit.fitting.inference.fit import chain_method, gate_shortfall
-from nadfit.fitting.inference.xla_nuts import sample_numpyro
+from nadfit.fitting.inference.xla_nuts import continuation_draws, sample_numpyro
 
 SEED = 11
 
@@ -59,21 +59,22 @@ def test_chains_continue_while_the_rule_names_a_reason(toy):
         return "not yet" if len(seen) < 2 else None
 
     shortfall.var_names = ["mu", "tau"]
-    dt, batches = sample_numpyro(toy, draws=25, tune=30, chains=2, seed=SEED, target_accept=0.9,
+    dt, batches = sample_numpyro(toy, draws=30, tune=30, chains=2, seed=SEED, target_accept=0.9,
                                  chain_method=_method(2), max_draws=200, shortfall=shortfall,
                                  on_batch=lambda *a: batches_seen.append(a))
-    assert batches == 2 and dt["posterior"].sizes["draw"] == 50
-    assert seen == [(25, ["mu", "tau"]), (50, ["mu", "tau"])]  # a partial trace: only the named variables
-    assert batches_seen == [(25, 25, "not yet")]
-    assert dt["sample_stats"]["diverging"].shape == (2, 50)
-    one, _ = sample_numpyro(toy, draws=25, tune=30, chains=2, seed=SEED, target_accept=0.9,
+    assert continuation_draws(30) == 15
+    assert batches == 2 and dt["posterior"].sizes["draw"] == 45
+    assert seen == [(30, ["mu", "tau"]), (45, ["mu", "tau"])]  # a partial trace: only the named variables
+    assert batches_seen == [(30, 15, "not yet")]
+    assert dt["sample_stats"]["diverging"].shape == (2, 45)
+    one, _ = sample_numpyro(toy, draws=30, tune=30, chains=2, seed=SEED, target_accept=0.9,
                             chain_method=_method(2))
     # the continuation extends the same chains: the first batch is the uncontinued run's draws
-    np.testing.assert_array_equal(one["posterior"]["z"].values, dt["posterior"]["z"].values[:, :25])
-    assert not np.array_equal(dt["posterior"]["z"].values[:, :25], dt["posterior"]["z"].values[:, 25:])
+    np.testing.assert_array_equal(one["posterior"]["z"].values, dt["posterior"]["z"].values[:, :30])
+    assert not np.array_equal(dt["posterior"]["z"].values[:, :15], dt["posterior"]["z"].values[:, 30:])
     # no second warm-up: each chain keeps the step size its warm-up ended with
     eps = dt["sample_stats"]["step_size"].values
-    np.testing.assert_array_equal(eps[:, 25:], np.repeat(eps[:, :1], 25, axis=1))
+    np.testing.assert_array_equal(eps[:, 30:], np.repeat(eps[:, :1], 15, axis=1))
 
 
 def test_continuation_stops_at_max_draws(toy):
@@ -84,8 +85,8 @@ def test_continuation_stops_at_max_draws(toy):
         return "never enough"
 
     dt, batches = sample_numpyro(toy, draws=20, tune=20, chains=2, seed=SEED, target_accept=0.9,
-                                 chain_method=_method(2), max_draws=70, shortfall=never)
-    assert batches == 3 and dt["posterior"].sizes["draw"] == 60 and calls == [20, 40]
+                                 chain_method=_method(2), max_draws=55, shortfall=never)
+    assert batches == 4 and dt["posterior"].sizes["draw"] == 50 and calls == [20, 30, 40]
 
 
 def _trace(post: dict, diverging=None):
