@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, Quiet, Verbose, split_ids
 from nadfit.fitting.cli.progress import FitProgress, check_verbosity
+from nadfit.fitting.inference.config import FitConfig
 from nadfit.models.priors import KEY_PARAMETERS
 from nadfit.reports.conventions import retry_note
 
@@ -48,8 +49,10 @@ def fit_command(
     out: Path = typer.Option(..., "--out", help="run folder to write"),
     evidence: Optional[list[str]] = typer.Option(None, help=EVIDENCE_HELP),
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
-    draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default 1000)"),
-    tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default 500)"),
+    draws: Optional[int] = typer.Option(None, help=f"posterior draws per chain, first batch (default "
+                                              f"{FitConfig.draws}; numpyro continues the chains while a "
+                                              f"gate fails, up to max_draws {FitConfig.max_draws})"),
+    tune: Optional[int] = typer.Option(None, help=f"tuning steps per chain (default {FitConfig.tune})"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),
     sampler: Optional[str] = typer.Option(None, help="NUTS implementation: numpyro (default) | nutpie"),
