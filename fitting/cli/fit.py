@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nadfit.fitting.cli.options import EVIDENCE_HELP, EXCLUDE_HELP, Quiet, Verbose, split_ids
 from nadfit.fitting.cli.progress import FitProgress, check_verbosity
-from nadfit.fitting.inference.config import FitConfig
+from nadfit.fitting.inference.config import MAX_DRAWS_FACTOR, FitConfig
 from nadfit.models.priors import KEY_PARAMETERS
 from nadfit.reports.conventions import retry_note
 
@@ -51,7 +51,7 @@ def fit_command(
     exclude: Optional[list[str]] = typer.Option(None, help=EXCLUDE_HELP),
     draws: Optional[int] = typer.Option(None, help=f"posterior draws per chain, first batch (default "
                                               f"{FitConfig.draws}; numpyro continues the chains while a "
-                                              f"gate fails, up to max_draws {FitConfig.max_draws})"),
+                                              f"gate fails, up to {MAX_DRAWS_FACTOR} x draws)"),
     tune: Optional[int] = typer.Option(None, help=f"tuning steps per chain (default {FitConfig.tune})"),
     chains: Optional[int] = typer.Option(None, help="chains (default 4)"),
     seed: Optional[int] = typer.Option(None, help="random seed"),

@@ -24,6 +24,10 @@ def _is_number(v) -> bool:
 SAMPLERS = ("numpyro", "nutpie")
 
 
+#: without ``max_draws``, the chains may continue to this many times the first batch's draws
+MAX_DRAWS_FACTOR = 4
+
+
 @dataclass
 class FitConfig:
     hypothesis: str = "mixed"
@@ -33,12 +37,13 @@ class FitConfig:
     # passed, via-nr failed R-hat (1.015 at z_w73[sociali2016], a study-reliability mixture mode);
     # via-nr with 1000 after 500: R-hat 1.005, min bulk ESS 965, 0 divergences (771 s on 2 busy cores)
     # Draws per chain, first batch. The numpyro sampler then continues the same chains in
-    # batches of draws / 2 while the R-hat or bulk-ESS gate is not met, up to `max_draws` per chain
+    # batches of draws / 2 while the R-hat or bulk-ESS gate is not met and can still be met, up to
+    # `max_draws` per chain (None: MAX_DRAWS_FACTOR x draws; 0 or false: never continue)
     # (inference.xla_nuts). Session 13, default seed, 500 draws: min bulk ESS direct ~1000,
     # via-nr ~570, mixed 498 (R-hat 1.009), i.e. 0.25-0.5 effective draws per draw; 1000 for
     # every fit spent ~23 s per fit on draws the gates did not need.
     draws: int = 500
-    max_draws: int | None = 2000
+    max_draws: int | None = None
     # Session 13, default seed, 300 vs 500 tuning steps (draws as above): 0 divergences either
     # way; min bulk ESS direct 1207 vs 1049, via-nr 882 vs 929 (both continued to 750 draws),
     # mixed 501 vs 498; sampling ~10 s shorter per fit (mixed 76 vs 84-91 s, direct 74 vs 80-89 s)
@@ -80,11 +85,11 @@ class FitConfig:
             v = getattr(self, name)
             if not isinstance(v, (list, tuple)) or not all(isinstance(t, str) for t in v):
                 raise UserError(f"{name} must be a list of study or evidence ids, got {v!r}", field=name)
-        if self.max_draws is False:  # TOML has no null
-            self.max_draws = None
+        if self.max_draws is False:
+            self.max_draws = 0
         m = self.max_draws
-        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
-            raise UserError(f"max_draws must be a positive whole number, or false for no continuation, got {m!r}",
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 0):
+            raise UserError(f"max_draws must be a whole number (0 or false: never continue the chains), got {m!r}",
                             field="max_draws")
         for name in ("draws", "tune", "chains", "prior_draws"):
             v = getattr(self, name)
@@ -127,6 +132,11 @@ class FitConfig:
             raise UserError(str(err), field="observation") from None
         return self
 
+    def draws_cap(self) -> int:
+        """Draws per chain the chains may continue to (at least ``draws``)."""
+        m = MAX_DRAWS_FACTOR * self.draws if self.max_draws is None else self.max_draws
+        return max(int(m), int(self.draws))
+
     def settings(self) -> ObservationSettings:
         return replace(ObservationSettings(), **self.observation)
 
@@ -135,7 +145,7 @@ class FitConfig:
 
 
 #: a first look: gates are expected to fail, so a divergent quick fit is not sampled again
-QUICK = {"draws": 300, "tune": 300, "chains": 2, "prior_draws": 200, "retry_target_accept": None, "max_draws": None}
+QUICK = {"draws": 300, "tune": 300, "chains": 2, "prior_draws": 200, "retry_target_accept": None, "max_draws": 0}
 
 
 def config_from_file(path: Path) -> FitConfig:

@@ -58,17 +58,22 @@ def _round(x, digits=6):
     return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
 
 
-def gate_shortfall(names: list[str]):
+def gate_shortfall(names: list[str], max_draws: int):
     """The continuation rule of a fit (``xla_nuts.sample_numpyro``'s ``shortfall``): a one-line
     reason while the kept draws fail the R-hat or bulk-ESS gate of :data:`GATES` (computed as
-    the run's gates are, on the same parameters ``names``), None when both pass or when a chain
-    has diverged (more draws do not remove divergences; the retry at ``retry_target_accept``
-    deals with them)."""
+    the run's gates are, on the same parameters ``names``). None (stop) when both pass; when a
+    chain has diverged (more draws do not remove divergences; the retry at
+    ``retry_target_accept`` deals with them); or when the ESS gate cannot be reached by
+    ``max_draws`` draws per chain even if the ESS grows in proportion to the draws (a small
+    first look, e.g. ``--draws 40``, is not continued in vain; its gate then fails)."""
     def shortfall(trace):
         divergences = int(trace["sample_stats"]["diverging"].sum())
         if divergences > 0:
             return None
         gates = gate_results(summary_rows(trace, names), divergences)
+        ess, kept = gates["ess_bulk_min"]["value"], int(trace["posterior"].sizes["draw"])
+        if ess is None or ess * max_draws / kept < GATES["ess_bulk_min"]:
+            return None
         failed = [f"{k} {g['value']} (gate {g['threshold']})" for k, g in gates.items() if not g["passed"]]
         return ", ".join(failed) or None
 
@@ -224,7 +229,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
     diagonal (or, with ``cfg.dense_mass``, dense) mass matrix; one chain per host CPU device
     (:mod:`nadfit.fitting.inference.devices`), so the chains run in parallel with no Python
     between gradient evaluations. With ``shortfall`` (see :func:`gate_shortfall`) the chains
-    continue in batches (``xla_nuts.continuation_draws``) up to ``cfg.max_draws`` per chain
+    continue in batches (``xla_nuts.continuation_draws``) up to ``cfg.draws_cap()`` per chain
     while it names a reason. Progress: ``compile`` and ``sample`` events, then, with one chain per device,
     ``tune``/``draw`` events every 0.2 s from numpyro's in-loop counters
     (:mod:`nadfit.fitting.inference.xla_progress`; every 5 % of a chain's iterations, ETA from
@@ -258,7 +263,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
                 pm_model, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, seed=cfg.seed,
                 target_accept=cfg.target_accept, dense_mass=cfg.dense_mass, chain_method=method,
                 progress_bar=bool(counting or (progress and on_progress is None)),
-                max_draws=cfg.max_draws, shortfall=shortfall, on_batch=on_batch)
+                max_draws=cfg.draws_cap(), shortfall=shortfall, on_batch=on_batch)
         except BaseException as exc:  # handed to the calling thread
             box["error"] = exc
 
@@ -342,7 +347,7 @@ def sampler_info(cfg: FitConfig, dt) -> dict:
     continuation), and the gradient evaluations spent
     (leapfrog steps of the kept draws, ``n_steps`` in sample_stats; nutpie and numpyro report them)."""
     out = {"name": cfg.sampler, "backend": "jax", "draws": int(dt["posterior"].sizes["draw"]),
-           "draws_first_batch": cfg.draws, "max_draws": cfg.max_draws, "tune": cfg.tune, "chains": cfg.chains,
+           "draws_first_batch": cfg.draws, "max_draws": cfg.draws_cap(), "tune": cfg.tune, "chains": cfg.chains,
            "target_accept": cfg.target_accept,
            "mass_matrix": "low_rank" if cfg.sampler == "nutpie" else ("dense" if cfg.dense_mass else "diagonal")}
     if cfg.sampler != "nutpie":
@@ -456,7 +461,7 @@ def run_fit(cfg: FitConfig, out: Path, progress: bool = False, cores: int | None
     with atomic_dir(out, "run") as tmp:
         dt, used, attempts = sample_with_retry(pm_model, cfg, progress=progress, cores=cores,
                                                on_progress=on_progress,
-                                               shortfall=gate_shortfall(gate_parameters(model)))
+                                               shortfall=gate_shortfall(gate_parameters(model), cfg.draws_cap()))
         if on_progress is not None:
             on_progress({"phase": "post"})
         with pm_model:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nadfit.datasets.errors import UserError
-from nadfit.fitting.inference.config import FitConfig
+from nadfit.fitting.inference.config import MAX_DRAWS_FACTOR, FitConfig
 from nadfit.fitting.inference.fit import chain_method, gate_shortfall
 from nadfit.fitting.inference.xla_nuts import continuation_draws, sample_numpyro
 
@@ -101,23 +101,27 @@ def _trace(post: dict, diverging=None):
 
 def test_gate_shortfall_uses_the_run_gates():
     rng = np.random.default_rng(3)
-    rule = gate_shortfall(["a", "b"])
+    rule = gate_shortfall(["a", "b"], 200)
     assert rule.var_names == ["a", "b"]
     good = {"a": rng.normal(size=(4, 500)), "b": rng.normal(size=(4, 500))}
     assert rule(_trace(good)) is None  # 2000 independent draws: R-hat ~1, ESS ~2000
     few = {"a": rng.normal(size=(4, 50)), "b": rng.normal(size=(4, 50))}
-    assert "ess_bulk_min" in rule(_trace(few))  # ESS ~200 < 400
+    assert "ess_bulk_min" in rule(_trace(few))  # ESS ~200 < 400, ~800 expected at 200 draws per chain
+    assert gate_shortfall(["a", "b"], 80)(_trace(few)) is None  # ~320 at most by 80 draws: not continued
     apart = dict(good, b=rng.normal(size=(4, 500)) + np.array([0, 0, 0, 1.0])[:, None])
-    reason = rule(_trace(apart))
+    reason = gate_shortfall(["a", "b"], 100_000)(_trace(apart))  # chains apart: R-hat ~1.09, ESS ~33
     assert reason is not None and "r_hat_max" in reason
+    assert gate_shortfall(["a", "b"], 2000)(_trace(apart)) is None  # ESS ~130 at most by 2000 draws
     div = np.zeros((4, 50), bool)
     div[0, 3] = True
     assert rule(_trace(few, div)) is None  # divergences: the retry, not more draws
 
 
 def test_max_draws_setting():
-    assert FitConfig(max_draws=False).validate().max_draws is None
-    assert FitConfig().validate().max_draws >= FitConfig().draws
-    for bad in (0, -5, 2.5, True, "many"):
+    assert FitConfig(max_draws=False).validate().draws_cap() == FitConfig().draws  # never continue
+    assert FitConfig(draws=40).validate().draws_cap() == 40 * MAX_DRAWS_FACTOR
+    assert FitConfig(draws=40, max_draws=100).validate().draws_cap() == 100
+    assert FitConfig(draws=400, max_draws=100).validate().draws_cap() == 400
+    for bad in (-5, 2.5, True, "many"):
         with pytest.raises(UserError, match="max_draws"):
             FitConfig(max_draws=bad).validate()

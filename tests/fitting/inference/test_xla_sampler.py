@@ -29,7 +29,7 @@ def test_quick_fit_with_the_xla_sampler_writes_a_full_run(tmp_path, sampler):
                   "observed_data", "sample_stats"):
         assert group in dt.children, group
     post = dt["posterior"]
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 60
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == s["sampler"]["draws"] >= 60
     assert "loglik_item" in post and "model_quantity" in post
     # the gates are computed on this trace: divergences from its sample_stats, ESS/R-hat from its draws
     div = int(dt["sample_stats"]["diverging"].sum())
