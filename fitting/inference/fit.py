@@ -259,7 +259,7 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
 
     def _run():
         try:
-            box["trace"], box["batches"] = sample_numpyro(
+            box["trace"], _ = sample_numpyro(
                 pm_model, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, seed=cfg.seed,
                 target_accept=cfg.target_accept, dense_mass=cfg.dense_mass, chain_method=method,
                 progress_bar=bool(counting or (progress and on_progress is None)),

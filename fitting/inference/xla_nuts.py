@@ -6,8 +6,9 @@ scratch (warm-up included). :func:`sample_numpyro` does what that call does, ste
 PyMC's own helpers (the same jaxified log density, jittered initial points, seeds, transforms
 back to the constrained space and DataTree layout; ``tests/fitting/inference/test_xla_nuts.py``
 checks that the draws are identical to ``pm.sample``'s), and then, while ``shortfall(trace)``
-names a reason, lets the same chains run on after their warm-up in batches of half as many draws (numpyro's
-documented continuation: ``post_warmup_state = last_state``) up to ``max_draws`` per chain.
+names a reason, lets the same chains run on after their warm-up in batches of half as many
+draws (numpyro's documented continuation: ``post_warmup_state = last_state``) up to
+``max_draws`` per chain.
 
 Why: the convergence gates need a bulk ESS of 400 and R-hat <= 1.01. The hypotheses' slowest
 parameters give 0.25-0.5 effective draws per draw, so 500 draws per chain pass most fits and
