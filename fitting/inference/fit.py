@@ -363,15 +363,19 @@ def sampler_info(cfg: FitConfig, dt) -> dict:
 def preflight(model) -> None:
     """Refuse to sample when the log-likelihood is not finite at the prior-median point.
 
-    Evaluates ``model.loglik_and_pred`` once (cheap compared with sampling) and raises a
+    Evaluates ``model.terms`` once, compiled (cheap compared with sampling), and raises a
     one-line :class:`UserError` naming the non-finite evidence rows and the parameter values.
+    Compiled rather than run op by op: 1.2 s with the compilation cache warm and 6 s cold, against
+    10-14 s op by op (session 14, ``direct``; the same values to 1e-14).
     """
+    import jax
+
     th = model.prior_median_theta()
-    ll, _ = model.loglik_and_pred(th)
-    ll = np.asarray(ll, dtype=float).reshape(-1)
+    terms = jax.jit(model.terms)(th)
+    ll = np.asarray(terms["item"], dtype=float).reshape(-1)
     ids = list(model.evidence_ids)
     if all(math.isfinite(x) for x in ll):
-        study = np.asarray(model.terms(th)["study"], dtype=float)
+        study = np.asarray(terms["study"], dtype=float)
         bad_s = [s for s, v in zip(model.study_ids, study) if not math.isfinite(v)]
         if bad_s:
             raise UserError(f"the log-likelihood is not finite at the prior median for study/studies "

@@ -27,7 +27,7 @@ class FakeModel:
     study_ids = ["study1"]
 
     def terms(self, th):
-        return {"study": np.asarray([np.sum(self._ll)])}
+        return {"study": np.asarray([np.sum(self._ll)]), "item": self._ll}
 
 
 def test_finite_passes():
@@ -63,16 +63,17 @@ def test_fit_command_stops_before_sampling(tmp_path, capsys, monkeypatch):
     import nadfit.fitting.inference.fit as fit
     from nadfit.models.model import EvidenceModel
 
-    real = EvidenceModel.loglik_and_pred
+    real = EvidenceModel.terms
 
     def poisoned(self, th):
-        ll, pred = real(self, th)
-        return ll.at[0].set(jnp.nan), pred
+        t = dict(real(self, th))
+        t["item"] = t["item"].at[0].set(jnp.nan)
+        return t
 
     def boom(*a, **k):
         raise AssertionError("sampling started despite a non-finite log-likelihood")
 
-    monkeypatch.setattr(EvidenceModel, "loglik_and_pred", poisoned)
+    monkeypatch.setattr(EvidenceModel, "terms", poisoned)
     monkeypatch.setattr(fit, "sample_posterior", boom)
     out = tmp_path / "run"
     rc, stdout, stderr = run_cli(capsys, ["fit", "--quick", "--hypothesis", "direct", "--evidence", "yi2022",
