@@ -57,11 +57,11 @@ class FitConfig:
     # at ell = 0.002 (its 0.2 % posterior quantile) with beta = 1120 -- the tail where consumption is
     # all saturable; direct had 2 (R-hat 1.003, ESS 2452), not in that tail (ell at its 49th and 71st
     # percentiles): 0.95 stays until the divergences' region is found and reparametrised.
-    # Session 14, current model, 4 x (300 + 500), seeds default / 1 / 2 (the 12 fits of the main
-    # job's four posteriors; models/VERIFICATION.md "target_accept 0.9"): 0.9 needed 0.67-0.93 x
-    # the gradient evaluations of 0.95 (warm-up and draws; 9 pairs, mean 0.81) at similar min
-    # ESS; 1 divergent transition in 12 fits (direct, seed 2: the retry) against 0 in 9 at
-    # 0.95; the R-hat gate failed after 500 draws in 2 of 12 fits against 4 of 9 at 0.95.
+    # Session 14, current model, 4 x (300 + 500), seeds default / 1 / 2 (the main job's four
+    # posteriors; models/VERIFICATION.md "target_accept 0.9"): 0.9 needed 0.65-0.93 x the
+    # gradient evaluations of 0.95 (warm-up and draws; mean 0.79 over 12 pairs) at similar min
+    # ESS; 1 divergent transition in 12 fits (direct, seed 2: the retry) against 0 in 12 at
+    # 0.95; the R-hat gate failed after 500 draws in 2 of 12 fits against 5 of 12 at 0.95.
     target_accept: float = 0.9
     # Rare divergences at 0.95 remain: `direct` gave 1 divergent transition of 4000 in 3 of 8
     # realisations (sessions 7-10; ell prior Beta(1, 4): default seed 0, then 1 after a
