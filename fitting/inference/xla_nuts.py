@@ -55,55 +55,6 @@ def continuation_draws(draws: int) -> int:
     return max(1, int(round(draws * CONTINUATION_SHARE)))
 
 
-#: sample_stats names of numpyro's per-iteration fields (as ``pymc.sampling.jax._numpyro_stats_to_dict``)
-STAT_NAMES = {"potential_energy": "lp", "adapt_state.step_size": "step_size", "num_steps": "n_steps",
-              "accept_prob": "acceptance_rate"}
-
-
-def _continuation_program(kernel, n: int, method: str):
-    """A compiled program that advances every chain ``n`` NUTS transitions from a post-warm-up
-    state and returns (last state, draws (one array per variable, (chain, n, ...)), fields
-    (name -> (chain, n))). The same transitions as ``MCMC.run`` from ``post_warmup_state``
-    (numpyro calls ``kernel.sample`` once per iteration), but built once per fit: ``MCMC.run``
-    traces and lowers the whole sampler again at every call (a new ``pmap`` each time), which cost
-    ~10-15 s per continuation batch on the production models (session 14)."""
-    import jax
-    from jax import lax
-
-    def fields(s):
-        return {"num_steps": s.num_steps, "potential_energy": s.potential_energy, "energy": s.energy,
-                "adapt_state.step_size": s.adapt_state.step_size, "accept_prob": s.accept_prob,
-                "diverging": s.diverging}
-
-    def advance(state):
-        def body(s, _):
-            s = kernel.sample(s, (), {})
-            return s, (s.z, fields(s))
-
-        return lax.scan(body, state, None, length=n)
-
-    if method == "parallel":
-        return jax.pmap(advance)
-    # vectorised chains: numpyro's kernel maps over the chains itself; scan's outputs are (n, chain)
-    def vectorised(state):
-        last, (z, f) = advance(state)
-        swap = lambda x: jax.numpy.swapaxes(x, 0, 1)  # noqa: E731
-        return last, (jax.tree.map(swap, z), jax.tree.map(swap, f))
-
-    return jax.jit(vectorised)
-
-
-def _stats(fields: dict) -> dict:
-    """sample_stats from per-iteration fields, named as ``pm.sample`` names them."""
-    out = {}
-    for stat in EXTRA_FIELDS:
-        value = np.asarray(fields[stat]).copy()
-        out[STAT_NAMES.get(stat, stat)] = value
-        if stat == "num_steps":
-            out["tree_depth"] = np.log2(value).astype(int) + 1
-    return out
-
-
 def _concat(batches: list, axis: int = 1):
     if len(batches) == 1:
         return batches[0]
@@ -179,18 +130,17 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     step = continuation_draws(draws)
     kept = draws
     names = getattr(shortfall, "var_names", None)
-    state, program = mcmc.last_state, None
     while shortfall is not None and kept + step <= cap:
         reason = shortfall(to_datatree(model, _concat(raw), _concat(stats), var_names=names))
         if reason is None:
             break
         if on_batch is not None:
             on_batch(kept, step, reason)
-        if program is None:
-            program = _continuation_program(kernel, step, chain_method)
-        state, (z, fields) = program(state)
-        raw.append([np.asarray(x) for x in z])
-        stats.append(_stats(fields))
+        mcmc.post_warmup_state = mcmc.last_state
+        mcmc.num_samples = step  # read by every run: the continuation's length
+        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=EXTRA_FIELDS)
+        raw.append(mcmc.get_samples(group_by_chain=True))
+        stats.append(_numpyro_stats_to_dict(mcmc))
         kept += step
     elapsed = time.time() - t0
     trace = to_datatree(model, _concat(raw), _concat(stats),

@@ -77,43 +77,6 @@ def test_chains_continue_while_the_rule_names_a_reason(toy):
     np.testing.assert_array_equal(eps[:, 30:], np.repeat(eps[:, :1], 15, axis=1))
 
 
-@pytest.mark.parametrize("method", ["parallel", "vectorized"])
-def test_continuation_equals_numpyros_own(toy, method):
-    """The compiled-once continuation program makes the transitions numpyro's documented
-    continuation (``post_warmup_state = last_state``, ``MCMC.run`` again) makes: same draws,
-    same sample_stats; with one chain per device and with the chains vectorised on one."""
-    import jax
-    from numpyro.infer import MCMC, NUTS
-    from pymc.sampling.jax import _numpyro_stats_to_dict, get_jaxified_logp
-
-    from nadfit.fitting.inference.xla_nuts import EXTRA_FIELDS, _seed_and_initial_points
-
-    chains = 3
-    rounds = iter([True, True, False])
-    dt, batches = sample_numpyro(toy, draws=20, tune=20, chains=chains, seed=SEED, target_accept=0.9,
-                                 chain_method=method, max_draws=200,
-                                 shortfall=lambda t: "more" if next(rounds) else None)
-    assert batches == 3 and dt["posterior"].sizes["draw"] == 40
-    logp = get_jaxified_logp(toy, negative_logp=False)
-    seed, init = _seed_and_initial_points(toy, chains, SEED, logp)
-    mcmc = MCMC(NUTS(potential_fn=logp, target_accept_prob=0.9), num_warmup=20, num_samples=20,
-                num_chains=chains, postprocess_fn=None, chain_method=method, progress_bar=False)
-    mcmc.run(jax.random.split(jax.random.PRNGKey(seed), chains), init_params=init, extra_fields=EXTRA_FIELDS)
-    zs, stats = [mcmc.get_samples(group_by_chain=True)], [_numpyro_stats_to_dict(mcmc)]
-    for _ in range(2):
-        mcmc.post_warmup_state = mcmc.last_state
-        mcmc.num_samples = 10
-        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=EXTRA_FIELDS)
-        zs.append(mcmc.get_samples(group_by_chain=True))
-        stats.append(_numpyro_stats_to_dict(mcmc))
-    mu = np.concatenate([np.asarray(z[0]) for z in zs], axis=1)  # value variables in model order: mu first
-    np.testing.assert_array_equal(dt["posterior"]["mu"].values, mu)
-    assert set(dt["sample_stats"].data_vars) == set(stats[0])
-    for name in stats[0]:
-        ref = np.concatenate([np.asarray(s[name]) for s in stats], axis=1)
-        np.testing.assert_array_equal(dt["sample_stats"][name].values, ref, err_msg=name)
-
-
 def test_continuation_stops_at_max_draws(toy):
     calls = []
 
