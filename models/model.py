@@ -169,15 +169,16 @@ class EvidenceModel:
     # ---------------------------------------------------------------------------------------
     # items
     # ---------------------------------------------------------------------------------------
+    @cached_property
+    def _row_positions(self) -> dict[str, list[int]]:
+        """Row positions of each evidence id (a boolean mask per lookup cost ~0.4 s per model)."""
+        positions: dict[str, list[int]] = {}
+        for k, eid in enumerate(self.evidence["evidence_id"].tolist()):
+            positions.setdefault(eid, []).append(k)
+        return positions
+
     def _row(self, evidence_id: str):
-        # positions by id, built once (a boolean mask per row cost ~0.4 s per model)
-        index = self.__dict__.get("_row_positions")
-        if index is None or index[0] is not self.evidence:
-            positions: dict[str, list[int]] = {}
-            for k, eid in enumerate(self.evidence["evidence_id"].tolist()):
-                positions.setdefault(eid, []).append(k)
-            index = self._row_positions = (self.evidence, positions)
-        found = index[1].get(evidence_id, [])
+        found = self._row_positions.get(evidence_id, [])
         if len(found) != 1:
             raise UserError(f"evidence row {evidence_id} needed by the model is missing",
                             file="models/evidence_map.yaml", field=evidence_id)
