@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from nadfit.datasets.schema import DIRECTION_KEYWORDS, EVIDENCE_COLUMNS, NOT_STATED
+from nadfit.datasets.validate import safe_load_yaml
 
 HERE = Path(__file__).resolve().parent.parent  # the datasets folder
 
@@ -303,7 +304,7 @@ def main(src: str) -> None:
         gap_ids = [g["gap_id"] for g in gaps if g["study_id"] == sid]
         meta = study_meta(sid, o, c, gap_ids)
         if (d / "study.yaml").exists():
-            shipped = yaml.safe_load((d / "study.yaml").read_text(encoding="utf-8")) or {}
+            shipped = safe_load_yaml((d / "study.yaml").read_text(encoding="utf-8")) or {}
             meta["arms"] = keep_extra(meta["arms"], shipped.get("arms") or [], "name")
         (d / "study.yaml").write_text(
             yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")

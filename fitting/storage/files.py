@@ -33,7 +33,7 @@ def read_mapping_file(path: Path, what: str, mapping_message: str) -> dict:
     """
     import tomllib
 
-    import yaml
+    from nadfit.datasets.validate import safe_load_yaml
 
     path = Path(path)
     try:
@@ -44,7 +44,7 @@ def read_mapping_file(path: Path, what: str, mapping_message: str) -> dict:
         raise UserError(f"{what} is not UTF-8 text", file=str(path)) from None
     toml = path.suffix == ".toml"
     try:
-        data = tomllib.loads(text) if toml else yaml.safe_load(text)
+        data = tomllib.loads(text) if toml else safe_load_yaml(text)
     except Exception as exc:
         raise UserError(f"{what} is not valid {'TOML' if toml else 'YAML'} ({exc.__class__.__name__})",
                         file=str(path)) from None
