@@ -50,45 +50,32 @@ def _seed_and_initial_points(model, chains: int, seed: int, logp_fn):
     return random_seed, init
 
 
-class FlatParameters:
+def flat_position(init, batched: bool):
     """The sampler's position as one vector instead of one array per value variable.
 
-    numpyro's NUTS applies every leapfrog and tree-building operation to each leaf of the
-    position: with PyMC's ~30 value variables that is ~30 small XLA operations where one would
-    do. On this machine numpyro's own cost per leapfrog step was 240 us with a 30-leaf position
-    and 45 us with one vector of the same 42 numbers (a Gaussian target, session 15). The log
-    density sees the same arrays (``unravel`` only slices and reshapes), so the chains are the
-    same; the draws are split back into PyMC's per-variable layout.
+    numpyro's NUTS applies its per-step operations to every leaf of the position; PyMC hands it
+    one array per value variable (30-33 here). On a Gaussian target of the same shape numpyro's
+    own cost per leapfrog step was 240 us with 30 leaves and 45 us with one vector; on the
+    production posteriors, where the log density dominates, the saving is ~5 % per gradient
+    (session 15, ``models/VERIFICATION.md``). The log density receives the same arrays, but
+    numpyro's sums over the position run in another order: the chains agree with the
+    per-variable layout's to rounding at first and become another realisation over long runs.
 
-    ``points``: PyMC's initial points, one array per value variable, with a leading chain axis
-    when ``batched``."""
+    ``init``: PyMC's initial points, one array per value variable, with a leading chain axis
+    when ``batched``. Returns (initial vector(s), ``unravel`` of one vector, ``unravel_draws``
+    of ``(chain, draw, n)`` draws into one numpy array per variable, ``(chain, draw, *shape)``)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
 
-    def __init__(self, points, batched: bool):
-        one = [np.asarray(p[0] if batched else p) for p in points]
-        self.shapes = [a.shape for a in one]
-        self.sizes = [int(a.size) for a in one]
-        self.batched = batched
+    one = [a[0] for a in init] if batched else list(init)
+    x0, unravel = ravel_pytree(one)
+    if batched:
+        x0 = jax.vmap(lambda point: ravel_pytree(point)[0])(list(init))
 
-    def potential(self, logp_fn):
-        import jax.numpy as jnp
+    def unravel_draws(draws):
+        return [np.asarray(a) for a in jax.vmap(jax.vmap(unravel))(draws)]
 
-        shapes, bounds = self.shapes, np.cumsum([0, *self.sizes])
-
-        def flat_logp(x):
-            return logp_fn([jnp.reshape(x[a:b], s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)])
-
-        return flat_logp
-
-    def ravel(self, points):
-        """Initial points as one vector per chain (``(chains, n)`` when batched, else ``(n,)``)."""
-        lead = (np.asarray(points[0]).shape[0],) if self.batched else ()
-        return np.concatenate([np.reshape(np.asarray(p), (*lead, -1)) for p in points], axis=-1)
-
-    def unravel(self, draws):
-        """Draws ``(..., n)`` back to one array per value variable, ``(..., *shape)``."""
-        draws = np.asarray(draws)
-        parts = np.split(draws, np.cumsum(self.sizes)[:-1], axis=-1)
-        return [np.reshape(p, (*draws.shape[:-1], *s)) for p, s in zip(parts, self.shapes)]
+    return x0, unravel, unravel_draws
 
 
 def continuation_draws(draws: int) -> int:
@@ -156,8 +143,8 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
 
     logp_fn = get_jaxified_logp(model, negative_logp=False)
     random_seed, init = _seed_and_initial_points(model, chains, seed, logp_fn)
-    flat = FlatParameters(init, batched=chains > 1)
-    kernel = NUTS(potential_fn=flat.potential(logp_fn), target_accept_prob=target_accept,
+    x0, unravel, unravel_draws = flat_position(init, batched=chains > 1)
+    kernel = NUTS(potential_fn=lambda x: logp_fn(unravel(x)), target_accept_prob=target_accept,
                   adapt_step_size=True, adapt_mass_matrix=True, dense_mass=dense_mass)
     mcmc = MCMC(kernel, num_warmup=tune, num_samples=draws, num_chains=chains, postprocess_fn=None,
                 chain_method=chain_method, progress_bar=progress_bar)
@@ -165,8 +152,8 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     if chains > 1:
         key = jax.random.split(key, chains)
     t0 = time.time()
-    mcmc.run(key, init_params=flat.ravel(init), extra_fields=EXTRA_FIELDS)
-    raw = [flat.unravel(mcmc.get_samples(group_by_chain=True))]
+    mcmc.run(key, init_params=x0, extra_fields=EXTRA_FIELDS)
+    raw = [unravel_draws(mcmc.get_samples(group_by_chain=True))]
     stats = [_numpyro_stats_to_dict(mcmc)]
     cap = draws if max_draws is None else max(int(max_draws), draws)
     step = continuation_draws(draws)
@@ -181,7 +168,7 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
         mcmc.post_warmup_state = mcmc.last_state
         mcmc.num_samples = step  # read by every run: the continuation's length
         mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=EXTRA_FIELDS)
-        raw.append(flat.unravel(mcmc.get_samples(group_by_chain=True)))
+        raw.append(unravel_draws(mcmc.get_samples(group_by_chain=True)))
         stats.append(_numpyro_stats_to_dict(mcmc))
         kept += step
     elapsed = time.time() - t0

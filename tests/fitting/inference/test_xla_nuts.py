@@ -47,7 +47,7 @@ def test_same_draws_and_layout_as_pm_sample(toy):
     assert set(dt["sample_stats"].data_vars) == set(ref["sample_stats"].data_vars)
     for v in ("mu", "tau", "z", "th"):
         assert dt["posterior"][v].dims == ref["posterior"][v].dims
-        # the same chains: nadfit's sampler moves one flat vector (``FlatParameters``) where
+        # the same chains: nadfit's sampler moves one flat vector (``flat_position``) where
         # pm.sample moves one array per variable, so sums are taken in another order and the
         # draws differ in the last digits (1.6e-8 relative after 70 iterations), not more
         np.testing.assert_allclose(dt["posterior"][v].values, ref["posterior"][v].values, rtol=1e-6, atol=1e-9)
@@ -131,23 +131,21 @@ def test_max_draws_setting():
 
 
 @pytest.mark.parametrize("batched", [True, False])
-def test_flat_parameters_round_trip(batched):
-    from nadfit.fitting.inference.xla_nuts import FlatParameters
+def test_flat_position_round_trip(batched):
+    from nadfit.fitting.inference.xla_nuts import flat_position
 
     rng = np.random.default_rng(0)
+    shapes = [(), (4,), (2, 3), ()]
     lead = (3,) if batched else ()
-    points = [rng.normal(size=(*lead, *s)) for s in [(), (4,), (2, 3), ()]]
-    flat = FlatParameters(points, batched=batched)
-    x = flat.ravel(points)
-    assert x.shape == (*lead, 1 + 4 + 6 + 1)
-    for a, b in zip(flat.unravel(x), points):
-        np.testing.assert_array_equal(a, b)
-    # draws with (chain, draw) axes come back per variable with those axes in front
-    draws = np.stack([x, 2 * x], axis=-2) if batched else np.stack([x, 2 * x])[None]
-    back = flat.unravel(draws)
-    assert [b.shape for b in back] == [(*draws.shape[:-1], *s) for s in [(), (4,), (2, 3), ()]]
-    # the potential receives the arrays with their own shapes
-    seen = []
-    f = flat.potential(lambda arrs: seen.append([np.shape(a) for a in arrs]) or 0.0)
-    f(x[0] if batched else x)
-    assert seen == [[(), (4,), (2, 3), ()]]
+    points = [rng.normal(size=(*lead, *s)) for s in shapes]
+    x0, unravel, unravel_draws = flat_position(points, batched=batched)
+    assert x0.shape == (*lead, 1 + 4 + 6 + 1)
+    first = x0[0] if batched else x0
+    for a, b in zip(unravel(first), points):
+        np.testing.assert_array_equal(a, b[0] if batched else b)
+    # draws (chain, draw, n) come back per variable as (chain, draw, *shape), in order
+    draws = np.stack([np.atleast_2d(x0), 2 * np.atleast_2d(x0)], axis=1)
+    back = unravel_draws(draws)
+    assert [b.shape for b in back] == [(draws.shape[0], 2, *s) for s in shapes]
+    for a, b in zip(back, points):
+        np.testing.assert_array_equal(a[:, 1], 2 * (b if batched else b[None]))
