@@ -57,9 +57,9 @@ def flat_position(init, batched: bool):
     one array per value variable (30-33 here). On a Gaussian target of the same shape numpyro's
     own cost per leapfrog step was 240 us with 30 leaves and 45 us with one vector; on the
     production posteriors, where the log density dominates, the saving is ~5 % per gradient
-    (session 15, ``models/VERIFICATION.md``). The log density receives the same arrays, but
-    numpyro's sums over the position run in another order: the chains agree with the
-    per-variable layout's to rounding at first and become another realisation over long runs.
+    (session 15, ``models/VERIFICATION.md``). The log density receives the same arrays, but the
+    compiled program differs, so draws can differ from the per-variable layout's in the last
+    digits (6e-8 relative on the test's toy model); the production fits kept their chains.
 
     ``init``: PyMC's initial points, one array per value variable, with a leading chain axis
     when ``batched``. Returns (initial vector(s), ``unravel`` of one vector, ``unravel_draws``
