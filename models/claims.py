@@ -378,21 +378,32 @@ def study_terms(claims: list[Claim], claim_ll: list, rho: dict[str, float]):
         num = [k for k in ks if not claims[k].binary]
         binary = [k for k in ks if claims[k].binary]
         numeric_sum = sum((claim_ll[k] for k in num), jnp.asarray(0.0))
-        r = rho[s]
-
-        def mix(bks):
-            if not bks:
-                return jnp.asarray(0.0)
-            reliable = math.log1p(-r) + sum((claim_ll[k] for k in bks), jnp.asarray(0.0))
-            return jnp.logaddexp(reliable, math.log(r) + len(bks) * LOG_HALF)
-
-        mixed = mix(binary)
+        mixed = _mixture(claim_ll, binary, rho[s])[1]
         study_ll.append(numeric_sum + mixed)
         for k in num:
             cond[k] = claim_ll[k]
         for k in binary:
-            cond[k] = mixed - mix([b for b in binary if b != k])
+            cond[k] = mixed - _mixture(claim_ll, [b for b in binary if b != k], rho[s])[1]
     return study_ids, jnp.stack(study_ll, axis=-1), jnp.stack(cond, axis=-1)
+
+
+def _mixture(claim_ll, binary: list[int], r: float):
+    """(reliable branch, mixture) of a study's binary claims ``binary`` (log scale)."""
+    if not binary:
+        return jnp.asarray(0.0), jnp.asarray(0.0)
+    reliable = math.log1p(-r) + sum((claim_ll[k] for k in binary), jnp.asarray(0.0))
+    return reliable, jnp.logaddexp(reliable, math.log(r) + len(binary) * LOG_HALF)
+
+
+def log_p_reliable(claims: list[Claim], claim_ll, rho: dict[str, float], k: int):
+    """log posterior probability, given the parameters, that the study of claim ``k`` is reliable
+    (0 for a numeric claim: it is outside the mixture)."""
+    if not claims[k].binary:
+        return jnp.asarray(0.0)
+    study = claims[k].study_id
+    binary = [j for j, c in enumerate(claims) if c.study_id == study and c.binary]
+    reliable, mixed = _mixture(claim_ll, binary, rho[study])
+    return reliable - mixed
 
 
 #: ObservationSettings fields that act only through the study mixture (see :func:`study_terms`)

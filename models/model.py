@@ -19,8 +19,8 @@ import numpy as np
 
 from nadfit.datasets.errors import UserError
 from nadfit.datasets.validate import safe_load_yaml
-from nadfit.models import averaged  # noqa: F401  (enables x64)
-from nadfit.models.claims import build_claims, claim_loglik, simulate_claim, study_terms
+from nadfit.models import averaged, latent  # noqa: F401  (averaged enables x64)
+from nadfit.models.claims import build_claims, claim_loglik, log_p_reliable, simulate_claim, study_terms
 from nadfit.models.core import consumption_rate, monostable_gamma, steady_state_jax
 from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_hypothesis
 from nadfit.models.kinds import KINDS, kind_of
@@ -40,6 +40,12 @@ DRIFT_KEYS = ("huang2022_d30", "huang2022_d60")
 #: z ~ N(0, 1), independent per system (three systems cannot inform a hierarchy); a logit-normal
 #: with SD 1.6 is close to uniform on (0, 1)
 W73_LOGIT_SD = 1.6
+#: latent vectors integrated out of the log density on a grid and drawn back after sampling
+#: (models/latent.py): z_w73 enters only the finding of its system's CD73 experiment, a near-step
+#: in z (sampling it set the fits' step size and R-hat: models/VERIFICATION.md, "Session 16")
+MARGINALISED = ("z_w73",)
+#: observables computed from the NMN-use ratio (the ones a CD73 perturbation acts on)
+NMN_USE_OBSERVABLES = ("nmn_use_ratio", "nmn_use_ratio_inverse", "nmn_use_ratio_all", "gut_nad_ratio")
 #: Species and systems: the core constants (beta, kappa, ell, gamma) of the human blood model hold
 #: for humans; rodent tissues in vivo and cultured cells get their own values, offset from the
 #: human ones by z * SD with z ~ N(0, 1) per system class and constant (non-centred partial
@@ -119,6 +125,7 @@ class EvidenceModel:
         self.claims = build_claims(self, self.mapping.get("claims"))
         self.study_ids = list(dict.fromkeys(c.study_id for c in self.claims))
         self.unreliable_prior = self._reliability_priors()
+        self.latent_claims  # noqa: B018  (checks now that each latent element enters one claim)
         # identical regimens share one simulated column
         scenarios = fixed_scenarios()
         unique: dict = {}
@@ -157,6 +164,11 @@ class EvidenceModel:
         if self.hypothesis.phi is None:
             out["z_phi"] = ("phi_system", PHI_SYSTEMS)
         return out
+
+    @cached_property
+    def sampled_vector_parameters(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """:attr:`vector_parameters` that the sampler moves (not ``MARGINALISED``)."""
+        return {k: v for k, v in self.vector_parameters.items() if k not in MARGINALISED}
 
     def priors(self) -> dict[str, Prior]:
         reg = registry()
@@ -435,7 +447,8 @@ class EvidenceModel:
         return KINDS[it.kind].loglik(self, it, q, th)
 
     def terms(self, th: dict) -> dict:
-        """All log-likelihood terms at ``th`` (pure JAX):
+        """All log-likelihood terms at ``th`` (pure JAX), with the marginalised latents
+        (``MARGINALISED``; ignored if ``th`` holds them) integrated out:
 
         * ``study`` — one term per study (``self.study_ids``), marginalised over the study's
           reliability indicator; their sum is the total log-likelihood;
@@ -443,35 +456,127 @@ class EvidenceModel:
         * ``claim_raw`` — each claim's term given that its study is reliable (the mixture's input);
         * ``item`` — each row's own term given that its study is reliable (diagnostics: per-row
           reproduction probabilities, attribution); rows of a joint claim do not add up to it;
-        * ``pred`` — each row's model quantity (log scale; mean over a vector quantity)."""
+        * ``pred`` — each row's model quantity (log scale; mean over a vector quantity);
+        * ``latent_weights`` — per marginalised latent, the grid masses (elements, grid points)
+          of its posterior given the other parameters (models/latent.py).
+
+        A row of a claim that depends on a latent reports, in ``item`` and ``pred``, the mean
+        over that posterior (of its probability, of its quantity)."""
+        th = {k: v for k, v in th.items() if k not in MARGINALISED}
         cache: dict = {}
-        return self.terms_given_quantities([self.quantity(it, th, cache) for it in self.items], th)
+        qs = [None if k in self._latent_rows else self.quantity(it, th, cache) for k, it in enumerate(self.items)]
+        return self.terms_given_quantities(qs, th)
 
     def terms_given_quantities(self, qs: list, th: dict) -> dict:
         """:meth:`terms` from the rows' model quantities ``qs`` (``self.items`` order); ``th``
-        supplies the observation model's own parameters (noise, drift, reliability)."""
-        held, lls, preds = [], [], []
+        supplies the observation model's own parameters (noise, drift, reliability). Rows of a
+        claim that depends on a marginalised latent are evaluated on its grid from ``th``
+        (their entries of ``qs`` are not used)."""
+        th = {k: v for k, v in th.items() if k not in MARGINALISED}
         in_binary_claim = {i for c in self.claims if c.binary for i in c.rows}
+        held, lls, preds = {}, {}, {}
         for k, (it, q) in enumerate(zip(self.items, qs)):
-            lp = jnp.sum(self.item_loglik(it, q, th))
-            held.append(lp)
-            if it.holds == 0.0 and k not in in_binary_claim:  # a finding that did not hold: log(1 - P)
-                lp = _log1m_exp(lp)
-            lls.append(lp)
-            preds.append(jnp.mean(q) if jnp.ndim(q) else q)
-        claim_ll = []
-        for c in self.claims:
-            if c.binary:
-                # a binary claim held (all its rows as reported) or did not (simulated evidence)
-                lp = claim_loglik(self, c, qs, held, th)
-                if any(self.items[i].holds == 0.0 for i in c.rows):
-                    lp = _log1m_exp(lp)
+            if k not in self._latent_rows:
+                held[k], lls[k], preds[k] = self._row_terms(it, q, th, k in in_binary_claim)
+        claim_ll, grids = [], {}
+        for ci, c in enumerate(self.claims):
+            if ci in self.latent_claims:
+                grids[ci] = self._claim_on_grid(c, th, *self.latent_claims[ci], in_binary_claim)
+                claim_ll.append(latent.integrate(grids[ci][0]))
             else:
-                lp = claim_loglik(self, c, qs, lls, th)
-            claim_ll.append(lp)
+                claim_ll.append(self._claim_ll(c, qs, held, lls, th))
         _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
+        weights = {name: [jnp.asarray(latent.PRIOR_WEIGHTS)] * len(self.vector_parameters[name][1])
+                   for name in MARGINALISED}
+        for ci, (ll_g, item_g, pred_g) in grids.items():
+            name, element = self.latent_claims[ci]
+            w = latent.conditional_weights(ll_g, log_p_reliable(self.claims, claim_ll, self.unreliable_prior, ci))
+            weights[name][element] = w
+            for j, r in enumerate(self.claims[ci].rows):
+                lls[r] = latent.log_expectation(w, item_g[:, j])
+                preds[r] = latent.expectation(w, pred_g[:, j])
+        n = len(self.items)
         return {"study": study_ll, "claim": cond, "claim_raw": jnp.stack(claim_ll),
-                "item": jnp.stack(lls), "pred": jnp.stack(preds)}
+                "item": jnp.stack([lls[k] for k in range(n)]), "pred": jnp.stack([preds[k] for k in range(n)]),
+                "latent_weights": {name: jnp.stack(w) for name, w in weights.items()}}
+
+    def _row_terms(self, it: Item, q, th, in_binary_claim: bool):
+        """(term given the finding held, the row's term, its model quantity) of one row."""
+        lp = jnp.sum(self.item_loglik(it, q, th))
+        held = lp
+        if it.holds == 0.0 and not in_binary_claim:  # a finding that did not hold: log(1 - P)
+            lp = _log1m_exp(lp)
+        return held, lp, (jnp.mean(q) if jnp.ndim(q) else q)
+
+    def _claim_ll(self, c, qs, held, lls, th):
+        if c.binary:
+            # a binary claim held (all its rows as reported) or did not (simulated evidence)
+            lp = claim_loglik(self, c, qs, held, th)
+            if any(self.items[i].holds == 0.0 for i in c.rows):
+                lp = _log1m_exp(lp)
+            return lp
+        return claim_loglik(self, c, qs, lls, th)
+
+    def _claim_on_grid(self, c, th, name: str, element: int, in_binary_claim: set):
+        """The claim's term and its rows' terms and quantities at every grid value of latent
+        ``name[element]``: arrays (grid,), (grid, rows), (grid, rows)."""
+        size = len(self.vector_parameters[name][1])
+
+        def at(z):
+            t = dict(th)
+            t[name] = jnp.zeros(size).at[element].set(z)  # the claim's rows read this element only
+            cache: dict = {}
+            qs, held, lls, preds = {}, {}, {}, {}
+            for r in c.rows:
+                qs[r] = self.quantity(self.items[r], t, cache)
+                held[r], lls[r], preds[r] = self._row_terms(self.items[r], qs[r], t, r in in_binary_claim)
+            return (self._claim_ll(c, qs, held, lls, t), jnp.stack([lls[r] for r in c.rows]),
+                    jnp.stack([preds[r] for r in c.rows]))
+
+        return jax.vmap(at)(jnp.asarray(latent.Z))
+
+    def recover_latents(self, th: dict, u: dict) -> dict:
+        """Draws of the marginalised latents from their posterior given the other parameters in
+        ``th`` and the evidence (models/latent.py): ``u`` maps each name in ``MARGINALISED`` to
+        uniforms, one per element."""
+        weights = self.terms(th)["latent_weights"]
+        return {name: latent.draw(weights[name], jnp.asarray(u[name])) for name in MARGINALISED}
+
+    def _latent_of(self, it: Item) -> tuple[str, int] | None:
+        """The marginalised latent element a row's model quantity depends on, or None."""
+        perturbs = it.spec.get("perturbs") or ([it.spec["perturb"]] if it.spec.get("perturb") else [])
+        if it.observable not in NMN_USE_OBSERVABLES or not any("cd73" in p for p in perturbs):
+            return None
+        system = it.spec.get("system")
+        if system not in CD73_SYSTEMS:
+            raise UserError(f"a CD73 perturbation needs a system with a CD73 share ({', '.join(CD73_SYSTEMS)}), "
+                            f"got {system!r}", file="models/evidence_map.yaml", field=it.evidence_id)
+        return "z_w73", CD73_SYSTEMS.index(system)
+
+    @cached_property
+    def latent_claims(self) -> dict[int, tuple[str, int]]:
+        """Claims whose term depends on a marginalised latent: claim index -> (name, element).
+        Each element may enter one claim only (the integral is taken per claim)."""
+        out: dict[int, tuple[str, int]] = {}
+        owner: dict[tuple[str, int], str] = {}
+        for ci, c in enumerate(self.claims):
+            found = {self._latent_of(self.items[r]) for r in c.rows} - {None}
+            if len(found) > 1:
+                raise UserError(f"claim {c.claim_id} depends on two marginalised latents {sorted(found)}",
+                                file="models/evidence_map.yaml", field=c.claim_id)
+            if found:
+                key = found.pop()
+                if key in owner:
+                    raise UserError(f"{key[0]}[{self.vector_parameters[key[0]][1][key[1]]}] enters two claims "
+                                    f"({owner[key]}, {c.claim_id}); declare them one claim",
+                                    file="models/evidence_map.yaml", field=c.claim_id)
+                owner[key] = c.claim_id
+                out[ci] = key
+        return out
+
+    @cached_property
+    def _latent_rows(self) -> set[int]:
+        return {r for ci in self.latent_claims for r in self.claims[ci].rows}
 
     def terms_from_claims(self, claim_raw) -> dict:
         """Study and claim terms from per-claim terms given reliable studies (``terms()['claim_raw']``,

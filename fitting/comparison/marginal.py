@@ -49,7 +49,7 @@ def unconstrained_draws(model: EvidenceModel, post) -> tuple[dict, int]:
         x = post[name].stack(s=("chain", "draw")).values
         vname, u, _ = _forward(name, x)
         out[vname] = u
-    for name in model.vector_parameters:
+    for name in model.sampled_vector_parameters:
         out[name] = post[name].stack(s=("chain", "draw")).transpose("s", ...).values
     n = next(iter(out.values())).shape[0]
     return out, n
@@ -335,7 +335,7 @@ def log_prior_draws(model: EvidenceModel, post):
     out = {}
     for name, prior in model.priors().items():
         out[name] = xr.DataArray(prior.scipy().logpdf(post[name].values), dims=("chain", "draw"))
-    for name in model.vector_parameters:
+    for name in model.sampled_vector_parameters:
         v = post[name]
         out[name] = xr.DataArray((-0.5 * v.values ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1), dims=("chain", "draw"))
     return xr.Dataset(out)

@@ -7,10 +7,14 @@ and attribution can use them (a Potential alone would be invisible to LOO): ``lo
 (primary unit), ``loglik_claim`` (leave-one-claim-out conditionals), ``loglik_claim_raw`` (each
 claim given a reliable study: the terms under another reliability prior follow from it without
 re-evaluating the model), ``loglik_item`` (each row's
-term given a reliable study; diagnostics) and ``model_quantity`` per row.
+term given a reliable study; diagnostics) and ``model_quantity`` per row. The marginalised
+latents (``models.model.MARGINALISED``) are not random variables here: ``model.terms``
+integrates them out, and ``inference.latents`` draws them after sampling.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import pymc as pm
 import pytensor
@@ -59,7 +63,9 @@ def build_pymc_model(model: EvidenceModel, widen: float = 1.0, likelihood_weight
     jax_fn = pytensor.wrap_jax(all_terms)
     with pm.Model(coords=coords) as pm_model:
         theta = {name: make_rv(prior, widen) for name, prior in model.priors().items()}
-        for name, (dim, _) in model.vector_parameters.items():
+        # the marginalised latents are integrated inside model.terms (models/latent.py) and
+        # drawn after sampling (inference.latents)
+        for name, (dim, _) in model.sampled_vector_parameters.items():
             theta[name] = pm.Normal(name, 0.0, 1.0, dims=dim)
         ll_study, ll_claim, ll_claim_raw, ll_item, pred = jax_fn(theta)
         pm.Deterministic("loglik_study", ll_study, dims="study")
@@ -68,4 +74,17 @@ def build_pymc_model(model: EvidenceModel, widen: float = 1.0, likelihood_weight
         pm.Deterministic("loglik_item", ll_item, dims="evidence_id")
         pm.Deterministic("model_quantity", pred, dims="evidence_id")
         pm.Potential("evidence", likelihood_weight * pt.sum(ll_study))
+    _SOURCE[pm_model] = model
     return pm_model
+
+
+#: the EvidenceModel each PyMC model was built from (for drawing its marginalised latents)
+_SOURCE: "weakref.WeakKeyDictionary[pm.Model, EvidenceModel]" = weakref.WeakKeyDictionary()
+
+
+def evidence_model_of(pm_model) -> EvidenceModel | None:
+    """The EvidenceModel ``pm_model`` was built from by :func:`build_pymc_model`, or None."""
+    try:
+        return _SOURCE.get(pm_model)
+    except TypeError:  # not weakly referable
+        return None

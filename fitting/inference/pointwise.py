@@ -13,9 +13,11 @@ import numpy as np
 BATCH = 500
 
 
-def theta_draws(post, model) -> dict:
-    """Posterior draws as the model's parameter dict, draws flattened: name -> (S, ...) array."""
-    names = list(model.scalar_parameters) + list(model.vector_parameters)
+def theta_draws(post, model, sampled_only: bool = False) -> dict:
+    """Posterior draws as the model's parameter dict, draws flattened: name -> (S, ...) array
+    (``sampled_only``: without the marginalised latents, which are drawn after sampling)."""
+    vectors = model.sampled_vector_parameters if sampled_only else model.vector_parameters
+    names = list(model.scalar_parameters) + list(vectors)
     out = {}
     for k in names:
         v = post[k].transpose("chain", "draw", ...).values
@@ -25,10 +27,16 @@ def theta_draws(post, model) -> dict:
 
 def pointwise_draws(model, th: dict, batch: int = BATCH) -> dict[str, np.ndarray]:
     """``model.pointwise`` at every draw: variable -> (S, units), jitted and vmapped in batches."""
+    return map_draws(model.pointwise, th, batch)
+
+
+def map_draws(f, th: dict, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """``f(theta) -> dict of arrays`` at every draw of ``th`` (name -> (S, ...)): jitted and
+    vmapped in batches; returns name -> (S, ...) numpy arrays."""
     import jax
     import jax.numpy as jnp
 
-    fn = jax.jit(jax.vmap(model.pointwise))
+    fn = jax.jit(jax.vmap(f))
     s = len(next(iter(th.values())))
     size = min(batch, s)
     parts: dict[str, list] = {}

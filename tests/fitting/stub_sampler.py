@@ -2,7 +2,8 @@
 
 Used where a test must run a command's whole code path (model build, run folder, comparison,
 reports) but not NUTS itself, which other tests exercise. Deterministics (``loglik_item``,
-``model_quantity``) are evaluated at the drawn values, so every later step sees real numbers.
+``model_quantity``) are evaluated at the drawn values, so every later step sees real numbers; the marginalised latents are then
+drawn as after real sampling (``inference.latents``).
 """
 
 from __future__ import annotations
@@ -27,4 +28,7 @@ def prior_as_posterior(pm_model, cfg, *_args, **_kwargs):
     shape = (cfg.chains, cfg.draws)
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, bool)),
                         "energy": (("chain", "draw"), np.random.default_rng(cfg.seed).normal(size=shape))})
-    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    from nadfit.fitting.inference.latents import with_latents
+
+    # as inference.fit.sample_posterior: the marginalised latents drawn after "sampling"
+    return with_latents(xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), pm_model, cfg.seed)

@@ -320,7 +320,10 @@ def test_simulated_binary_claims_follow_the_reliability_mixture(evidence):
     """A binary claim holds with probability (1 - rho) P + rho / 2 in simulated evidence."""
     m = EvidenceModel("mixed", evidence, mapping=_mapping(["EV184"]))
     th = _theta(m, mu_phi=0.0)
-    p = math.exp(float(m.terms(th)["claim_raw"][0]))
+    # P at th's own z_w73 (simulation draws the outcome given every parameter; the likelihood's
+    # claim_raw integrates z_w73 out)
+    it = m.items[0]
+    p = math.exp(float(jnp.sum(m.item_loglik(it, m.quantity(it, th, {}), th))))
     rho = m.unreliable_prior["wilk2020"]
     want = (1 - rho) * p + rho / 2
     rng = np.random.default_rng(8)

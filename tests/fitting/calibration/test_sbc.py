@@ -28,7 +28,10 @@ def _stub_sampler(pm_model, cfg):
     post = xr.Dataset(data, coords={"chain": np.arange(cfg.chains), "draw": np.arange(cfg.draws),
                                     **{k: v for k, v in coords.items() if k != "evidence_id"}})
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((cfg.chains, cfg.draws), bool))})
-    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    from nadfit.fitting.inference.latents import with_latents
+
+    # as the real sampler: the marginalised latents drawn afterwards
+    return with_latents(xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), pm_model, cfg.seed)
 
 
 @pytest.fixture
