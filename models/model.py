@@ -126,6 +126,7 @@ class EvidenceModel:
         self.study_ids = list(dict.fromkeys(c.study_id for c in self.claims))
         self.unreliable_prior = self._reliability_priors()
         self.latent_claims  # noqa: B018  (checks now that each latent element enters one claim)
+        self.latent_grid = latent.Grid.for_tolerance(self.settings.tau)
         # identical regimens share one simulated column
         scenarios = fixed_scenarios()
         unique: dict = {}
@@ -482,15 +483,15 @@ class EvidenceModel:
         for ci, c in enumerate(self.claims):
             if ci in self.latent_claims:
                 grids[ci] = self._claim_on_grid(c, th, *self.latent_claims[ci], in_binary_claim)
-                claim_ll.append(latent.integrate(grids[ci][0]))
+                claim_ll.append(self.latent_grid.integrate(grids[ci][0]))
             else:
                 claim_ll.append(self._claim_ll(c, qs, held, lls, th))
         _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
-        weights = {name: [jnp.asarray(latent.PRIOR_WEIGHTS)] * len(self.vector_parameters[name][1])
+        weights = {name: [jnp.asarray(self.latent_grid.prior_weights)] * len(self.vector_parameters[name][1])
                    for name in MARGINALISED}
         for ci, (ll_g, item_g, pred_g) in grids.items():
             name, element = self.latent_claims[ci]
-            w = latent.conditional_weights(ll_g, log_p_reliable(self.claims, claim_ll, self.unreliable_prior, ci))
+            w = self.latent_grid.conditional_weights(ll_g, log_p_reliable(self.claims, claim_ll, self.unreliable_prior, ci))
             weights[name][element] = w
             for j, r in enumerate(self.claims[ci].rows):
                 lls[r] = latent.log_expectation(w, item_g[:, j])
@@ -533,14 +534,14 @@ class EvidenceModel:
             return (self._claim_ll(c, qs, held, lls, t), jnp.stack([lls[r] for r in c.rows]),
                     jnp.stack([preds[r] for r in c.rows]))
 
-        return jax.vmap(at)(jnp.asarray(latent.Z))
+        return jax.vmap(at)(jnp.asarray(self.latent_grid.z))
 
     def recover_latents(self, th: dict, u: dict) -> dict:
         """Draws of the marginalised latents from their posterior given the other parameters in
         ``th`` and the evidence (models/latent.py): ``u`` maps each name in ``MARGINALISED`` to
         uniforms, one per element."""
         weights = self.terms(th)["latent_weights"]
-        return {name: latent.draw(weights[name], jnp.asarray(u[name])) for name in MARGINALISED}
+        return {name: self.latent_grid.draw(weights[name], jnp.asarray(u[name])) for name in MARGINALISED}
 
     def _latent_of(self, it: Item) -> tuple[str, int] | None:
         """The marginalised latent element a row's model quantity depends on, or None."""
