@@ -487,12 +487,10 @@ class EvidenceModel:
             else:
                 claim_ll.append(self._claim_ll(c, qs, held, lls, th))
         _, study_ll, cond = study_terms(self.claims, claim_ll, self.unreliable_prior)
-        weights = {name: [jnp.asarray(self.latent_grid.prior_weights)] * len(self.vector_parameters[name][1])
-                   for name in MARGINALISED}
-        for ci, (ll_g, item_g, pred_g) in grids.items():
+        weights = self._latent_posteriors(grids, claim_ll)
+        for ci, (_, item_g, pred_g) in grids.items():
             name, element = self.latent_claims[ci]
-            w = self.latent_grid.conditional_weights(ll_g, log_p_reliable(self.claims, claim_ll, self.unreliable_prior, ci))
-            weights[name][element] = w
+            w = weights[name][element]
             for j, r in enumerate(self.claims[ci].rows):
                 lls[r] = latent.log_expectation(w, item_g[:, j])
                 preds[r] = latent.expectation(w, pred_g[:, j])
@@ -500,6 +498,42 @@ class EvidenceModel:
         return {"study": study_ll, "claim": cond, "claim_raw": jnp.stack(claim_ll),
                 "item": jnp.stack([lls[k] for k in range(n)]), "pred": jnp.stack([preds[k] for k in range(n)]),
                 "latent_weights": {name: jnp.stack(w) for name, w in weights.items()}}
+
+    def _latent_posteriors(self, grids: dict, claim_ll: list) -> dict:
+        """Per marginalised latent, the grid masses of each element's posterior given the other
+        parameters (the prior for an element without a claim). ``grids``: claim index -> the
+        claim's terms on the grid; ``claim_ll``: claim terms, needed for the claims of the
+        studies in ``grids`` (others may be None)."""
+        weights = {name: [jnp.asarray(self.latent_grid.prior_weights)] * len(self.vector_parameters[name][1])
+                   for name in MARGINALISED}
+        for ci, (ll_g, _, _) in grids.items():
+            name, element = self.latent_claims[ci]
+            weights[name][element] = self.latent_grid.conditional_weights(
+                ll_g, log_p_reliable(self.claims, claim_ll, self.unreliable_prior, ci))
+        return weights
+
+    def latent_weights(self, th: dict) -> dict:
+        """``terms(th)["latent_weights"]``, computed from the studies with a latent claim only
+        (the draws after sampling need no other row, e.g. not the blood course)."""
+        th = {k: v for k, v in th.items() if k not in MARGINALISED}
+        studies = {self.claims[ci].study_id for ci in self.latent_claims}
+        in_binary_claim = {i for c in self.claims if c.binary for i in c.rows}
+        cache: dict = {}
+        qs, held, lls = {}, {}, {}
+        claim_ll: list = [None] * len(self.claims)
+        grids = {}
+        for ci, c in enumerate(self.claims):
+            if c.study_id not in studies:
+                continue
+            if ci in self.latent_claims:
+                grids[ci] = self._claim_on_grid(c, th, *self.latent_claims[ci], in_binary_claim)
+                claim_ll[ci] = self.latent_grid.integrate(grids[ci][0])
+                continue
+            for r in c.rows:
+                qs[r] = self.quantity(self.items[r], th, cache)
+                held[r], lls[r], _ = self._row_terms(self.items[r], qs[r], th, r in in_binary_claim)
+            claim_ll[ci] = self._claim_ll(c, qs, held, lls, th)
+        return {name: jnp.stack(w) for name, w in self._latent_posteriors(grids, claim_ll).items()}
 
     def _row_terms(self, it: Item, q, th, in_binary_claim: bool):
         """(term given the finding held, the row's term, its model quantity) of one row."""
@@ -540,7 +574,7 @@ class EvidenceModel:
         """Draws of the marginalised latents from their posterior given the other parameters in
         ``th`` and the evidence (models/latent.py): ``u`` maps each name in ``MARGINALISED`` to
         uniforms, one per element."""
-        weights = self.terms(th)["latent_weights"]
+        weights = self.latent_weights(th)
         return {name: self.latent_grid.draw(weights[name], jnp.asarray(u[name])) for name in MARGINALISED}
 
     def _latent_of(self, it: Item) -> tuple[str, int] | None:

@@ -137,6 +137,13 @@ def test_recovered_draws_follow_the_exact_conditional_posterior(evidence):
     edges = np.linspace(-2.5, 3.0, 23)
     assert _chi2_pvalue(z, edges, _conditional_cdf(m, ci, th, r, edges)) > 1e-3
     assert _chi2_pvalue(z, edges, _conditional_cdf(m, ci, th, 1.0, edges)) < 1e-6
+    # the draws after sampling compute the same weights from the CD73 studies alone
+    np.testing.assert_allclose(np.asarray(m.latent_weights(th)["z_w73"]), np.asarray(t["latent_weights"]["z_w73"]),
+                               rtol=1e-12, atol=1e-300)
+    full = EvidenceModel("via-nr", evidence)
+    th_full = {**full.prior_median_theta(), "r_kd": jnp.asarray(0.05), "q_nrk": jnp.asarray(0.5)}
+    np.testing.assert_allclose(np.asarray(full.latent_weights(th_full)["z_w73"]),
+                               np.asarray(full.terms(th_full)["latent_weights"]["z_w73"]), rtol=1e-10, atol=1e-300)
     # recover_latents draws the same from the same uniforms
     got = m.recover_latents(th, {"z_w73": jnp.asarray([0.5, u[0], 0.5])})["z_w73"]
     assert float(got[1]) == pytest.approx(float(z[0]), abs=1e-12)
