@@ -187,6 +187,8 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
     doses) are equal (``input_classes``); computed here when the rates are not traced. The
     within-day profile is computed once per class, not per step (it does not depend on the
     state), so its cost scales with the number of distinct regimens, not with steps x scenarios.
+    dt: the step length (days), one number or a numpy array of one length per step (a grid of
+    unequal steps, ``step_lengths``).
     Returns b of shape (steps + 1, scenarios) (b[0] = 1, the baseline) and e likewise.
     """
     shape = np.shape(nmn_rate)
@@ -203,14 +205,13 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
     inverse = inverse.reshape(shape)
     nodes, weights = nodes_u[inverse], weights_u[inverse]
     n_scen = shape[1]
-    decay_e_half = jnp.exp(-p["k_e"] * dt / 2.0)
-    decay_e = jnp.exp(-p["k_e"] * dt)
-    decay_b = jnp.exp(-p["k_b"] * dt)
+    dts = jnp.asarray(np.broadcast_to(np.asarray(dt, dtype=float), shape[:1]))
+    decays = (jnp.exp(-p["k_e"] * dts / 2.0), jnp.exp(-p["k_e"] * dts), jnp.exp(-p["k_b"] * dts))
     args = (p["beta"], p["kappa"], p["ell"])
 
     def step(carry, inputs):
         u, e, b = carry
-        y, w = inputs
+        y, w, (decay_e_half, decay_e, decay_b) = inputs
         u = steady_state_newton(u, y, e[:, None], *args, steps=DAILY_MIN_STEPS, implicit=True)
         e_star = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u), axis=-1)
         e_half = e_star + (e - e_star) * decay_e_half
@@ -222,20 +223,33 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         return (u_mid, e_new, b_new), (e_new, b_new)
 
     init = (jnp.zeros((n_scen, 2)), jnp.ones(n_scen) * e_base, jnp.ones(n_scen))
-    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights))
+    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights, decays))
     b = jnp.concatenate([jnp.ones((1, n_scen)), bs], axis=0)
     e = jnp.concatenate([jnp.full((1, n_scen), e_base), es], axis=0)
     return b, e
 
 
-def _step_mids(dt, t_end):
+def uniform_nodes(dt, t_end) -> np.ndarray:
+    """Node times 0, dt, 2 dt, ..., t_end (days) of a grid of equal steps."""
     steps = int(round(t_end / dt))
-    return (np.arange(steps) + 0.5) * dt
+    return np.arange(steps + 1) * float(dt)
 
 
-def rate_grid(regimens, dt, t_end):
-    """(steps, scenarios) arrays of NMN and NR intake (g/day) for a list of Regimens."""
-    mids = _step_mids(dt, t_end)
+def step_lengths(nodes) -> np.ndarray:
+    """Step lengths (days) of a grid given by its node times: ``blood_course``'s ``dt``."""
+    return np.diff(np.asarray(nodes, dtype=float))
+
+
+def _step_mids(nodes):
+    nodes = np.asarray(nodes, dtype=float)
+    return (nodes[:-1] + nodes[1:]) / 2.0
+
+
+def rate_grid(regimens, dt, t_end, nodes=None):
+    """(steps, scenarios) arrays of NMN and NR intake (g/day) for a list of Regimens, on the grid
+    of equal steps ``dt`` up to ``t_end`` or, if given, on the grid with node times ``nodes``
+    (each step must lie inside one segment of every regimen: ``Regimen.change_days``)."""
+    mids = _step_mids(uniform_nodes(dt, t_end) if nodes is None else nodes)
     nmn = np.zeros((len(mids), len(regimens)))
     nr = np.zeros((len(mids), len(regimens)))
     for s, reg in enumerate(regimens):
@@ -247,9 +261,10 @@ def rate_grid(regimens, dt, t_end):
     return nmn, nr
 
 
-def doses_grid(regimens, dt, t_end):
-    """(steps, scenarios) integer array of doses per day (1 where nothing is taken)."""
-    mids = _step_mids(dt, t_end)
+def doses_grid(regimens, dt, t_end, nodes=None):
+    """(steps, scenarios) integer array of doses per day (1 where nothing is taken); grid as
+    in ``rate_grid``."""
+    mids = _step_mids(uniform_nodes(dt, t_end) if nodes is None else nodes)
     out = np.ones((len(mids), len(regimens)), dtype=int)
     for s, reg in enumerate(regimens):
         out[:, s] = [reg.doses_per_day_at(t) for t in mids]

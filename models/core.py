@@ -265,6 +265,10 @@ class Regimen:
                 return max(int(s.doses_per_day), 1)
         return 1
 
+    def change_days(self) -> tuple[float, ...]:
+        """Days where the intake or the doses per day may change (segment starts and ends)."""
+        return tuple(sorted({t for s in self.segments for t in (float(s.start), float(s.end))}))
+
     def dose_events(self) -> list[tuple[float, float]]:
         """(time in days, dose in g) for every single administration."""
         out = []

@@ -26,7 +26,7 @@ from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_
 from nadfit.models.kinds import KINDS, kind_of
 from nadfit.models.observation import KNOWN_DIRECTIONS, ObservationSettings, direction_keyword, smooth_extreme
 from nadfit.models.priors import Prior, registry
-from nadfit.models.scenarios import DT_DAYS, T_END_DAYS, airhart_regimen, fixed_scenarios
+from nadfit.models.scenarios import DT_DAYS, airhart_regimen, fixed_scenarios, likelihood_nodes
 from nadfit.models.systems import is_human_observable, system_class_of
 
 #: where no exposure is reported, in-vitro/in-vivo NMN exposure is set to give a precursor flux
@@ -134,9 +134,18 @@ class EvidenceModel:
         for name, reg in scenarios.items():
             self._column[name] = unique.setdefault(reg, len(unique))
         self._column["airhart_nr"] = len(unique)
-        nmn, nr = averaged.rate_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
-        self._doses = averaged.doses_grid(list(unique) + [airhart_regimen(0.0)], DT_DAYS, T_END_DAYS)
-        _, nr1 = averaged.rate_grid([airhart_regimen(1.0)], DT_DAYS, T_END_DAYS)
+        self._regimens = list(unique) + [airhart_regimen(0.0)]
+        # the blood course's grid: node times (days) with every scored day on or between nodes
+        self.set_grid(likelihood_nodes(self._regimens + [airhart_regimen(1.0)], self._read_days()))
+
+    def set_grid(self, days) -> None:
+        """Integrate the blood course on the grid with node times ``days`` (``__init__``:
+        ``scenarios.likelihood_nodes``; tests compare it with ``averaged.uniform_nodes``)."""
+        self.grid_days = np.asarray(days, dtype=float)
+        self._grid_steps = averaged.step_lengths(self.grid_days)
+        nmn, nr = averaged.rate_grid(self._regimens, None, None, nodes=self.grid_days)
+        self._doses = averaged.doses_grid(self._regimens, None, None, nodes=self.grid_days)
+        _, nr1 = averaged.rate_grid([airhart_regimen(1.0)], None, None, nodes=self.grid_days)
         self._nmn_rate = jnp.asarray(nmn)
         self._nr_rate0 = jnp.asarray(nr)
         # titration adds (nr1 - nr0) * titration to the Airhart column
@@ -316,22 +325,33 @@ class EvidenceModel:
             "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
         }
 
+    def _read_days(self) -> list[float]:
+        """The days at which the scored rows read the blood pool."""
+        return sorted({float(it.spec["day"]) for it in self.items if "day" in it.spec and "scenario" in it.spec})
+
     def blood(self, th):
-        """Whole-blood pool b for every human scenario: dict name -> (steps+1,) array."""
+        """Whole-blood pool b for every human scenario: dict name -> array at the node times
+        ``self.grid_days`` (``scenarios.likelihood_nodes``)."""
         p = self._blood_params(th)
         nr = self._nr_rate0 + th["titration"] * self._titration_mask
-        b, _ = averaged.blood_course(p, self._nmn_rate, nr, DT_DAYS, doses_per_day=self._doses,
+        b, _ = averaged.blood_course(p, self._nmn_rate, nr, self._grid_steps, doses_per_day=self._doses,
                                      classes=self._classes)
         return {name: b[:, i] for name, i in self._column.items()}
 
     def _log_b(self, blood, scenario: str, day: float):
+        """log b of a scenario on ``day``: at a node, or linear in log b between the two nodes
+        around it (``likelihood_nodes`` puts nodes on the whole days either side)."""
         if scenario == "none":
             return jnp.asarray(0.0)
-        pos = day / DT_DAYS
-        k0 = int(math.floor(pos))
-        w = pos - k0
+        days = self.grid_days
+        k = int(np.searchsorted(days, day))
+        if k >= len(days):
+            raise ValueError(f"day {day} is after the last simulated day {days[-1]}")
         log_b = jnp.log(jnp.maximum(blood[scenario], 1e-12))
-        return log_b[k0] if w == 0 else (1 - w) * log_b[k0] + w * log_b[k0 + 1]
+        if days[k] == day:
+            return log_b[k]
+        w = (day - days[k - 1]) / (days[k] - days[k - 1])
+        return (1 - w) * log_b[k - 1] + w * log_b[k]
 
     def _scale(self, th, spec):
         lam_name = MATRIX_ELASTICITY[spec["matrix"]]

@@ -13,6 +13,36 @@ from nadfit.models.core import Regimen, Segment, daily_regimen
 DT_DAYS = 1.0
 #: last simulated day (12-week trials)
 T_END_DAYS = 84.0
+#: the likelihood's grid (``likelihood_nodes``): steps of DT_DAYS up to this day (the first days
+#: of a regimen, where the pools rise fastest, and Airhart 2017's daily schedule), then ...
+EARLY_DAYS = 14.0
+#: ... steps of at most this many days (models/VERIFICATION.md, "Session 17": the error this
+#: costs in log b at every scored day, against the grid of DT_DAYS steps)
+MAX_STEP_DAYS = 4.0
+
+
+def likelihood_nodes(regimens, read_days, t_end: float = T_END_DAYS, early: float = EARLY_DAYS,
+                     max_step: float = MAX_STEP_DAYS):
+    """Node times (days) of the grid on which the likelihood's blood course is integrated.
+
+    Every day of DT_DAYS up to ``early``, every regimen change (``Regimen.change_days``: a step
+    never straddles one), the days on either side of every scored day (``read_days``: the blood
+    pool is read at nodes, or interpolated between the two nodes around a fractional day), and
+    ``t_end``; gaps longer than ``max_step`` are cut into equal steps."""
+    import math
+
+    import numpy as np
+
+    fixed = {float(t) for t in np.arange(0.0, min(early, t_end) + 0.5 * DT_DAYS, DT_DAYS)}
+    fixed |= {t for reg in regimens for t in reg.change_days() if 0.0 <= t <= t_end}
+    fixed |= {float(f(d / DT_DAYS) * DT_DAYS) for d in read_days for f in (math.floor, math.ceil)}
+    fixed.add(float(t_end))
+    ts = sorted(t for t in fixed if 0.0 <= t <= t_end)
+    nodes = [ts[0]]
+    for a, b in zip(ts[:-1], ts[1:]):
+        k = max(1, math.ceil((b - a) / max_step - 1e-9))
+        nodes.extend(a + (b - a) * (i + 1) / k for i in range(k))
+    return np.asarray(nodes)
 
 
 def fixed_scenarios() -> dict[str, Regimen]:

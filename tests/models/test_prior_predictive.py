@@ -42,10 +42,11 @@ def test_placebo_stays_at_baseline(predictive, hypothesis):
 
 
 @pytest.mark.parametrize("hypothesis", HYPOTHESES)
-def test_fold_change_plausible(predictive, hypothesis):
+def test_fold_change_plausible(predictive, models, hypothesis):
     blood, _ = predictive[hypothesis]
+    day60 = int(np.flatnonzero(models[hypothesis].grid_days == 60.0)[0])  # a scored day: a node
     for arm in ("yi_nmn300", "yi_nmn600", "yi_nmn900"):
-        fold = blood[arm][:, 60]
+        fold = blood[arm][:, day60]
         inside = np.mean((fold >= 1.0) & (fold <= 20.0))
         # the brief asked for >= 95 % inside [1, 20]; measured 88-100 % (the pi_nmn prior's upper
         # tail with weak feedback gives folds up to ~150 at 900 mg/day, via-nr): documented bound 85 %
