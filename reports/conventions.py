@@ -10,13 +10,29 @@ CI_QUANTILES = ((1 - CI_PROB) / 2, 1 - (1 - CI_PROB) / 2)  # 0.055, 0.945
 PARETO_K_BAD = 0.7
 
 
+def redraw_note(attempt: dict) -> str | None:
+    """One sentence on draws discarded for divergent transitions and drawn again with a smaller
+    step size after the same warm-up (an attempt of ``summary["attempts"]``), or None."""
+    n = attempt.get("divergences_discarded")
+    if not attempt.get("redraw_step_factor") or not n:
+        return None
+    return (f"{n} divergent transition{'s' if n != 1 else ''} after the warm-up at target_accept "
+            f"{attempt['target_accept']}: those draws were discarded and drawn again from where the chains "
+            f"stopped, with the step size x {attempt['redraw_step_factor']} (same warm-up)")
+
+
 def retry_note(attempts) -> str | None:
     """One sentence on a fit sampled again after divergent transitions (``summary["attempts"]``
-    of a run; ``inference.fit.sample_with_retry``), or None when the first attempt was kept."""
-    if not attempts or len(attempts) < 2:
+    of a run; ``inference.fit.sample_with_retry``), with the draws discarded and drawn again with
+    a smaller step size (:func:`redraw_note`); None when the first draws were kept."""
+    notes = [x for x in (redraw_note(a) for a in attempts or []) if x]
+    if attempts and len(attempts) < 2:
+        return "; ".join(notes) or None
+    if not attempts:
         return None
     first, last = attempts[0], attempts[-1]
     n = first["divergences"]
     return (f"sampled again at target_accept {last['target_accept']} (same seed) after {n} divergent "
             f"transition{'s' if n != 1 else ''} at {first['target_accept']}; the diagnostics and "
-            f"results are the second attempt's ({last['divergences']} divergences)")
+            f"results are the second attempt's ({last['divergences']} divergences)"
+            + "".join(f"; {x}" for x in notes))

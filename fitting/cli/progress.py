@@ -27,6 +27,12 @@ def _extend_line(event: dict) -> str:
             f"{event['more']} more draws per chain")
 
 
+def _redraw_line(event: dict) -> str:
+    n = event["divergences"]
+    return (f"{n} divergent transition{'s' if n != 1 else ''} after the warm-up; those draws are "
+            f"discarded and {event['draws']} drawn again per chain with the step size x {event['factor']}")
+
+
 def check_verbosity(quiet: bool, verbose: bool) -> None:
     if quiet and verbose:
         from nadfit.datasets.errors import UserError
@@ -93,6 +99,9 @@ class FitProgress:
                 if phase == "extend":  # the same chains continue: the total grows
                     self.console.print(f"  {label}: {_extend_line(event)}")
                     state["quarter"] = 0
+                if phase == "redraw":
+                    self.console.print(f"  {label}: {_redraw_line(event)}")
+                    state["quarter"] = 0
                 if phase in _PHASE_LINES:
                     chains = f", {event['chains']} chains" if event.get("chains") else ""
                     self.console.print(f"  {label}: {_PHASE_LINES[phase]}{chains}")
@@ -141,6 +150,8 @@ class FitProgress:
                 progress.update(task, description=f"{label}: {_retry_line(event)}")
             elif phase == "extend":
                 progress.update(task, description=f"{label}: {_extend_line(event)}")
+            elif phase == "redraw":
+                progress.update(task, description=f"{label}: {_redraw_line(event)}")
             elif phase == "done":
                 progress.update(task, description=f"{label}: done")
                 progress.stop()

@@ -79,6 +79,13 @@ class FitConfig:
     # 0.99 `direct` gave 0 divergences at the default seed and seed 1 (the two failing Beta(1, 4)
     # realisations), at 1.4-1.8x the sampling time. None (false in a config file): never retry.
     retry_target_accept: float | None = 0.99
+    # Before that retry (numpyro): the draws with the divergences are discarded and the chains
+    # draw again from where they stopped with the adapted step size times this factor, keeping
+    # the warm-up (xla_nuts.sample_numpyro; no new warm-up and no new program). Session 17: the
+    # unequal-step grid gave `direct` 1 divergence at 0.9 (default seed), and its retry at 0.99
+    # cost a whole second fit, warm-up and compilation included. None (false): straight to the
+    # retry at retry_target_accept.
+    redraw_step_factor: float | None = 0.5
     sampler: str = "numpyro"  # numpyro | nutpie (SAMPLERS)
     dense_mass: bool = False  # numpyro: dense mass matrix (nutpie always adapts a low-rank one)
     widen_priors: float = 1.0
@@ -118,6 +125,12 @@ class FitConfig:
         if r is not None and not (_is_number(r) and float(self.target_accept) < float(r) < 1.0):
             raise UserError(f"retry_target_accept must be above target_accept ({self.target_accept}) and "
                             f"below 1, or none, got {r!r}", field="retry_target_accept")
+        if self.redraw_step_factor is False:  # TOML has no null
+            self.redraw_step_factor = None
+        f = self.redraw_step_factor
+        if f is not None and not (_is_number(f) and 0.0 < float(f) < 1.0):
+            raise UserError(f"redraw_step_factor must be between 0 and 1, or none, got {f!r}",
+                            field="redraw_step_factor")
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}", field="sampler")
         if not isinstance(self.dense_mass, bool):

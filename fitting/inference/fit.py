@@ -263,13 +263,20 @@ def sample_xla(pm_model, cfg: FitConfig, progress: bool = False, on_progress=Non
             on_progress({"phase": "extend", "chains": cfg.chains, "draws_kept": kept, "more": more,
                          "reason": reason})
 
+    def on_redraw(divergences: int, factor: float) -> None:
+        state["total"] += cfg.chains * cfg.draws
+        if on_progress is not None:
+            on_progress({"phase": "redraw", "chains": cfg.chains, "divergences": divergences,
+                         "factor": factor, "draws": cfg.draws})
+
     def _run():
         try:
             box["trace"], _ = sample_numpyro(
                 pm_model, draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, seed=cfg.seed,
                 target_accept=cfg.target_accept, dense_mass=cfg.dense_mass, chain_method=method,
                 progress_bar=bool(counting or (progress and on_progress is None)),
-                max_draws=cfg.draws_cap(), shortfall=shortfall, on_batch=on_batch)
+                max_draws=cfg.draws_cap(), shortfall=shortfall, on_batch=on_batch,
+                redraw_step_factor=cfg.redraw_step_factor, on_redraw=on_redraw)
         except BaseException as exc:  # handed to the calling thread
             box["error"] = exc
 
@@ -430,6 +437,10 @@ def sample_with_retry(pm_model, cfg: FitConfig, progress: bool = False, cores: i
         attempts.append({"target_accept": c.target_accept, "divergences": int(dt["sample_stats"]["diverging"].sum()),
                          "sampling_s": round(time.time() - t0, 2),
                          "draws": int(np.shape(dt["sample_stats"]["diverging"])[1])})
+        attrs = dt["posterior"].attrs if "posterior" in dt else {}
+        if attrs.get("redraws"):  # numpyro drew again with a smaller step size (xla_nuts.sample_numpyro)
+            attempts[-1].update(redraw_step_factor=c.redraw_step_factor,
+                                divergences_discarded=int(attrs.get("divergences_discarded", 0)))
         return dt
 
     dt = attempt(cfg)

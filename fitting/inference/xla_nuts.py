@@ -121,10 +121,22 @@ def to_datatree(model, raw: list, stats: dict, var_names=None, attrs: dict | Non
                      attrs={"posterior": make_attrs(attrs or {}, inference_library=numpyro)})
 
 
+def _divergences(stats: list) -> int:
+    return int(sum(np.asarray(s["diverging"]).sum() for s in stats))
+
+
+def smaller_step(state, factor: float):
+    """numpyro's sampler state (after the warm-up) with the adapted step size times ``factor``
+    (per chain; the mass matrix and the position are kept)."""
+    adapt = state.adapt_state
+    return state._replace(adapt_state=adapt._replace(step_size=adapt.step_size * factor))
+
+
 def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, target_accept: float,
                    dense_mass: bool = False, chain_method: str = "parallel", progress_bar: bool = False,
                    max_draws: int | None = None, shortfall: Callable | None = None,
-                   on_batch: Callable | None = None):
+                   on_batch: Callable | None = None, redraw_step_factor: float | None = None,
+                   on_redraw: Callable | None = None):
     """NUTS (numpyro, Stan's windowed adaptation) on the PyMC ``model``: ``tune`` warm-up
     iterations and ``draws`` draws per chain; then, while ``shortfall(trace_so_far)`` gives a
     reason (a string; None = enough) and a batch more stays within ``max_draws`` per chain,
@@ -133,6 +145,14 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     ``shortfall`` receives the trace so far with sample_stats and only the posterior variables
     named in ``shortfall.var_names`` (all when absent). ``on_batch(kept, more, reason)`` is
     called before each continuation.
+
+    ``redraw_step_factor``: when the first ``draws`` draws hold divergent transitions, they are
+    discarded and the chains draw ``draws`` again from where they stopped, with the adapted step
+    size times this factor and the same mass matrix, no new warm-up (a NUTS kernel with a fixed
+    step size and mass matrix leaves the posterior invariant: the adaptation only chooses them).
+    ``on_redraw(divergences, factor)`` is called first. A divergence in the new draws is kept
+    (the caller's retry at a higher target_accept deals with it). The trace's posterior attrs
+    record ``redraws`` (0 or 1) and ``divergences_discarded``.
 
     Returns (DataTree like ``pm.sample``'s, number of batches run)."""
     import time
@@ -155,6 +175,17 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     mcmc.run(key, init_params=x0, extra_fields=EXTRA_FIELDS)
     raw = [unravel_draws(mcmc.get_samples(group_by_chain=True))]
     stats = [_numpyro_stats_to_dict(mcmc)]
+    redraws, discarded = 0, 0
+    if redraw_step_factor is not None and _divergences(stats) > 0:
+        discarded = _divergences(stats)
+        if on_redraw is not None:
+            on_redraw(discarded, redraw_step_factor)
+        mcmc.post_warmup_state = smaller_step(mcmc.last_state, redraw_step_factor)
+        mcmc.num_samples = draws
+        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=EXTRA_FIELDS)
+        raw = [unravel_draws(mcmc.get_samples(group_by_chain=True))]
+        stats = [_numpyro_stats_to_dict(mcmc)]
+        redraws = 1
     cap = draws if max_draws is None else max(int(max_draws), draws)
     step = continuation_draws(draws)
     kept = draws
@@ -173,5 +204,6 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
         kept += step
     elapsed = time.time() - t0
     trace = to_datatree(model, _concat(raw), _concat(stats),
-                        attrs={"sampling_time": elapsed, "tuning_steps": tune})
+                        attrs={"sampling_time": elapsed, "tuning_steps": tune, "redraws": redraws,
+                               "divergences_discarded": discarded})
     return trace, len(raw)

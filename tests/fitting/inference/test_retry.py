@@ -118,3 +118,35 @@ def test_progress_says_why_the_fit_samples_again():
         cb(e)
     view.close()
     assert "sampling again at 0.99" in buf.getvalue()
+
+
+def test_notes_name_draws_discarded_and_drawn_again_with_a_smaller_step():
+    from nadfit.reports.conventions import redraw_note
+
+    redrawn = {"target_accept": 0.9, "divergences": 0, "sampling_s": 1.0, "draws": 500,
+               "redraw_step_factor": 0.5, "divergences_discarded": 2}
+    assert "2 divergent transitions after the warm-up" in retry_note([redrawn])
+    assert "step size x 0.5" in redraw_note(redrawn)
+    plain = {k: v for k, v in redrawn.items() if k not in ("redraw_step_factor", "divergences_discarded")}
+    assert retry_note([plain]) is None and redraw_note(plain) is None
+    both = retry_note([{**redrawn, "divergences": 1}, {**plain, "target_accept": 0.99}])
+    assert both.startswith("sampled again at target_accept 0.99") and "step size x 0.5" in both
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 1.5, "half"])
+def test_redraw_step_factor_is_checked(value):
+    with pytest.raises(UserError, match="redraw_step_factor must be between 0 and 1"):
+        FitConfig(redraw_step_factor=value).validate()
+    assert FitConfig(redraw_step_factor=False).validate().redraw_step_factor is None
+
+
+def test_progress_says_why_draws_are_drawn_again():
+    from nadfit.fitting.cli.progress import FitProgress
+
+    ev = {"phase": "redraw", "chains": 4, "divergences": 2, "factor": 0.5, "draws": 500}
+    buf = io.StringIO()
+    cb = FitProgress(Console(file=buf, force_terminal=False, width=200)).callback("fit direct")
+    for e in ({"phase": "compile"}, ev, {"phase": "done"}):
+        cb(e)
+    assert ("fit direct: 2 divergent transitions after the warm-up; those draws are discarded and 500 drawn "
+            "again per chain with the step size x 0.5") in buf.getvalue()

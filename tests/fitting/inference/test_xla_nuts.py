@@ -149,3 +149,36 @@ def test_flat_position_round_trip(batched):
     assert [b.shape for b in back] == [(draws.shape[0], 2, *s) for s in shapes]
     for a, b in zip(back, points):
         np.testing.assert_array_equal(a[:, 1], 2 * (b if batched else b[None]))
+
+
+@pytest.fixture(scope="module")
+def funnel():
+    """Neal's funnel (centred): NUTS diverges in its neck at a low target_accept."""
+    import pymc as pm
+
+    with pm.Model() as m:
+        v = pm.Normal("v", 0, 3)
+        pm.Normal("x", 0, pm.math.exp(v / 2), shape=4)
+    return m
+
+
+def test_divergent_draws_are_drawn_again_with_a_smaller_step_after_the_same_warm_up(funnel):
+    kw = dict(draws=60, tune=60, chains=2, seed=SEED, target_accept=0.6, chain_method=_method(2))
+    first, _ = sample_numpyro(funnel, **kw)
+    n = int(first["sample_stats"]["diverging"].sum())
+    assert n > 0  # the case under test: the first draws diverge
+    seen = []
+    dt, _ = sample_numpyro(funnel, **kw, redraw_step_factor=0.5, on_redraw=lambda d, f: seen.append((d, f)))
+    assert seen == [(n, 0.5)]
+    assert dt["posterior"].attrs["redraws"] == 1 and dt["posterior"].attrs["divergences_discarded"] == n
+    assert dt["posterior"].sizes["draw"] == 60
+    # the same warm-up (same adapted step size per chain), then half of it for every kept draw
+    adapted = first["sample_stats"]["step_size"].values[:, 0]
+    np.testing.assert_allclose(dt["sample_stats"]["step_size"].values, 0.5 * adapted[:, None] * np.ones((1, 60)))
+
+
+def test_draws_without_divergences_are_kept(toy):
+    seen = []
+    dt, _ = sample_numpyro(toy, draws=40, tune=30, chains=2, seed=SEED, target_accept=0.9, chain_method=_method(2),
+                           redraw_step_factor=0.5, on_redraw=lambda d, f: seen.append((d, f)))
+    assert int(dt["sample_stats"]["diverging"].sum()) == 0 and dt["posterior"].attrs["redraws"] == 0 and not seen
