@@ -81,10 +81,10 @@ class FitConfig:
     retry_target_accept: float | None = 0.99
     # Before that retry (numpyro): the draws with the divergences are discarded and the chains
     # draw again from where they stopped with the adapted step size times this factor, keeping
-    # the warm-up (xla_nuts.sample_numpyro; no new warm-up and no new program). Session 17: the
-    # unequal-step grid gave `direct` 1 divergence at 0.9 (default seed), and its retry at 0.99
-    # cost a whole second fit, warm-up and compilation included. None (false): straight to the
-    # retry at retry_target_accept.
+    # the warm-up (xla_nuts.sample_numpyro; its draws-only program is compiled once, then
+    # cached). Session 17: with the unequal-step grid, `direct` (1) and `via-nr` (2) diverged at
+    # 0.9 (default seed), and each retry at 0.99 cost a whole second fit, warm-up and compilation
+    # included. None (false): straight to the retry at retry_target_accept.
     redraw_step_factor: float | None = 0.5
     sampler: str = "numpyro"  # numpyro | nutpie (SAMPLERS)
     dense_mass: bool = False  # numpyro: dense mass matrix (nutpie always adapts a low-rank one)
