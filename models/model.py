@@ -720,12 +720,18 @@ class EvidenceModel:
         return th
 
     def blood_curve(self, th, compound: str, mg_per_day: float, days: float, doses_per_day: int = 1):
-        """Whole-blood pool trajectory for a new regimen (for predictions and plots)."""
+        """Whole-blood pool trajectory for a new regimen (for predictions and plots), in steps of
+        DT_DAYS: (b, e), each (days + 1,)."""
+        b, e = self.blood_curves(th, compound, (mg_per_day,), days, doses_per_day)
+        return b[:, 0], e[:, 0]
+
+    def blood_curves(self, th, compound: str, mg_per_day, days: float, doses_per_day: int = 1):
+        """``blood_curve`` for several daily doses at once (one course, a column per dose):
+        (b, e), each (days + 1, doses)."""
         from nadfit.models.core import daily_regimen
 
-        reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
-        nmn, nr = averaged.rate_grid([reg], DT_DAYS, days)
-        doses = averaged.doses_grid([reg], DT_DAYS, days)
-        b, e = averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS,
+        regs = [daily_regimen(compound, mg, days, doses_per_day) for mg in mg_per_day]
+        nmn, nr = averaged.rate_grid(regs, DT_DAYS, days)
+        doses = averaged.doses_grid(regs, DT_DAYS, days)
+        return averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS,
                                      doses_per_day=doses)
-        return b[:, 0], e[:, 0]

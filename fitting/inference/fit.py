@@ -133,11 +133,11 @@ def _curves(model, post, n_draws: int, seed: int):
     idx = np.random.default_rng(seed).choice(total, size=min(n_draws, total), replace=False)
     idx.sort()
 
-    def one(th, mg):
-        b, _ = model.blood_curve(th, "NMN", mg, CURVE_DAYS)
-        return b
+    def one(th):  # every dose in one course (one scan, not one per dose)
+        b, _ = model.blood_curves(th, "NMN", CURVE_DOSES_MG, CURVE_DAYS)
+        return b.T
 
-    f = jax.jit(jax.vmap(lambda th: jnp.stack([one(th, mg) for mg in CURVE_DOSES_MG])))
+    f = jax.jit(jax.vmap(one))
     th = {k: jnp.asarray(v[idx]) for k, v in stacked.items()}
     return np.asarray(f(th)), idx  # (draw, dose, day)
 

@@ -231,3 +231,16 @@ def test_likelihood_grid_reads_the_same_blood_as_daily_steps(evidence):
     a, b = out[:, 0], out[:, 1]
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     assert np.max(np.abs(a - b)) < GRID_LOG_B_TOL, (np.max(np.abs(a - b)), reads[int(np.argmax(np.abs(a - b).max(0)))])
+
+
+def test_blood_curves_of_several_doses_equal_one_curve_per_dose(models):
+    import jax
+
+    m = models["mixed"]
+    th = m.prior_median_theta()
+    doses = (0.0, 300.0, 2000.0)
+    both = jax.jit(lambda t: (m.blood_curves(t, "NMN", doses, 40)[0],
+                              jnp.stack([m.blood_curve(t, "NMN", d, 40)[0] for d in doses], axis=1)))
+    together, apart = (np.asarray(x) for x in both(th))
+    assert together.shape == (41, 3) and np.all(together[1:, 2] > together[1:, 1])
+    np.testing.assert_allclose(together, apart, rtol=1e-12)
