@@ -175,9 +175,8 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     mcmc.run(key, init_params=x0, extra_fields=EXTRA_FIELDS)
     raw = [unravel_draws(mcmc.get_samples(group_by_chain=True))]
     stats = [_numpyro_stats_to_dict(mcmc)]
-    redraws, discarded = 0, 0
-    if redraw_step_factor is not None and _divergences(stats) > 0:
-        discarded = _divergences(stats)
+    redraws, discarded = 0, _divergences(stats)
+    if redraw_step_factor is not None and discarded > 0:
         if on_redraw is not None:
             on_redraw(discarded, redraw_step_factor)
         mcmc.post_warmup_state = smaller_step(mcmc.last_state, redraw_step_factor)
@@ -205,5 +204,5 @@ def sample_numpyro(model, *, draws: int, tune: int, chains: int, seed: int, targ
     elapsed = time.time() - t0
     trace = to_datatree(model, _concat(raw), _concat(stats),
                         attrs={"sampling_time": elapsed, "tuning_steps": tune, "redraws": redraws,
-                               "divergences_discarded": discarded})
+                               "divergences_discarded": discarded if redraws else 0})
     return trace, len(raw)
