@@ -26,10 +26,8 @@ def retry_note(attempts) -> str | None:
     of a run; ``inference.fit.sample_with_retry``), with the draws discarded and drawn again with
     a smaller step size (:func:`redraw_note`); None when the first draws were kept."""
     notes = [x for x in (redraw_note(a) for a in attempts or []) if x]
-    if attempts and len(attempts) < 2:
+    if not attempts or len(attempts) < 2:
         return "; ".join(notes) or None
-    if not attempts:
-        return None
     first, last = attempts[0], attempts[-1]
     n = first["divergences"]
     return (f"sampled again at target_accept {last['target_accept']} (same seed) after {n} divergent "

@@ -158,9 +158,7 @@ def test_blood_course_classes_share_profiles_exactly():
     """The within-day profile computed once per class of equal inputs (concrete rates, or classes
     passed for traced ones) gives the same course as one profile per step and scenario."""
     import jax
-    import jax.numpy as jnp
 
-    from nadfit.models import averaged
     from nadfit.models.core import Regimen, Segment
 
     regs = [daily_regimen("NMN", 300.0, 8), daily_regimen("NMN", 300.0, 12, 2), daily_regimen("none", 0.0, 12),
