@@ -23,6 +23,8 @@ NO_OBS_GRID_HELP = "skip the observation-settings sensitivity grid (importance r
 HUMAN_ONLY_RUN_HELP = ("a run fitted to the human evidence alone (run-all's fits-human-only/mixed): the report "
                        "shows how much the rodent and cell evidence moves the human prediction")
 NO_HUMAN_ONLY_HELP = "skip the fit of mixed to the human evidence alone (one fit fewer)"
+RUN_ALL_CONFIG_HELP = ("TOML/YAML file of fit settings as for 'nadfit fit --config' (sampler, target_accept, ...; "
+                       "no hypothesis), applied to every fit; the options given here win")
 
 # the options compare and run-all share
 SmcRuns = Annotated[int, typer.Option(help=SMC_RUNS_HELP)]
@@ -83,7 +85,8 @@ def run_all_command(
     draws: Optional[int] = typer.Option(None, help="posterior draws per chain (default: as for 'nadfit fit')"),
     tune: Optional[int] = typer.Option(None, help="tuning steps per chain (default: as for 'nadfit fit')"),
     chains: Optional[int] = typer.Option(None, help="chains (default: as for 'nadfit fit')"),
-    seed: int = typer.Option(20261122, help="random seed"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default: the config file's, else as for 'nadfit fit')"),
+    config: Optional[Path] = typer.Option(None, "--config", help=RUN_ALL_CONFIG_HELP),
     smc_runs: SmcRuns = SMC_RUNS,
     smc_draws: SmcDraws = SMC_DRAWS,
     wider: bool = typer.Option(False, "--wider", help="also refit under the wider prior set (x2 spreads; 2 chains; "
@@ -101,15 +104,17 @@ def run_all_command(
     check_verbosity(quiet, verbose)
     check_smc(smc_runs, smc_draws)
     from nadfit.fitting.cli.options import split_ids
-    from nadfit.fitting.comparison.pipeline import run_all
+    from nadfit.fitting.comparison.pipeline import run_all, run_all_settings
 
+    settings = run_all_settings(config) if config is not None else None
     console = Console(stderr=True)
     view = FitProgress(console, quiet=quiet, verbose=verbose)
     try:
         cmp = run_all(out, quick=quick, draws=draws, tune=tune, chains=chains, seed=seed, smc_runs=smc_runs,
                       smc_draws=smc_draws, wider=wider, evidence=split_ids(evidence), exclude=split_ids(exclude),
                       log=view.log, fit_progress=view.callback, obs_grid=not no_obs_grid,
-                      refit_studies=refit_studies, refit_workers=refit_workers, human_only=not no_human_only)
+                      refit_studies=refit_studies, refit_workers=refit_workers, human_only=not no_human_only,
+                      settings=settings)
     finally:
         view.close()
     print_comparison(cmp, Console())

@@ -278,13 +278,30 @@ def render_run_report(run_dir: Path, out: Path | None = None, psense: dict | Non
     return render_run(run, out, psense=psense)
 
 
+def run_all_settings(path: Path):
+    """The fit settings of a ``run-all --config`` file: a ``nadfit fit`` config file
+    (``inference.config.config_from_file``) without ``hypothesis``, since run-all fits every
+    hypothesis. Raises a one-line UserError naming the file and field."""
+    from nadfit.fitting.inference.config import config_from_file
+    from nadfit.fitting.storage.files import read_mapping_file
+
+    data = read_mapping_file(Path(path), "config", "config must be a mapping of settings")
+    if "hypothesis" in data:
+        raise UserError("run-all fits every hypothesis; remove 'hypothesis' from this config",
+                        file=str(path), field="hypothesis")
+    return config_from_file(Path(path))
+
+
 def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: int | None = None,
-            chains: int | None = None, seed: int = 20261122, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
+            chains: int | None = None, seed: int | None = None, smc_runs: int = SMC_RUNS, smc_draws: int = SMC_DRAWS, wider: bool = False,
             evidence: list[str] = (), exclude: list[str] = (), progress: bool = False, log=_quiet,
             fit_progress=None, obs_grid: bool = True, refit_studies: bool = False, refit_workers: int = 2,
-            human_only: bool = True) -> dict:
+            human_only: bool = True, settings=None) -> dict:
     """The main job: fit direct, via-nr and mixed, compare them, write the HTML reports.
 
+    ``settings``: a FitConfig whose settings every fit starts from (``run-all --config``; its
+    hypothesis is ignored); ``draws``, ``tune``, ``chains``, ``seed`` and a non-empty
+    ``evidence``/``exclude`` win over it. Default: FitConfig's defaults, as for ``nadfit fit``.
     ``evidence``/``exclude`` select study or evidence ids as for ``nadfit fit`` (default: all).
     ``human_only``: also fit ``mixed`` to the human evidence alone (``fits-human-only/mixed``), so
     that the comparison shows how much the rodent and cell evidence moves the human prediction.
@@ -292,17 +309,29 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
     def _on(label):
         return fit_progress(label) if fit_progress is not None else None
 
+    from dataclasses import replace
+
     from nadfit.fitting.inference.config import QUICK, FitConfig
     from nadfit.fitting.storage.outputs import check_output_dir, claim_output_dir
 
-    defaults = FitConfig()  # draws, tune, chains not given: FitConfig's defaults (as for ``nadfit fit``)
-    draws = defaults.draws if draws is None else draws
-    tune = defaults.tune if tune is None else tune
-    chains = defaults.chains if chains is None else chains
+    base = FitConfig() if settings is None else settings
+    draws = base.draws if draws is None else draws
+    tune = base.tune if tune is None else tune
+    chains = base.chains if chains is None else chains
+    seed = base.seed if seed is None else seed
 
     out = check_output_dir(Path(out), "run-all")
-    selection = {"evidence": list(evidence), "exclude": list(exclude)}
-    FitConfig(draws=draws, tune=tune, chains=chains, seed=seed, **selection).validate()  # bad options: before any fit
+    selection = {"evidence": list(evidence) or list(base.evidence), "exclude": list(exclude) or list(base.exclude)}
+    evidence, exclude = selection["evidence"], selection["exclude"]
+
+    def config(**kw) -> FitConfig:  # one fit's settings: the base, then this fit's own
+        cfg = replace(base, **{"draws": draws, "tune": tune, "chains": chains, "seed": seed, **selection, **kw})
+        if quick:
+            for k, v in QUICK.items():
+                setattr(cfg, k, v)
+        return cfg
+
+    config(hypothesis=HYPOTHESIS_ORDER[0]).validate()  # bad options: before any fit
     if evidence or exclude:
         from nadfit.datasets import load_evidence
         from nadfit.fitting.inference.config import select_evidence
@@ -324,10 +353,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
     t0 = time.time()
     fits = []
     for h in HYPOTHESIS_ORDER:
-        cfg = FitConfig(hypothesis=h, draws=draws, tune=tune, chains=chains, seed=seed, **selection)
+        cfg = config(hypothesis=h)
         if quick:
-            for k, v in QUICK.items():
-                setattr(cfg, k, v)
             cfg.accept_failed_gates = True
         log(f"[bold]fit {h}[/bold]")
         s = run_fit(cfg, out / "fits" / h, progress=progress, on_progress=_on(h))
@@ -339,11 +366,8 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
     wider_dirs = []
     if wider:
         for h in HYPOTHESIS_ORDER:
-            cfg = FitConfig(hypothesis=h, draws=max(draws // 2, 100), tune=max(tune // 2, 100), chains=2, seed=seed,
-                            widen_priors=WIDER_PRIOR_FACTOR, accept_failed_gates=True, **selection)
-            if quick:
-                for k, v in QUICK.items():
-                    setattr(cfg, k, v)
+            cfg = config(hypothesis=h, draws=max(draws // 2, 100), tune=max(tune // 2, 100), chains=2,
+                         widen_priors=WIDER_PRIOR_FACTOR, accept_failed_gates=True)
             log(f"[bold]fit {h} under the wider prior set[/bold]")
             run_fit(cfg, out / "fits-wider-priors" / h, progress=progress, on_progress=_on(f"{h} (wider priors)"))
             wider_dirs.append(out / "fits-wider-priors" / h)
@@ -356,12 +380,7 @@ def run_all(out: Path, *, quick: bool = False, draws: int | None = None, tune: i
         human_dir = out / "fits" / HUMAN_ONLY_HYPOTHESIS
     elif human_only:
         human_dir = out / "fits-human-only" / HUMAN_ONLY_HYPOTHESIS
-        cfg = FitConfig(hypothesis=HUMAN_ONLY_HYPOTHESIS, draws=draws, tune=tune, chains=chains, seed=seed,
-                        evidence=list(evidence), exclude=list(exclude) + drop,
-                        accept_failed_gates=True)
-        if quick:
-            for k, v in QUICK.items():
-                setattr(cfg, k, v)
+        cfg = config(hypothesis=HUMAN_ONLY_HYPOTHESIS, exclude=list(exclude) + drop, accept_failed_gates=True)
         log(f"[bold]fit {HUMAN_ONLY_HYPOTHESIS} on the human evidence alone[/bold]")
         s = run_fit(cfg, human_dir, progress=progress, on_progress=_on(f"{HUMAN_ONLY_HYPOTHESIS} (human evidence)"))
         log(f"  human evidence only: status {s['status']}, {s['wall_time_s']:.0f} s, divergences "

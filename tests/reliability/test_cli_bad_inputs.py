@@ -41,6 +41,14 @@ def _cfg(name: str, text: str | bytes):
     return build
 
 
+def _run_all_cfg(name: str, text: str):
+    def build(tmp: Path):
+        p = tmp / name
+        p.write_text(text)
+        return ["run-all", "--out", tmp / "out", "--config", p]
+    return build
+
+
 def _fit(*opts):
     def build(tmp: Path):
         return ["fit", "--out", tmp / "out", *opts]
@@ -307,6 +315,12 @@ CASES: dict[str, Case] = {
     "run_all_out_is_file": Case(_run_all_out_file, 2, "{tmp}/out: output path exists and is not a directory", ""),
     "run_all_zero_chains": Case(lambda tmp: ["run-all", "--out", tmp / "out", "--chains", "0"], 2,
                                 "chains: chains must be a positive whole number", ""),
+    "run_all_cfg_hypothesis": Case(_run_all_cfg("c.toml", 'hypothesis = "direct"\n'), 2,
+                                   P + "c.toml:hypothesis: run-all fits every hypothesis", ""),
+    "run_all_cfg_bad_sampler": Case(_run_all_cfg("c.toml", 'sampler = "stan"\n'), 2,
+                                    P + "c.toml:sampler: unknown sampler 'stan'", ""),
+    "run_all_cfg_unknown_setting": Case(_run_all_cfg("c.yaml", "drawz: 10\n"), 2,
+                                        P + "c.yaml:drawz: unknown setting 'drawz'", ""),
     # --- bench (the output file is checked before the benchmark runs) -------------------------
     "bench_out_is_folder": Case(_bench_out_folder, 2, "{tmp}/out: output path is a folder; give a file name", ""),
     "bench_out_under_file": Case(_bench_out_under_file, 2, "{tmp}/afile: output path lies inside a file", "",

@@ -225,6 +225,24 @@ def test_run_all_resumes_its_own_folder(tmp_path, monkeypatch):
         f"nadfit: replaced earlier run {out / 'fits-human-only' / 'mixed'}"]
 
 
+def test_run_all_settings_reach_every_fit(tmp_path, monkeypatch):
+    """run-all --config: the file's settings reach all four fits, the options win over it, and the
+    human-evidence-only fit keeps its own exclusions."""
+    import nadfit.fitting.inference.fit as fit
+    from nadfit.fitting.comparison.pipeline import run_all, run_all_settings
+
+    calls, cfgs = [], []
+    _fake_run_all_steps(monkeypatch, calls)
+    fake = fit.run_fit
+    monkeypatch.setattr(fit, "run_fit", lambda cfg, out, **kw: (cfgs.append(cfg), fake(cfg, out, **kw))[1])
+    path = tmp_path / "before.toml"
+    path.write_text('sampler = "nutpie"\ntarget_accept = 0.99\nretry_target_accept = false\ntune = 500\ndraws = 1000\nseed = 7\n')
+    run_all(tmp_path / "main", settings=run_all_settings(path), draws=600)
+    assert [c.hypothesis for c in cfgs] == ["direct", "via-nr", "mixed", "mixed"]
+    assert {(c.sampler, c.target_accept, c.tune, c.draws, c.seed) for c in cfgs} == {("nutpie", 0.99, 500, 600, 7)}
+    assert cfgs[-1].exclude and not cfgs[0].exclude
+
+
 def test_run_all_refuses_a_foreign_part_before_the_first_fit(tmp_path, monkeypatch):
     from nadfit.fitting.comparison.pipeline import run_all
 
