@@ -8,6 +8,7 @@ from nadfit.fitting.comparison.assemble import (
     BAD_K,
     CONSTANT_LL_TOL,
     build_comparison,
+    chain_split_mcse,
     load_runs,
     loo_pit,
     loo_status,
@@ -216,6 +217,36 @@ def test_verdict_no_preference_and_priors_flip():
     assert v["headline"].startswith("No hypothesis is preferred")
     assert "not robust to the priors" in v["headline"]
     assert any("one estimator only (not cross-checked)" in p["text"] for p in v["points"])
+
+
+def test_chain_split_mcse_is_the_sd_of_the_chains_differences():
+    """Log-likelihoods constant within each chain: each chain's PSIS-LOO is exact, so the
+    per-chain differences are known and the error is their SD / sqrt(chains); identical chains
+    give 0, and an exactly refitted unit adds nothing."""
+    chains, units = 4, 3
+    best = np.zeros((chains, 50, units))
+    other = np.zeros((chains, 50, units))
+    other[..., 0] = np.array([-1.0, -2.0, -0.5, -3.0])[:, None]  # chain-dependent, unit 0 only
+    per_chain = -other[:, 0, 0]  # elpd(best) - elpd(other) of each chain
+    loo = {"b": psis_loo(best), "o": psis_loo(other)}
+    got = chain_split_mcse({"b": best, "o": other}, loo, "b", "o")
+    assert got == pytest.approx(np.std(per_chain, ddof=1) / 2.0, rel=1e-9)
+    assert chain_split_mcse({"b": best, "o": best}, {"b": loo["b"], "o": loo["b"]}, "b", "o") == 0.0
+    assert chain_split_mcse({"b": best, "o": other}, loo, "b", "o", refitted={"o": [0]}) == 0.0
+    assert chain_split_mcse({"b": best[:1], "o": other[:1]}, loo, "b", "o") is None
+
+
+def test_verdict_counts_the_monte_carlo_error_of_the_difference():
+    """Session 18's default-seed run: via-nr vs mixed 1.7 ± 0.8 is 2.2 SE on the data-level SE
+    alone, but its Monte Carlo error over the chains was 0.53 (other realisations gave 0.05-1.6):
+    combined it is 1.8 SE, not decided. Without a Monte Carlo error the old rule applies."""
+    cmp = _cmp([1.73, 5.95], [0.78, 6.33])
+    assert verdict(cmp)["points"][0]["aspect"] == "decided"
+    cmp["ranking"][1]["mcse"], cmp["ranking"][2]["mcse"] = 0.53, 0.16
+    v = verdict(cmp)
+    assert v["headline"].startswith("No hypothesis is preferred")
+    assert "(data-level and Monte Carlo error combined)" in v["headline"]
+    assert "ΔELPD 1.7 ± 0.8; Monte Carlo error ± 0.5 (1.8 SE combined), within noise" in v["points"][0]["text"]
 
 
 def test_loo_pit_of_numeric_rows():
