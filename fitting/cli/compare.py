@@ -37,10 +37,11 @@ NoObsGrid = Annotated[bool, typer.Option("--no-obs-grid", help=NO_OBS_GRID_HELP)
 def print_comparison(cmp: dict, console: Console) -> None:
     unit = cmp.get("unit") or {}
     t = Table(title=f"NMN uptake hypotheses: PSIS-LOO over {unit.get('plural', 'evidence rows')}")
-    for c in ("hypothesis", "ELPD", "ΔELPD", "dSE", "stacking weight", f"bad k {unit.get('plural', 'rows')}"):
+    for c in ("hypothesis", "ELPD", "ΔELPD", "dSE", "MC error", "stacking weight", f"bad k {unit.get('plural', 'rows')}"):
         t.add_column(c)
     for r in cmp["ranking"]:
-        t.add_row(r["hypothesis"], f"{r['elpd']:.2f}", f"{r['elpd_diff']:.2f}", f"{r['dse']:.2f}",
+        mc = "–" if r.get("mcse") is None else f"{r['mcse']:.2f}"
+        t.add_row(r["hypothesis"], f"{r['elpd']:.2f}", f"{r['elpd_diff']:.2f}", f"{r['dse']:.2f}", mc,
                   f"{r['weight']:.3f}", str(cmp["loo"][r["hypothesis"]]["n_bad_k"]))
     console.print(t)
     console.print(f"[bold]Verdict:[/bold] {cmp['verdict']}")
