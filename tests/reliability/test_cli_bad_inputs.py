@@ -33,20 +33,16 @@ class Case:
     needs: str | None = None  # command that must exist (colleagues' commands may be absent)
 
 
-def _cfg(name: str, text: str | bytes):
+def _cfg(name: str, text: str | bytes, command: str = "fit"):
     def build(tmp: Path):
         p = tmp / name
         p.write_bytes(text) if isinstance(text, bytes) else p.write_text(text)
-        return ["fit", "--out", tmp / "out", "--config", p]
+        return [command, "--out", tmp / "out", "--config", p]
     return build
 
 
 def _run_all_cfg(name: str, text: str):
-    def build(tmp: Path):
-        p = tmp / name
-        p.write_text(text)
-        return ["run-all", "--out", tmp / "out", "--config", p]
-    return build
+    return _cfg(name, text, command="run-all")
 
 
 def _fit(*opts):
