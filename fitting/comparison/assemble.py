@@ -45,12 +45,10 @@ CONSTANT_LL_TOL = 0.01
 
 
 def _r(x, d=6):
+    if x is None:
+        return None
     x = float(x)
     return None if not math.isfinite(x) else float(f"{x:.{d}g}")
-
-
-def _r_or_none(x, d=6):
-    return None if x is None else _r(x, d)
 
 
 def load_runs(run_dirs: list[Path], allow_failed: bool = False) -> dict:
@@ -417,36 +415,32 @@ def _apply_refits(res: dict, labels: list[str], per: dict) -> None:
     res["se"] = float(np.sqrt(len(labels) * np.var(res["elpd_i"])))
 
 
-def chain_split_mcse(primary: dict, loo: dict, best: str, h: str, refitted: dict | None = None) -> float | None:
-    """Monte Carlo error of the PSIS-LOO difference elpd(best) - elpd(h), from the chains.
+def chain_elpd(ll: np.ndarray, res: dict, refitted=()) -> np.ndarray:
+    """(chain, unit) pointwise PSIS-LOO of each chain's own draws of ``ll`` (chain, draw, unit);
+    the units in ``refitted`` (indices) keep the exact refit values of ``res["elpd_i"]``."""
+    out = np.stack([psis_loo(ll[c:c + 1])["elpd_i"] for c in range(ll.shape[0])])
+    idx = list(refitted)
+    out[:, idx] = res["elpd_i"][idx]
+    return out
 
-    Each chain's draws give their own PSIS-LOO difference; the SD of those over the C chains,
-    divided by sqrt(C), estimates the error of the difference computed from all draws (batch
-    means with one batch per chain: it includes both the importance-sampling error of the
-    Pareto tails and chains that have not mixed). ``refitted[x]``: indices of hypothesis x's
-    units with exact refit values (``loo[x]["elpd_i"]`` holds them); they add no error. None
-    with fewer than 2 chains or a non-finite chain value.
+
+def chain_split_mcse(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Monte Carlo error of a PSIS-LOO difference elpd(a) - elpd(b), from the chains.
+
+    ``a``, ``b``: :func:`chain_elpd` of the two hypotheses. Each chain's draws give their own
+    difference; the SD of those over the C chains, divided by sqrt(C), estimates the error of
+    the difference computed from all draws (batch means with one batch per chain: it includes
+    both the importance-sampling error of the Pareto tails and chains that have not mixed).
+    None with fewer than 2 chains or a non-finite chain value.
 
     Why: with many units at Pareto k > 0.7 this error is not small next to the data-level SE.
     Four realisations of the shipped via-nr vs mixed difference (session 18: default seed and
     seeds 1, 2 with numpyro; nutpie's 4000 draws) gave 1.73, 0.95, 1.63 and 0.05; this estimate
     gave 0.45-0.56 for each of them."""
-    chains = primary[best].shape[0]
-    if chains < 2:
+    diffs = np.sum(a - b, axis=1)
+    if len(diffs) < 2 or not np.all(np.isfinite(diffs)):
         return None
-    if h == best:
-        return 0.0
-
-    def per_chain(x: str, c: int) -> np.ndarray:
-        e = psis_loo(primary[x][c:c + 1])["elpd_i"]
-        idx = list((refitted or {}).get(x, ()))
-        e[idx] = loo[x]["elpd_i"][idx]
-        return e
-
-    diffs = [float(np.sum(per_chain(best, c) - per_chain(h, c))) for c in range(chains)]
-    if not all(math.isfinite(x) for x in diffs):
-        return None
-    return float(np.std(diffs, ddof=1) / math.sqrt(chains))
+    return float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
 
 
 def _loo_json(res: dict, labels: list[str], refitted=()) -> dict:
@@ -570,13 +564,14 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     weights = stacking_weights({h: loo[h]["elpd_i"] for h in names}, primary)
     order = sorted(names, key=lambda h: -loo[h]["elpd"])
     best = order[0]
-    exact_units = {h: [studies.index(u) for u in per] for h, per in s_refitted.items()}
+    per_chain = {h: chain_elpd(primary[h], loo[h], [studies.index(u) for u in s_refitted.get(h, ())])
+                 for h in names}
     ranking = []
     for rank, h in enumerate(order):
         diff = loo[best]["elpd_i"] - loo[h]["elpd_i"]
         ranking.append({"hypothesis": h, "rank": rank, "elpd": _r(loo[h]["elpd"]),
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
-                        "mcse": _r_or_none(chain_split_mcse(primary, loo, best, h, exact_units)),
+                        "mcse": _r(chain_split_mcse(per_chain[best], per_chain[h])),
                         "weight": _r(weights[h])})
     # secondary units: the rows of the primary variable when they were summed per study, and every
     # other log-likelihood variable of the runs (e.g. claims)

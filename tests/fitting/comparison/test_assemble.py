@@ -8,6 +8,7 @@ from nadfit.fitting.comparison.assemble import (
     BAD_K,
     CONSTANT_LL_TOL,
     build_comparison,
+    chain_elpd,
     chain_split_mcse,
     load_runs,
     loo_pit,
@@ -228,12 +229,12 @@ def test_chain_split_mcse_is_the_sd_of_the_chains_differences():
     other = np.zeros((chains, 50, units))
     other[..., 0] = np.array([-1.0, -2.0, -0.5, -3.0])[:, None]  # chain-dependent, unit 0 only
     per_chain = -other[:, 0, 0]  # elpd(best) - elpd(other) of each chain
-    loo = {"b": psis_loo(best), "o": psis_loo(other)}
-    got = chain_split_mcse({"b": best, "o": other}, loo, "b", "o")
-    assert got == pytest.approx(np.std(per_chain, ddof=1) / 2.0, rel=1e-9)
-    assert chain_split_mcse({"b": best, "o": best}, {"b": loo["b"], "o": loo["b"]}, "b", "o") == 0.0
-    assert chain_split_mcse({"b": best, "o": other}, loo, "b", "o", refitted={"o": [0]}) == 0.0
-    assert chain_split_mcse({"b": best[:1], "o": other[:1]}, loo, "b", "o") is None
+    b, o = chain_elpd(best, psis_loo(best)), chain_elpd(other, psis_loo(other))
+    assert o[:, 0] == pytest.approx(-per_chain)
+    assert chain_split_mcse(b, o) == pytest.approx(np.std(per_chain, ddof=1) / 2.0, rel=1e-9)
+    assert chain_split_mcse(b, b) == 0.0
+    assert chain_split_mcse(b, chain_elpd(other, psis_loo(other), refitted=[0])) == 0.0
+    assert chain_split_mcse(b[:1], o[:1]) is None
 
 
 def test_verdict_counts_the_monte_carlo_error_of_the_difference():
