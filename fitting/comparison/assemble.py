@@ -799,9 +799,10 @@ def _combined(ranking: list) -> str:
 
 def _diff_text(r: dict) -> str:
     """ΔELPD ± SE, the Monte Carlo error when known, and the combined z."""
-    mc = f"; Monte Carlo error ± {r['mcse']:.1f}" if r.get("mcse") is not None else ""
-    return f"ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f}{mc} ({_z(r):.1f} SE combined)" if mc else \
-        f"ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f} ({_z(r):.1f} SE)"
+    text = f"ΔELPD {r['elpd_diff']:.1f} ± {r['dse']:.1f}"
+    if r.get("mcse") is None:
+        return f"{text} ({_z(r):.1f} SE)"
+    return f"{text}; Monte Carlo error ± {r['mcse']:.1f} ({_z(r):.1f} SE combined)"
 
 
 def _names(hs) -> str:
