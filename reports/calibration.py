@@ -115,10 +115,12 @@ def calibration_context(doc: dict) -> dict:
             checks.append({"name": name, "status": "info",
                            "text": f"LOO picks the generating hypothesis in {rr['k']}/{rr['n']} replicates "
                                    f"(95 % Wilson {rr['low']:.2f}–{rr['high']:.2f})"})
-    if bf:
-        checks.append({"name": "Bayes-factor calibration", "status": {True: "pass", False: "fail"}.get(bf["all_consistent"], "info"),
-                       "text": "mean posterior model probabilities " + ", ".join(
-                           f"{h} {v['mean_posterior']:.2f} (prior {v['prior']:.2f})" for h, v in bf["hypotheses"].items())})
+    for name, b in (("Bayes-factor calibration", bf), ("pseudo-BMA calibration", (bf or {}).get("pseudo_bma"))):
+        if b:
+            checks.append({"name": name, "status": {True: "pass", False: "fail"}.get(b["all_consistent"], "info"),
+                           "text": "mean posterior model probabilities " + ", ".join(
+                               f"{h} {v['mean_posterior']:.2f} (prior {v['prior']:.2f})" for h, v in b["hypotheses"].items())
+                           + f" ({b['estimator'].split(':')[0]})"})
     if cov:
         o = cov["table"]["overall"]
         checks.append({"name": "out-of-study coverage", "status": "info",

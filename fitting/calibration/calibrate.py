@@ -21,10 +21,12 @@ index])``; each writes ``OUT/<task id>/result.json`` atomically, so an interrupt
 3. **Bayes-factor calibration** (``bf-NNNN``, Schad et al. 2022): the generating hypothesis is
    drawn from the prior model probabilities (``bf_prior``), evidence simulated from its prior,
    all hypotheses fitted; the posterior model probabilities must average to the prior ones.
-   Estimator: pseudo-BMA probabilities ``p(M) exp(elpd_loo_M)`` normalised -- the elpd_loo the
-   product's comparison ranks by. (Stacking weights, which the product reports, are averaged too
-   but are not probabilities; the marginal-likelihood estimators of
-   ``fitting/comparison/marginal.py`` are not used here: they need extra sampling per fit.)
+   Estimator: the one behind the Bayes factors ``nadfit compare`` reports -- warp-III bridge
+   sampling (``comparison.marginal.bridge_log_ml``, same draws and seed rule as the comparison),
+   ``p(M | y) = p(M) Z_M / sum``; a replicate whose bridge estimate is not finite is left out and
+   counted. The pseudo-BMA probabilities ``p(M) exp(elpd_loo_M)`` (the elpd_loo the comparison
+   ranks by) are calibrated beside it; stacking weights are averaged too but are not
+   probabilities. SMC is not used (an extra sampling pass per fit).
 4. **Out-of-study coverage** (``loso-<study>``): for every human study with quantitative
    (non-binary) scored rows, the study is left out, the rest refitted on the *real* evidence,
    and the left-out rows predicted: posterior draws of the rows' model quantities plus the
@@ -99,6 +101,21 @@ def _fit(hypothesis: str, evidence, cfg: FitConfig, outcomes: dict | None = None
     return model, dt, sbc.fit_timing(dt, time.time() - t0)
 
 
+def _bridge(model, dt, cfg: FitConfig) -> dict:
+    """Warp-III bridge-sampling log marginal likelihood of one fit, computed as ``nadfit compare``
+    computes it (``comparison.pipeline``: the fit's draws, seed = the fit's seed)."""
+    from nadfit.fitting.comparison.marginal import bridge_log_ml
+    from nadfit.fitting.inference.build import build_pymc_model
+
+    res = bridge_log_ml(build_pymc_model(model, widen=cfg.widen_priors), model, dt["posterior"].to_dataset(),
+                        seed=cfg.seed)
+    return {"log_ml": _finite_or_none(res["log_ml"]), "log_ml_se": _finite_or_none(res["mc_se"])}
+
+
+def _finite_or_none(x) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
 def _divergences(dt) -> int:
     return int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0
 
@@ -148,17 +165,24 @@ def task_compare(params: dict, out: Path) -> dict:
     scores, elpd_i, walls = {}, {}, []
     for j, h in enumerate(hyps):
         cfg = _cfg(params, h, (fit_seed + j) % 2**31, params.get("fit_observation"))
-        _, dt, tm = _fit(h, evidence, cfg, outcomes=sim)
+        model, dt, tm = _fit(h, evidence, cfg, outcomes=sim)
         walls.append(tm)
         ll = np.asarray(dt["posterior"]["loglik_study"].transpose("chain", "draw", "study").values, dtype=float)
         loo = psis_loo(ll)
         elpd_i[h] = np.asarray(loo["elpd_i"], dtype=float)
         scores[h] = {"elpd": float(loo["elpd"]), "se": float(loo["se"]), "n_bad_k": int(np.sum(loo["k"] > BAD_K)),
                      "divergences": _divergences(dt), "wall_s": tm["total_s"]}
+        if params.get("bridge"):
+            t1 = time.time()
+            scores[h].update(_bridge(model, dt, cfg), bridge_s=round(time.time() - t1, 2))
     picked = max(scores, key=lambda h: scores[h]["elpd"])
     prior = params.get("prior") or {h: 1.0 / len(hyps) for h in hyps}
+    log_ml = {h: scores[h].get("log_ml") for h in hyps}
+    probs_bridge = (stats.posterior_model_probs(log_ml, prior)
+                    if params.get("bridge") and all(v is not None for v in log_ml.values()) else None)
     res = {"generating": g, "index": params["index"], "seed": params["seed"], "picked": picked,
            "scores": scores, "probs": stats.posterior_model_probs({h: scores[h]["elpd"] for h in hyps}, prior),
+           "probs_bridge": probs_bridge,
            "stacking": stacking_weights(elpd_i, {}), "gen_observation": params.get("gen_observation", {}),
            "fit_observation": params.get("fit_observation", {}), "fit_wall_s": [w["total_s"] for w in walls],
            "fit_timing": walls,
@@ -404,7 +428,8 @@ def plan(hypotheses: list[str], sbc_sims: int = 0, compare_reps: int = 0, misspe
         for i, g in enumerate(gens):
             tasks.append(Task(f"bf-{i:04d}", "cal-compare",
                               {"generating": str(g), "index": i, "seed": seed_of("bf"), "hypotheses": list(hypotheses),
-                               "gen_observation": {}, "fit_observation": {}, "prior": prior, **fit},
+                               "gen_observation": {}, "fit_observation": {}, "prior": prior, "bridge": True,
+                               **fit},
                               TARGET + "task_compare"))
     if loso:
         studies = loso_studies or quantitative_human_studies(loso_hypothesis)
@@ -537,13 +562,7 @@ def aggregate(out: Path, tasks: list, manifest: dict, *, hypotheses: list[str], 
     # 3. Bayes-factor calibration
     res = [r for _, r in by_prefix("bf-")]
     if res:
-        prior = next(t.params["prior"] for t in tasks if t.id.startswith("bf-"))
-        bf = stats.bf_calibration([{"generating": r["generating"], "probs": r["probs"]} for r in res], prior)
-        bf["estimator"] = "pseudo-BMA: p(M) exp(elpd_loo_M), normalised (PSIS-LOO over studies)"
-        bf["mean_stacking_weight"] = {h: float(np.mean([r["stacking"][h] for r in res])) for h in prior}
-        bf["records"] = [{"generating": r["generating"], "probs": {h: round(p, 4) for h, p in r["probs"].items()}}
-                         for r in res]
-        doc["bf_calibration"] = bf
+        doc["bf_calibration"] = bf_calibration_of(res, next(t.params["prior"] for t in tasks if t.id.startswith("bf-")))
     # 4. out-of-study coverage
     res = [r for _, r in by_prefix("loso-")]
     if res:
@@ -583,6 +602,38 @@ def aggregate(out: Path, tasks: list, manifest: dict, *, hypotheses: list[str], 
     return doc
 
 
+#: what ``bf_calibration`` calibrates (its ``estimator`` text)
+BF_ESTIMATORS = {"bridge": "bridge sampling (warp-III) marginal likelihoods, p(M) Z_M normalised: the Bayes "
+                           "factors nadfit compare reports",
+                 "pseudo-BMA": "pseudo-BMA: p(M) exp(elpd_loo_M), normalised (PSIS-LOO over studies)"}
+
+
+def bf_calibration_of(res: list[dict], prior: dict) -> dict:
+    """Bayes-factor calibration of the bf replicates ``res`` (their result.json): the product's
+    estimator (bridge sampling) where the replicates carry it, with the pseudo-BMA calibration
+    under ``pseudo_bma``; replicates written before the bridge estimate was added (or whose
+    estimate is not finite) leave the bridge calibration and are counted in ``bridge_missing``.
+    Without any bridge estimate the pseudo-BMA calibration is the result."""
+    def records(key: str) -> list[dict]:
+        return [{"generating": r["generating"], "probs": r[key]} for r in res if r.get(key)]
+
+    pseudo = stats.bf_calibration(records("probs"), prior)
+    pseudo["estimator"] = BF_ESTIMATORS["pseudo-BMA"]
+    bridge = records("probs_bridge")
+    bf = stats.bf_calibration(bridge, prior) if bridge else dict(pseudo)
+    bf["estimator"] = BF_ESTIMATORS["bridge" if bridge else "pseudo-BMA"]
+    bf["bridge_missing"] = len(res) - len(bridge)
+    if bridge:
+        bf["pseudo_bma"] = pseudo
+    bf["mean_stacking_weight"] = {h: float(np.mean([r["stacking"][h] for r in res])) for h in prior}
+    bf["records"] = [{"generating": r["generating"], "probs": {h: round(p, 4) for h, p in r["probs"].items()},
+                      **({"probs_bridge": {h: round(p, 4) for h, p in r["probs_bridge"].items()}}
+                         if r.get("probs_bridge") else {}),
+                      **({"log_ml": {h: s.get("log_ml") for h, s in r["scores"].items()}}
+                         if r.get("probs_bridge") else {})} for r in res]
+    return bf
+
+
 def timing(done: dict, tasks: list, workers: int) -> dict:
     """Wall time of one fit at the sizes used, split into set-up (model build; nutpie's
     compilation), the XLA tracing and compilation inside sampling (``compile_s``: every simulated
@@ -617,13 +668,18 @@ def timing(done: dict, tasks: list, workers: int) -> dict:
     n_h = 3
     full_fits = (n_h * FULL_SIZES["sbc_sims"] + n_h * n_h * (FULL_SIZES["compare_reps"] + FULL_SIZES["misspec_reps"])
                  + n_h * FULL_SIZES["bf_sims"] + 4 + n_h * FULL_SIZES["recovery_truths"])
-    cpu_h = full_fits * per_fit_full / 3600
+    # bridge sampling runs after each fit of a Bayes-factor replicate (not in the fit timings)
+    bridges = [s["bridge_s"] for tid, r in done.items() if tid.startswith("bf-")
+               for s in r.get("scores", {}).values() if s.get("bridge_s") is not None]
+    bridge_s = float(np.mean(bridges)) if bridges else None
+    cpu_h = (full_fits * per_fit_full + n_h * FULL_SIZES["bf_sims"] * (bridge_s or 0.0)) / 3600
     return {"n_fits": len(walls), "mean_fit_s": round(float(np.mean(walls)), 1),
             "median_fit_s": round(float(np.median(walls)), 1), "max_fit_s": round(float(np.max(walls)), 1),
             "mean_setup_s": None if setup_s is None else round(setup_s, 1),
             "mean_sample_s": None if sample_s is None else round(sample_s, 1),
             "mean_compile_s": None if compile_s is None else round(compile_s, 1),
             "mean_tree_steps": None if tree_steps is None else round(tree_steps, 1), "steps_per_fit": steps,
+            "mean_bridge_s": None if bridge_s is None else round(bridge_s, 1),
             "identifiability_s": ident, "full_sizes": FULL_SIZES, "full_fits": full_fits,
             "full_per_fit_s_upper": round(per_fit_full, 1), "full_cpu_hours_upper": round(cpu_h, 1),
             "full_wall_hours_upper_at_workers": {str(w): round(cpu_h / w, 1) for w in (1, 2, 8, 32)}}

@@ -78,9 +78,13 @@ def _fake_results(tmp_path: Path, tasks: list, rng) -> dict:
             prior = p.get("prior") or {h: 1 / len(p["hypotheses"]) for h in p["hypotheses"]}
             from nadfit.fitting.calibration.stats import posterior_model_probs
 
+            scores = {h: {"elpd": v, "n_bad_k": 0, "divergences": 0} for h, v in elpd.items()}
+            if p.get("bridge"):
+                for h, v in elpd.items():
+                    scores[h].update(log_ml=v - 5.0, log_ml_se=0.1, bridge_s=2.0)
             res = {"generating": p["generating"], "index": p["index"], "picked": max(elpd, key=elpd.get),
-                   "scores": {h: {"elpd": v, "n_bad_k": 0, "divergences": 0} for h, v in elpd.items()},
-                   "probs": posterior_model_probs(elpd, prior), "stacking": {h: 1 / 3 for h in elpd},
+                   "scores": scores, "probs": posterior_model_probs(elpd, prior), "stacking": {h: 1 / 3 for h in elpd},
+                   "probs_bridge": posterior_model_probs(elpd, prior) if p.get("bridge") else None,
                    "gen_observation": p["gen_observation"], "fit_observation": p["fit_observation"],
                    "fit_wall_s": [10.0] * 3}
         elif t.kind == "cal-ident":
@@ -117,11 +121,13 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
     assert doc["confusion_misspecified"]["generating_observation"] == cal.MISSPECIFIED
     bf = doc["bf_calibration"]
     assert bf["n"] == 30 and sum(v["generated_share"] for v in bf["hypotheses"].values()) == pytest.approx(1.0)
+    assert bf["estimator"] == cal.BF_ESTIMATORS["bridge"] and bf["pseudo_bma"]["n"] == 30
     rec = doc["recovery"]["mixed"]
     assert rec["identifiable"] == ["beta"] and rec["coverage_identifiable"]["n"] == 4
     assert rec["parameters"]["kappa"]["forecast_contraction"] == 0.1
     t = doc["timing"]
     assert t["n_fits"] == 59 + 9 * 3 + 6 * 3 + 30 * 3 + 12 and t["full_fits"] > t["n_fits"]
+    assert t["mean_bridge_s"] == 2.0
     json.dumps(doc, allow_nan=False)
     from nadfit.fitting.calibration.stats import coverage_table, covers
 
@@ -138,6 +144,7 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
         assert f'id="{section}"' in html
     assert "data:image/png;base64," in html and "<script" not in html
     assert "Figure “SBC ranks" not in html  # figures drew
+    assert "pseudo-BMA" in html and "Bridge sampling after each fit" in html
 
 
 @pytest.mark.slow
@@ -157,8 +164,11 @@ def test_reduced_calibration_end_to_end(tmp_path):
     assert doc["confusion"]["recovery"]["n"] == 2 and doc["confusion_misspecified"]["recovery"]["n"] == 2
     for r in doc["confusion"]["replicates"]:
         assert all(np.isfinite(v) for v in r["elpd"].values())
+    assert doc["bf_calibration"]["estimator"] == cal.BF_ESTIMATORS["bridge"]
     for rec in doc["bf_calibration"]["records"]:
         assert sum(rec["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert sum(rec["probs_bridge"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert all(np.isfinite(v) for v in rec["log_ml"].values())
     rows = [r for r in doc["coverage"]["rows"] if "pit" in r]
     assert rows and all(0.0 <= r["pit"] <= 1.0 and r["low_90"] <= r["low_50"] <= r["high_50"] <= r["high_90"]
                         for r in rows)
@@ -185,3 +195,57 @@ def test_timing_scales_only_the_sampling_not_the_compilation():
     old = dict(tm, compile_s=None)  # results written before the split: the whole sampling is scaled
     done = {k: {"fit_wall_s": [100.0], "fit_timing": [old]} for k in done}
     assert cal.timing(done, tasks, workers=1)["full_per_fit_s_upper"] == pytest.approx(4.0 + 96.0 * scale, abs=0.1)
+
+
+def test_bf_replicate_carries_bridge_probabilities(tmp_path, monkeypatch):
+    """A Bayes-factor replicate fits every hypothesis and turns each fit's bridge-sampling log
+    marginal likelihood into posterior model probabilities (the product's Bayes factors); a
+    replicate without a finite estimate for every hypothesis gets none."""
+    import xarray as xr
+
+    from nadfit.fitting.calibration.stats import posterior_model_probs
+
+    log_ml = {"direct": -30.0, "via-nr": -27.5, "mixed": -28.0}
+    rng = np.random.default_rng(0)
+
+    def fake_fit(h, evidence, cfg, outcomes=None):
+        ll = rng.normal(-1.0, 0.1, (cfg.chains, cfg.draws, 3))
+        post = xr.Dataset({"loglik_study": (("chain", "draw", "study"), ll)})
+        return h, xr.DataTree.from_dict({"posterior": post}), {"total_s": 1.0}
+
+    from nadfit.models.model import EvidenceModel
+
+    monkeypatch.setattr(EvidenceModel, "prior_draw", lambda self, rng: {})  # the simulation is not tested here
+    monkeypatch.setattr(EvidenceModel, "simulate_outcomes", lambda self, th, rng: {})
+    monkeypatch.setattr(cal, "_fit", fake_fit)
+    monkeypatch.setattr(cal, "_bridge", lambda model, dt, cfg: {"log_ml": log_ml[model], "log_ml_se": 0.1})
+    task = next(t for t in cal.plan(HYPS, bf_sims=3, draws=20, tune=20, chains=2) if t.id.startswith("bf-"))
+    assert task.params["bridge"] is True
+    cal.task_compare(task.params, tmp_path / "a")
+    res = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert res["probs_bridge"] == pytest.approx(posterior_model_probs(log_ml, task.params["prior"]))
+    assert {h: s["log_ml"] for h, s in res["scores"].items()} == log_ml
+    log_ml["mixed"] = None
+    cal.task_compare(task.params, tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["probs_bridge"] is None
+    compare = next(t for t in cal.plan(HYPS, compare_reps=1, draws=20, tune=20, chains=2))
+    assert "bridge" not in compare.params  # the confusion matrix picks by PSIS-LOO only
+
+
+def test_bf_calibration_uses_bridge_and_keeps_pseudo_bma():
+    prior = {h: 1 / 3 for h in HYPS}
+    rng = np.random.default_rng(1)
+    res = []
+    for i in range(30):
+        g = HYPS[i % 3]
+        p = {h: (0.8 if h == g else 0.1) for h in HYPS}
+        res.append({"generating": g, "probs": p, "stacking": p, "scores": {h: {"log_ml": -1.0} for h in HYPS},
+                    "probs_bridge": ({h: float(x) for h, x in zip(HYPS, rng.dirichlet([1, 1, 1]))} if i < 25 else None)})
+    bf = cal.bf_calibration_of(res, prior)
+    assert bf["estimator"] == cal.BF_ESTIMATORS["bridge"] and bf["n"] == 25 and bf["bridge_missing"] == 5
+    assert bf["pseudo_bma"]["n"] == 30 and bf["pseudo_bma"]["estimator"] == cal.BF_ESTIMATORS["pseudo-BMA"]
+    assert sum("probs_bridge" in r for r in bf["records"]) == 25
+    old = [{k: v for k, v in r.items() if k != "probs_bridge"} for r in res]  # results written before bridge
+    bf_old = cal.bf_calibration_of(old, prior)
+    assert bf_old["estimator"] == cal.BF_ESTIMATORS["pseudo-BMA"] and bf_old["n"] == 30
+    assert "pseudo_bma" not in bf_old and bf_old["bridge_missing"] == 30
