@@ -145,6 +145,12 @@ def test_aggregate_and_report_from_synthetic_results(tmp_path):
     assert "data:image/png;base64," in html and "<script" not in html
     assert "Figure “SBC ranks" not in html  # figures drew
     assert "pseudo-BMA" in html and "Bridge sampling after each fit" in html
+    # a calibration.json written before the bridge estimate (session 19) still renders
+    del doc["timing"]["mean_bridge_s"]
+    for key in ("pseudo_bma", "bridge_missing"):
+        del doc["bf_calibration"][key]
+    html = render_calibration(doc, tmp_path / "old.html").read_text()
+    assert "Bridge sampling after each fit" not in html and 'id="bf-calibration"' in html
 
 
 @pytest.mark.slow
