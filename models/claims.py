@@ -295,6 +295,8 @@ class JointRule:
     loglik: object
     binary: bool | None  # None: binary iff every row is binary
     partial_ok: bool = True  # still applies when some of the claim's rows are excluded
+    # for a partial claim: whether the rule applies to the rows left (None: always)
+    applies: object = None
 
 
 def _nothing(model, claim) -> None:
@@ -304,7 +306,8 @@ def _nothing(model, claim) -> None:
 JOINT: dict[str, JointRule] = {r.name: r for r in (
     JointRule("product", _nothing, _product_loglik, None),
     JointRule("restated", _nothing, _restated_loglik, None),
-    JointRule("t_vs_placebo_joint", _prepare_t_joint, _t_joint_loglik, None),
+    JointRule("t_vs_placebo_joint", _prepare_t_joint, _t_joint_loglik, None,
+              applies=lambda model, rows: any(model.items[i].kind == "t_vs_placebo_bound" for i in rows)),
     JointRule("mean_and_paired_t", _prepare_mean_paired, _mean_paired_loglik, False, partial_ok=False),
     JointRule("ratios_vs_shared_placebo", _prepare_ratios, _ratios_loglik, False),
     JointRule("arm_visits_mvn", _prepare_arm_visits, _arm_visits_loglik, False),
@@ -337,8 +340,11 @@ def build_claims(model, declared: dict) -> list[Claim]:
         if joint not in JOINT:
             raise UserError(f"claim {cid}: unknown joint rule {joint!r} (known: {', '.join(JOINT)})",
                             file="models/evidence_map.yaml", field=cid)
-        if len(present) < len(rows) and not JOINT[joint].partial_ok:
-            joint = "product"  # this joint rule needs all its rows; a partial claim is scored row by row
+        rule = JOINT[joint]
+        if len(present) < len(rows) and (not rule.partial_ok or (rule.applies and not rule.applies(model, present))):
+            # this joint rule needs all its rows, or none of the kind it combines is left (Yi 2022's
+            # post-hoc finding without the study's test rows): the partial claim is scored row by row
+            joint = "product"
         studies = {model.items[i].study_id for i in present}
         study = spec.get("study") or (studies.pop() if len(studies) == 1 else None)
         if study is None:

@@ -31,6 +31,16 @@ def study_of_labels(labels: list[str], evidence) -> list[str]:
     return [of.get(u, u) for u in labels]
 
 
+def unit_exclusions(model, study: str) -> list[str]:
+    """Evidence selectors that leave out the whole study unit ``study`` of ``model``: the study,
+    and rows of other study ids that the evidence map joins to one of its claims (Yi 2022's
+    post-hoc finding, study ``yi2022_posthoc``, is part of the claim of study ``yi2022``). The
+    leave-one-study-out PSIS estimate leaves the unit out, so the exact refit must too."""
+    other = sorted({model.items[i].evidence_id for c in model.claims if c.study_id == study for i in c.rows
+                    if model.items[i].study_id != study})
+    return [study, *other]
+
+
 def study_refit_elpd(run_dir: str | Path, study: str, draws: int = REFIT_DRAWS, tune: int = REFIT_DRAWS,
                      chains: int = REFIT_CHAINS, cores: int | None = None) -> dict:
     """Refit the run without ``study`` and score the study on the refit draws (exact LOSO)."""
@@ -54,8 +64,9 @@ def study_refit_elpd(run_dir: str | Path, study: str, draws: int = REFIT_DRAWS, 
     cols = [i for i, s in enumerate(studies) if s == study]
     if not cols:
         raise UserError(f"study {study!r} has no scored term in this run", file=str(run_dir))
-    sub = replace(cfg, draws=draws, tune=tune, chains=chains, exclude=[*cfg.exclude, study])
-    reduced = EvidenceModel(cfg.hypothesis, select_evidence(run.evidence, [], [study]), cfg.settings())
+    left_out = unit_exclusions(full, study)
+    sub = replace(cfg, draws=draws, tune=tune, chains=chains, exclude=[*cfg.exclude, *left_out])
+    reduced = EvidenceModel(cfg.hypothesis, select_evidence(run.evidence, [], left_out), cfg.settings())
     dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub, cores=cores)
     ll = pointwise_draws(full, theta_draws(dt["posterior"], full))[PRIMARY_VAR][:, cols].sum(-1)
     m = float(np.max(ll))

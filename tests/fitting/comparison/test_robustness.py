@@ -220,3 +220,25 @@ def test_study_refits_are_a_registered_sweep_task_kind():
 
     ev = pd.DataFrame({"evidence_id": ["EV1", "EV2"], "study_id": ["a", "b"]})
     assert study_of_labels(["EV2", "EV1", "c"], ev) == ["b", "a", "c"]
+
+
+def test_an_exact_study_refit_leaves_out_the_whole_study_unit():
+    """Yi 2022's post-hoc finding (its own study id) belongs to the claim of study yi2022: the
+    refit without yi2022 leaves it out too (it failed to build before: the claim's joint rule
+    had no test rows left), and a claim left with rows its joint rule cannot combine is scored
+    row by row."""
+    from nadfit.datasets import load_evidence
+    from nadfit.fitting.comparison.refits import unit_exclusions
+    from nadfit.fitting.inference.config import select_evidence
+    from nadfit.models.model import EvidenceModel
+
+    ev = load_evidence()
+    full = EvidenceModel("mixed", ev)
+    out = unit_exclusions(full, "yi2022")
+    assert out == ["yi2022", "EV015"] and set(ev.loc[ev.evidence_id == "EV015", "study_id"]) == {"yi2022_posthoc"}
+    assert unit_exclusions(full, "huang2022") == ["huang2022"]
+    reduced = EvidenceModel("mixed", select_evidence(ev, [], out))
+    assert "yi2022" not in {c.study_id for c in reduced.claims} and "EV015" not in reduced.evidence_ids
+    partial = EvidenceModel("mixed", select_evidence(ev, [], ["yi2022"]))  # a user's --exclude yi2022
+    (c,) = [c for c in partial.claims if c.claim_id == "yi2022_nad_vs_placebo"]
+    assert c.joint == "product" and len(c.rows) == 1
