@@ -12,7 +12,7 @@ import numpy as np
 from nadfit.reports.conventions import CI_PROB
 from nadfit.reports.diagnostics import pit_uniformity
 from nadfit.reports.figures import _safe, confusion_plot, plt, to_data_uri
-from nadfit.reports.render import _env, _write
+from nadfit.reports.render import _env, _write, fmt_num
 
 SECTIONS = ("header", "sbc", "confusion", "bf-calibration", "coverage", "recovery", "timing")
 #: level of the drawn simultaneous ECDF envelope (per quantity; the decision is the Bonferroni rule)
@@ -68,7 +68,8 @@ def bf_figure(bf: dict):
     for i, h in enumerate(hs):
         v = bf["hypotheses"][h]
         se = v["se"] if v["se"] is not None and math.isfinite(v["se"]) else 0.0
-        ax.errorbar(v["mean_posterior"], i, xerr=bf["z"] * se, fmt="o", color="#2b6cb0", capsize=3)
+        if v["mean_posterior"] is not None:
+            ax.errorbar(v["mean_posterior"], i, xerr=bf["z"] * se, fmt="o", color="#2b6cb0", capsize=3)
         ax.plot([v["prior"]], [i], "|", color="#c53030", ms=14, mew=2)
     ax.set_yticks(y)
     ax.set_yticklabels(hs)
@@ -119,7 +120,8 @@ def calibration_context(doc: dict) -> dict:
         if b:
             checks.append({"name": name, "status": {True: "pass", False: "fail"}.get(b["all_consistent"], "info"),
                            "text": "mean posterior model probabilities " + ", ".join(
-                               f"{h} {v['mean_posterior']:.2f} (prior {v['prior']:.2f})" for h, v in b["hypotheses"].items())
+                               f"{h} {fmt_num(v['mean_posterior'], 2)} (prior {v['prior']:.2f})"
+                               for h, v in b["hypotheses"].items())
                            + f" ({b['estimator'].split(':')[0]})"})
     if cov:
         o = cov["table"]["overall"]

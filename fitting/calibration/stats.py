@@ -153,11 +153,13 @@ def bf_calibration(records: list[dict], prior: dict[str, float], z: float = BF_Z
     out = {"n": n, "prior": dict(prior), "z": z, "hypotheses": {}}
     for h, prior_h in prior.items():
         p = np.array([r["probs"][h] for r in records], dtype=float)
-        mean = float(p.mean()) if n else float("nan")
-        se = float(p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        # None (JSON null) where the records cannot give a value: no mean without records, no
+        # SE from fewer than two (e.g. one replicate with a finite bridge estimate for every hypothesis)
+        mean = float(p.mean()) if n else None
+        se = float(p.std(ddof=1) / math.sqrt(n)) if n > 1 else None
         # the generating share has the same expectation: a useful second reference
-        share = float(np.mean([r["generating"] == h for r in records])) if n else float("nan")
-        ok = bool(abs(mean - prior_h) <= z * se) if n > 1 and se > 0 else None
+        share = float(np.mean([r["generating"] == h for r in records])) if n else None
+        ok = bool(abs(mean - prior_h) <= z * se) if se is not None and se > 0 else None
         out["hypotheses"][h] = {"prior": prior_h, "mean_posterior": mean, "se": se, "generated_share": share,
                                 "consistent": ok}
     verdicts = [v["consistent"] for v in out["hypotheses"].values()]

@@ -255,3 +255,35 @@ def test_bf_calibration_uses_bridge_and_keeps_pseudo_bma():
     bf_old = cal.bf_calibration_of(old, prior)
     assert bf_old["estimator"] == cal.BF_ESTIMATORS["pseudo-BMA"] and bf_old["n"] == 30
     assert "pseudo_bma" not in bf_old and bf_old["bridge_missing"] == 30
+
+
+def test_bf_calibration_from_one_bridge_replicate_is_written_and_rendered(tmp_path):
+    """Found with a real run (2 replicates, 2 x 100 draws): one replicate's bridge estimate was
+    not finite, the other alone gave a mean without an SE, and calibration.json was refused
+    (NaN). The SE and the verdict are now null, and the report shows them as missing."""
+    from nadfit.fitting.storage.outputs import write_json
+    from nadfit.reports.calibration import render_calibration
+
+    prior = {"via-nr": 0.5, "mixed": 0.5}
+    res = [{"generating": "mixed", "probs": {"via-nr": 0.02, "mixed": 0.98}, "stacking": {"via-nr": 0.0, "mixed": 1.0},
+            "scores": {"via-nr": {"log_ml": -16.4}, "mixed": {"log_ml": -11.6}},
+            "probs_bridge": {"via-nr": 0.01, "mixed": 0.99}},
+           {"generating": "mixed", "probs": {"via-nr": 0.51, "mixed": 0.49}, "stacking": {"via-nr": 0.5, "mixed": 0.5},
+            "scores": {"via-nr": {"log_ml": -13.8}, "mixed": {"log_ml": None}}, "probs_bridge": None}]
+    bf = cal.bf_calibration_of(res, prior)
+    assert bf["n"] == 1 and bf["bridge_missing"] == 1 and bf["all_consistent"] is None
+    assert all(v["se"] is None and v["consistent"] is None for v in bf["hypotheses"].values())
+    assert bf["pseudo_bma"]["n"] == 2 and bf["pseudo_bma"]["hypotheses"]["mixed"]["se"] > 0
+    empty = cal.bf_calibration_of([{**r, "probs_bridge": None} for r in res], prior)  # no bridge estimate at all
+    assert empty["estimator"] == cal.BF_ESTIMATORS["pseudo-BMA"] and empty["n"] == 2
+    from nadfit.fitting.calibration.stats import bf_calibration
+
+    none = bf_calibration([], prior)
+    assert none["hypotheses"]["mixed"]["mean_posterior"] is None
+    doc = {"schema": cal.CALIBRATE_SCHEMA, "hypotheses": list(prior), "n_tasks": 2, "sizes": {},
+           "settings": {"draws": 100, "tune": 150, "chains": 2, "seed": 1, "rank_draws": 49},
+           "n_done": 2, "failed_tasks": [], "workers": 1, "wall_time_s": 1.0, "sbc": {}, "recovery": {},
+           "bf_calibration": bf, "timing": {"n_fits": 0}}
+    write_json(tmp_path / "calibration.json", doc)  # refused NaN before
+    html = render_calibration(doc, tmp_path / "calibration.html").read_text()
+    assert 'id="bf-calibration"' in html and "1 of the replicates have no finite bridge estimate" in html
