@@ -627,10 +627,9 @@ def bf_calibration_of(res: list[dict], prior: dict) -> dict:
         bf["pseudo_bma"] = pseudo
     bf["mean_stacking_weight"] = {h: float(np.mean([r["stacking"][h] for r in res])) for h in prior}
     bf["records"] = [{"generating": r["generating"], "probs": {h: round(p, 4) for h, p in r["probs"].items()},
-                      **({"probs_bridge": {h: round(p, 4) for h, p in r["probs_bridge"].items()}}
-                         if r.get("probs_bridge") else {}),
-                      **({"log_ml": {h: s.get("log_ml") for h, s in r["scores"].items()}}
-                         if r.get("probs_bridge") else {})} for r in res]
+                      **({"probs_bridge": {h: round(p, 4) for h, p in r["probs_bridge"].items()},
+                          "log_ml": {h: s.get("log_ml") for h, s in r["scores"].items()}} if r.get("probs_bridge") else {})}
+                     for r in res]
     return bf
 
 
