@@ -109,6 +109,8 @@ def test_same_seed_same_summary(two_fits):
     a, b = two_fits
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in two_fits)
     assert sa.pop("wall_time_s") >= 0 and sb.pop("wall_time_s") >= 0
+    for att in sa["attempts"] + sb["attempts"]:  # each attempt's sampling time (recorded since session 17)
+        assert att.pop("sampling_s") >= 0
     assert sa == sb
     assert (a / "config.json").read_text() == (b / "config.json").read_text()
     from nadfit.fitting.inference.runs import load_posterior
