@@ -443,6 +443,31 @@ def chain_split_mcse(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
 
 
+def refit_mcse_of(per: dict | None, refitted) -> float:
+    """Monte Carlo SE of the sum of one hypothesis' exact refit values (independent refits: root
+    sum of squares); NaN when a refitted unit has no SE (an old refit, or one without an
+    estimable SE), 0.0 when nothing was refitted."""
+    if not refitted:
+        return 0.0
+    vals = [(per or {}).get(u) for u in refitted]
+    if any(v is None or not math.isfinite(v) for v in vals):
+        return math.nan
+    return math.sqrt(sum(v * v for v in vals))
+
+
+def difference_mcse(chains_part: float | None, refit_var: float | None) -> float | None:
+    """Monte Carlo error of a PSIS-LOO difference with exact refits: the chains' error of the
+    PSIS part (``chain_split_mcse``; refitted units are constant across chains there, so it
+    leaves them out) and the refits' own errors (variance ``refit_var``), independent.
+    None when the chains' part is unknown; the chains' part alone when the refits' is (NaN;
+    ``mcse_refits`` then says so in comparison.json)."""
+    if chains_part is None:
+        return None
+    if refit_var is None or math.isnan(refit_var):
+        return chains_part
+    return math.sqrt(chains_part ** 2 + refit_var)
+
+
 def _loo_json(res: dict, labels: list[str], refitted=()) -> dict:
     """One hypothesis' PSIS-LOO for comparison.json (unit-neutral keys)."""
     kk = res["k"]
@@ -536,7 +561,8 @@ def ml_agreement(smc: dict | None, bridge: dict | None) -> dict:
 
 def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = None,
                      sensitivity: dict | None = None, refits: dict | None = None,
-                     study_refits: dict | None = None, obs_grid: dict | None = None) -> dict:
+                     study_refits: dict | None = None, obs_grid: dict | None = None,
+                     study_refit_mcse: dict | None = None) -> dict:
     """``comparison.json`` from loaded runs and the estimates computed by the pipeline.
 
     The primary unit is the study: the primary log-likelihood variable's terms summed per study
@@ -545,7 +571,9 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     holds each study's contribution per hypothesis and its difference to the best hypothesis;
     units of the other log-likelihood variables (rows, claims) are secondary (``secondary``,
     ``pointwise``). ``refits[h][unit]`` / ``study_refits[h][study]``: exact refit ELPDs that
-    replace PSIS values of secondary / primary units. ``obs_grid``: ``robustness.observation_grid``."""
+    replace PSIS values of secondary / primary units; ``study_refit_mcse[h][study]``: the Monte
+    Carlo SE of each such exact value (``exact_elpd``), added to the chains' error of a difference
+    (``difference_mcse``). ``obs_grid``: ``robustness.observation_grid``."""
     names = list(runs)
     first = next(iter(runs.values()))
     dt0 = first.dt
@@ -569,9 +597,15 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     ranking = []
     for rank, h in enumerate(order):
         diff = loo[best]["elpd_i"] - loo[h]["elpd_i"]
+        chains_part = chain_split_mcse(per_chain[best], per_chain[h])
+        refit_part = (0.0 if h == best else
+                      refit_mcse_of((study_refit_mcse or {}).get(best), s_refitted.get(best, ()))
+                      ** 2 + refit_mcse_of((study_refit_mcse or {}).get(h), s_refitted.get(h, ())) ** 2)
         ranking.append({"hypothesis": h, "rank": rank, "elpd": _r(loo[h]["elpd"]),
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
-                        "mcse": _r(chain_split_mcse(per_chain[best], per_chain[h])),
+                        "mcse": _r(difference_mcse(chains_part, refit_part)),
+                        "mcse_chains": _r(chains_part),
+                        "mcse_refits": (None if refit_part is None or math.isnan(refit_part) else _r(math.sqrt(refit_part))),
                         "weight": _r(weights[h])})
     # secondary units: the rows of the primary variable when they were summed per study, and every
     # other log-likelihood variable of the runs (e.g. claims)
@@ -682,6 +716,8 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     }
     if study_refits:
         out["study_refits"] = {h: sorted(v) for h, v in study_refits.items()}
+    if study_refit_mcse:
+        out["study_refit_mcse"] = {h: {u: _r(v) for u, v in sorted(per.items())} for h, per in study_refit_mcse.items()}
     out["verdict_parts"] = verdict(out)
     out["verdict"] = verdict_text(out["verdict_parts"])
     return out
@@ -1052,6 +1088,33 @@ def verdict_text(v: dict) -> str:
     return v["headline"] + "".join(f"\n  • {p['aspect']}: {p['text']}" for p in v["points"])
 
 
+def exact_elpd(ll) -> tuple[float, float | None]:
+    """log mean_s p(y | theta_s) and its Monte Carlo SE, from the log-likelihood ``ll``
+    (chain, draw) of held-out data at the draws of an exact refit.
+
+    SE by the delta method: with w_s = p(y | theta_s), se(log mean w) = sd(w) / (mean(w) sqrt(ESS)),
+    ESS the effective sample size of w for its mean (autocorrelation within the chains counted).
+    A refit's own sampling error: without it, a comparison that replaces PSIS values by exact
+    ones would count those units as free of Monte Carlo error. Heavy-tailed w (a held-out
+    likelihood that a few draws dominate) make the SE itself unreliable; it is then too small.
+    Returns (elpd, None) when the SE cannot be estimated (a single draw, or no finite value)."""
+    from arviz_stats.base import array_stats
+
+    ll = np.atleast_2d(np.asarray(ll, dtype=float))
+    m = float(np.max(ll))
+    if not math.isfinite(m):
+        return -math.inf, None
+    w = np.exp(ll - m)
+    mean = float(np.mean(w))
+    elpd = m + math.log(mean)
+    if w.size < 4 or np.ptp(w) == 0.0:
+        return elpd, (0.0 if w.size >= 4 else None)
+    ess = float(array_stats.ess(w, chain_axis=0, draw_axis=1, method="mean"))
+    if not math.isfinite(ess) or ess <= 0:
+        return elpd, None
+    return elpd, float(np.std(w, ddof=1) / (mean * math.sqrt(ess)))
+
+
 def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int = 300, chains: int = 2,
                      log=print) -> dict[str, float]:
     """Exact leave-one-out for the given rows: refit without the row, score it on the refit draws.
@@ -1076,8 +1139,7 @@ def exact_refit_elpd(run, evidence_ids: list[str], draws: int = 300, tune: int =
                         widen_priors=cfg.widen_priors, observation=cfg.observation)
         dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub)
         ll = pointwise_draws(full, theta_draws(dt["posterior"], full))[PRIMARY_VAR][:, labels.index(eid)]
-        m = ll.max()
-        out[eid] = float(m + np.log(np.mean(np.exp(ll - m))))
+        out[eid] = exact_elpd(ll.reshape(chains, -1))[0]
         log(f"exact LOO refit {cfg.hypothesis} without {eid}: elpd {out[eid]:.3f}")
     return out
 

@@ -207,7 +207,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
 
         log("observation-settings grid (importance reweighting)")
         grid = observation_grid(runs, log=log)
-    s_refits, s_cost = None, None
+    s_refits, s_mcse, s_cost = None, None, None
     if refit_studies:
         from nadfit.fitting.comparison.refits import REFIT_DRAWS
         from nadfit.fitting.comparison.refits import refit_studies as _refit
@@ -216,9 +216,10 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
         todo = {h: v for h, v in todo.items() if v[1]}
         for h, (_, st) in todo.items():
             log(f"exact refits for {len(st)} studies of {h} with Pareto k > {BAD_K:g}: {', '.join(st)}")
-        s_refits, s_cost = _refit(todo, draws=refit_draws or REFIT_DRAWS, workers=refit_workers, log=log)
+        s_refits, s_mcse, s_cost = _refit(todo, draws=refit_draws or REFIT_DRAWS, workers=refit_workers, log=log)
     cmp = build_comparison(runs, smc=smc or None, bridge=bridge_res or None, sensitivity=sensitivity or None,
-                           refits=refits, study_refits=s_refits or None, obs_grid=grid)
+                           refits=refits, study_refits=s_refits or None, study_refit_mcse=s_mcse or None,
+                           obs_grid=grid)
     if refits:
         cmp["reloo"] = {h: sorted(v) for h, v in refits.items()}
     if s_cost is not None:

@@ -46,7 +46,7 @@ def study_refit_elpd(run_dir: str | Path, study: str, draws: int = REFIT_DRAWS, 
     """Refit the run without ``study`` and score the study on the refit draws (exact LOSO)."""
     from dataclasses import replace
 
-    from nadfit.fitting.comparison.assemble import PRIMARY_VAR
+    from nadfit.fitting.comparison.assemble import PRIMARY_VAR, exact_elpd
     from nadfit.fitting.inference.build import build_pymc_model
     from nadfit.fitting.inference.config import select_evidence
     from nadfit.fitting.inference.fit import sample_posterior
@@ -69,10 +69,11 @@ def study_refit_elpd(run_dir: str | Path, study: str, draws: int = REFIT_DRAWS, 
     reduced = EvidenceModel(cfg.hypothesis, select_evidence(run.evidence, [], left_out), cfg.settings())
     dt = sample_posterior(build_pymc_model(reduced, widen=cfg.widen_priors), sub, cores=cores)
     ll = pointwise_draws(full, theta_draws(dt["posterior"], full))[PRIMARY_VAR][:, cols].sum(-1)
-    m = float(np.max(ll))
-    elpd = m + math.log(float(np.mean(np.exp(ll - m)))) if math.isfinite(m) else -math.inf
+    n_chains = dt["posterior"].sizes["chain"]
+    elpd, mcse = exact_elpd(ll.reshape(n_chains, -1))
     div = int(np.asarray(dt["sample_stats"]["diverging"].values).sum()) if "sample_stats" in dt.children else 0
     return {"hypothesis": cfg.hypothesis, "study": study, "elpd": elpd if math.isfinite(elpd) else None,
+            "elpd_mcse": mcse if math.isfinite(elpd) else None,
             "n_terms": len(cols), "draws": draws, "tune": tune, "chains": chains, "divergences": div,
             "wall_time_s": round(time.time() - t0, 2)}
 
@@ -100,18 +101,20 @@ def refit_tasks(todo: dict[str, tuple[str, list[str]]], draws: int = REFIT_DRAWS
 
 
 def refit_studies(todo: dict[str, tuple[str, list[str]]], draws: int = REFIT_DRAWS, chains: int = REFIT_CHAINS,
-                  workers: int = 2, log=lambda *_: None) -> tuple[dict, dict]:
+                  workers: int = 2, log=lambda *_: None) -> tuple[dict, dict, dict]:
     """Run the exact refits on the sweep engine (temporary sweep folder). Returns
-    ``({hypothesis: {study: elpd}}, cost)``; a failed refit keeps its PSIS value and is listed."""
+    ``({hypothesis: {study: elpd}}, {hypothesis: {study: Monte Carlo SE of that elpd}}, cost)``;
+    a failed refit keeps its PSIS value and is listed."""
     from nadfit.fitting.sweep import engine as sweep
 
     tasks = refit_tasks(todo, draws=draws, chains=chains)
     cost = {"n_refits": len(tasks), "draws": draws, "tune": draws, "chains": chains, "workers": workers,
             "wall_time_s": 0.0, "task_wall_s": {}, "failed": []}
     if not tasks:
-        return {}, cost
+        return {}, {}, cost
     t0 = time.time()
     out: dict[str, dict] = {}
+    mcse: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="nadfit-study-refits-") as tmp:
         def done(entry, n, total):
             log(f"exact study refit {n}/{total}: {entry['id']} ({entry['status']})")
@@ -130,5 +133,6 @@ def refit_studies(todo: dict[str, tuple[str, list[str]]], draws: int = REFIT_DRA
             cost["task_wall_s"][t.id] = res["wall_time_s"]
             if res["elpd"] is not None:
                 out.setdefault(res["hypothesis"], {})[res["study"]] = float(res["elpd"])
+                mcse.setdefault(res["hypothesis"], {})[res["study"]] = res.get("elpd_mcse")
     cost["wall_time_s"] = round(time.time() - t0, 1)
-    return out, cost
+    return out, mcse, cost
