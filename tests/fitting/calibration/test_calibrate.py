@@ -170,9 +170,15 @@ def test_reduced_calibration_end_to_end(tmp_path):
     assert doc["confusion"]["recovery"]["n"] == 2 and doc["confusion_misspecified"]["recovery"]["n"] == 2
     for r in doc["confusion"]["replicates"]:
         assert all(np.isfinite(v) for v in r["elpd"].values())
-    assert doc["bf_calibration"]["estimator"] == cal.BF_ESTIMATORS["bridge"]
-    for rec in doc["bf_calibration"]["records"]:
+    bf = doc["bf_calibration"]
+    # at this size (2 x 100 draws) a bridge estimate can be non-finite (session 20: mixed in one of
+    # the two replicates); such a replicate leaves the bridge calibration and is counted
+    with_bridge = [rec for rec in bf["records"] if "probs_bridge" in rec]
+    assert bf["bridge_missing"] == len(bf["records"]) - len(with_bridge)
+    assert bf["estimator"] == cal.BF_ESTIMATORS["bridge" if with_bridge else "pseudo-BMA"]
+    for rec in bf["records"]:
         assert sum(rec["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    for rec in with_bridge:
         assert sum(rec["probs_bridge"].values()) == pytest.approx(1.0, abs=1e-3)
         assert all(np.isfinite(v) for v in rec["log_ml"].values())
     rows = [r for r in doc["coverage"]["rows"] if "pit" in r]
