@@ -455,7 +455,7 @@ def refit_mcse_of(per: dict | None, refitted) -> float:
     return math.sqrt(sum(v * v for v in vals))
 
 
-def difference_mcse(chains_part: float | None, refit_var: float | None) -> float | None:
+def difference_mcse(chains_part: float | None, refit_var: float) -> float | None:
     """Monte Carlo error of a PSIS-LOO difference with exact refits: the chains' error of the
     PSIS part (``chain_split_mcse``; refitted units are constant across chains there, so it
     leaves them out) and the refits' own errors (variance ``refit_var``), independent.
@@ -463,7 +463,7 @@ def difference_mcse(chains_part: float | None, refit_var: float | None) -> float
     ``mcse_refits`` then says so in comparison.json)."""
     if chains_part is None:
         return None
-    if refit_var is None or math.isnan(refit_var):
+    if math.isnan(refit_var):
         return chains_part
     return math.sqrt(chains_part ** 2 + refit_var)
 
@@ -605,7 +605,7 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                         "mcse": _r(difference_mcse(chains_part, refit_part)),
                         "mcse_chains": _r(chains_part),
-                        "mcse_refits": (None if refit_part is None or math.isnan(refit_part) else _r(math.sqrt(refit_part))),
+                        "mcse_refits": None if math.isnan(refit_part) else _r(math.sqrt(refit_part)),
                         "weight": _r(weights[h])})
     # secondary units: the rows of the primary variable when they were summed per study, and every
     # other log-likelihood variable of the runs (e.g. claims)
