@@ -594,18 +594,17 @@ def build_comparison(runs: dict, smc: dict | None = None, bridge: dict | None = 
     best = order[0]
     per_chain = {h: chain_elpd(primary[h], loo[h], [studies.index(u) for u in s_refitted.get(h, ())])
                  for h in names}
+    refit_var = {h: refit_mcse_of((study_refit_mcse or {}).get(h), s_refitted.get(h, ())) ** 2 for h in names}
     ranking = []
     for rank, h in enumerate(order):
         diff = loo[best]["elpd_i"] - loo[h]["elpd_i"]
         chains_part = chain_split_mcse(per_chain[best], per_chain[h])
-        refit_part = (0.0 if h == best else
-                      refit_mcse_of((study_refit_mcse or {}).get(best), s_refitted.get(best, ()))
-                      ** 2 + refit_mcse_of((study_refit_mcse or {}).get(h), s_refitted.get(h, ())) ** 2)
+        refit_part = 0.0 if h == best else refit_var[best] + refit_var[h]
         ranking.append({"hypothesis": h, "rank": rank, "elpd": _r(loo[h]["elpd"]),
                         "elpd_diff": _r(diff.sum()), "dse": _r(math.sqrt(len(diff) * np.var(diff))),
                         "mcse": _r(difference_mcse(chains_part, refit_part)),
                         "mcse_chains": _r(chains_part),
-                        "mcse_refits": None if math.isnan(refit_part) else _r(math.sqrt(refit_part)),
+                        "mcse_refits": _r(math.sqrt(refit_part)),  # NaN (unknown) -> None
                         "weight": _r(weights[h])})
     # secondary units: the rows of the primary variable when they were summed per study, and every
     # other log-likelihood variable of the runs (e.g. claims)
