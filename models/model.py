@@ -728,9 +728,15 @@ class EvidenceModel:
     def blood_curves(self, th, compound: str, mg_per_day, days: float, doses_per_day: int = 1):
         """``blood_curve`` for several daily doses at once (one course, a column per dose):
         (b, e), each (days + 1, doses)."""
+        return self.blood_regimens(th, [(compound, mg, doses_per_day) for mg in mg_per_day], days)
+
+    def blood_regimens(self, th, arms, days: float):
+        """Whole-blood courses of several daily regimens in one course, a column per
+        ``(compound, mg_per_day, doses_per_day)`` of ``arms`` (compounds may differ):
+        (b, e), each (days + 1, len(arms)), in steps of DT_DAYS."""
         from nadfit.models.core import daily_regimen
 
-        regs = [daily_regimen(compound, mg, days, doses_per_day) for mg in mg_per_day]
+        regs = [daily_regimen(compound, mg, days, k) for compound, mg, k in arms]
         nmn, nr = averaged.rate_grid(regs, DT_DAYS, days)
         doses = averaged.doses_grid(regs, DT_DAYS, days)
         return averaged.blood_course(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), DT_DAYS,

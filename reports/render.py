@@ -28,7 +28,8 @@ CONTRACTION_MIN = 0.1
 KEY_PAIR_PARAMS = ("pi_nmn", "pi_nr", "t_blood_days", "sigma_person", "lambda_blood_unspecified")
 RUN_SECTIONS = ("header", "diagnostics", "parameters", "fit", "dose-response", "provenance")
 COMPARISON_SECTIONS = ("header", "elpd", "weights", "by-study", "pointwise", "secondary", "bayes-factors",
-                       "observation-grid", "sensitivity", "human-only", "phi-share", "calibration")
+                       "observation-grid", "sensitivity", "human-only", "trial-designs", "phi-share",
+                       "calibration")
 #: trial points overlaid on the dose-response figures (Huang 2022, serum NAD+/NADH, 300 mg/day)
 HUANG_POINTS = (
     {"evidence_id": "EV026", "dose": 300.0, "day": 30, "pct": 11.3},
@@ -974,6 +975,7 @@ def comparison_context(comp: dict, folder, runs: list[dict]) -> dict:
         "sensitivity_rows": _flatten({k: v for k, v in sens.items() if k not in ("psense", "psense_flagged")})
         if sens else [],
         "human_only": _human_only_table(comp.get("human_only"), hyps),
+        "designs": _designs_table(comp.get("designs"), hyps),
         "phi_share": phi or None, "calibration": comp.get("calibration"), "confusion": conf,
         "verdict": verdict, "warnings": warnings_, "figs": figs,
         "sections": COMPARISON_SECTIONS, "ci_prob": CI_PROB, "k_bad": PARETO_K_BAD,
@@ -1001,6 +1003,25 @@ def _human_only_table(shift: dict | None, hyps: list[str]) -> dict | None:
             "studies": first["non_human_studies"], "refit_run": first.get("human_only_run"),
             "refit_hypothesis": first.get("human_only_hypothesis") or "mixed",
             "refit_status": first.get("human_only_status"), "refit_gates": first.get("human_only_gates") or {}}
+
+
+def _designs_table(designs: dict | None, hyps: list[str]) -> dict | None:
+    """``comparison.json``'s ``designs`` (:mod:`nadfit.fitting.comparison.designs`) as tables:
+    per design its arms' predicted fold changes per hypothesis, and per arm size the expected
+    log Bayes factor of each ordered pair (row: the true hypothesis) with the pairs' verdicts."""
+    if not designs or not designs.get("designs"):
+        return None
+    out = []
+    for d in designs["designs"]:
+        hs = [h for h in hyps if h in d["arms"][0]["fold_change_mean_effect"]]
+        sizes = []
+        for blk in d["by_arm_size"]:
+            rows = [{"true": t, "cells": [blk["expected_log_bf"][t].get(b) if b != t else None for b in hs]}
+                    for t in hs if t in blk["expected_log_bf"]]
+            sizes.append({"n": blk["arm_size"], "rows": rows, "pairs": blk["pairs"]})
+        out.append({**{k: d[k] for k in ("key", "title", "question", "control", "arms")}, "hyps": hs,
+                    "sizes": sizes})
+    return {**{k: v for k, v in designs.items() if k != "designs"}, "designs": out}
 
 
 def _grid_table(grid: dict | None, hyps: list[str]) -> list[dict]:

@@ -191,6 +191,10 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
             v["human_only_hypothesis"] = hrun.hypothesis
             v["human_only_status"] = hrun.summary.get("status")
             v["human_only_gates"] = {k: g.get("value") for k, g in gates.items()}
+    log("which human trials could tell the hypotheses apart")
+    from nadfit.fitting.comparison.designs import human_designs
+
+    designs = human_designs(runs, seed=next(iter(runs.values())).config.seed)
     refits = None
     if reloo:
         refits = {}
@@ -227,6 +231,7 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
     if cal is not None:
         cmp["calibration"] = cal
     cmp["human_only"] = shift
+    cmp["designs"] = designs
     cmp["wall_time_s"] = round(time.time() - t0, 1)
     cmp = clean_json(cmp)
     with atomic_dir(out, "comparison", inputs=inputs) as tmp:

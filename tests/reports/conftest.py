@@ -230,6 +230,16 @@ def make_comparison(out: Path, runs: dict[str, Path], full: bool = True) -> Path
                           "human_only_psis": q(1 + d / 700) if i == 0 else None, "human_only_refit": q(1 + d / 800)}
                          for d, day in SHIFT_REGIMENS]}
             for i, h in enumerate(hyps)}
+        # fitting.comparison.designs on small synthetic predictions (numpy only)
+        from nadfit.fitting.comparison.designs import DESIGNS, Predictive, compare_designs
+        from nadfit.fitting.comparison.pipeline import clean_json
+
+        def pred(i, k):
+            mu = rng.normal(0.3 + 0.2 * i, 0.1, (20, k))
+            return Predictive(mu, np.full(20, 0.2), np.full(20, 0.1), np.full(20, 0.3))
+
+        comp["designs"] = clean_json(compare_designs(
+            {h: {d.key: pred(i, len(d.arms)) for d in DESIGNS} for i, h in enumerate(hyps)}, trials=100))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "comparison.json", comp)

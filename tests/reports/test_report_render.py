@@ -191,6 +191,27 @@ def test_comparison_shows_the_human_only_section_with_refit_status(rendered_comp
     assert "unreliable" in text  # the hypothesis whose reweighting has k > 0.7 shows no numbers
 
 
+def test_comparison_shows_which_trials_could_tell_the_hypotheses_apart(rendered_comparison, synth_comparison):
+    import json
+    import re
+
+    html = rendered_comparison.read_text()
+    sec = re.search(r'<section id="trial-designs">.*?</section>', html, re.S)
+    assert sec, "trial-designs section missing"
+    text = sec.group(0)
+    comp = json.loads((synth_comparison / "comparison.json").read_text())
+    for d in comp["designs"]["designs"]:
+        assert d["title"] in text
+        for a in d["arms"]:
+            assert a["label"] in text
+        for blk in d["by_arm_size"]:
+            assert f"{blk['arm_size']} per arm" in text
+            for p in blk["pairs"]:
+                assert f"{p['hypotheses'][0]} vs {p['hypotheses'][1]} <strong>{p['verdict']}</strong>" in text
+    assert "(control)" in text
+    assert "CD73" in text  # the evidence blood NAD+ cannot give is listed
+
+
 def test_a_run_of_an_earlier_model_version_is_refused_in_one_line(tmp_path):
     """A posterior without a parameter of the current model (here the species offsets) is refused
     with one line naming what is missing, not a KeyError deep in the comparison."""
