@@ -43,7 +43,7 @@ def _register() -> None:
 
 
 #: order of the commands in ``nadfit --help`` (the ``datasets`` group is listed after them)
-COMMAND_ORDER = ("run-all", "fit", "compare", "report", "report-compare", "predict", "simulate",
+COMMAND_ORDER = ("run-all", "fit", "compare", "report", "report-compare", "predict", "plan-trial", "simulate",
                  "sbc", "recovery", "compare-calibration", "sweep", "bench")
 
 

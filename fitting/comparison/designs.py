@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -324,3 +325,74 @@ def human_designs(runs: dict, designs=DESIGNS, arm_sizes=ARM_SIZES, trials: int 
             log(f"trial designs: predictions of {h}")
         preds[h] = run_predictives(r, designs, max_draws)
     return compare_designs(preds, designs, arm_sizes, trials, seed)
+
+
+#: most arms of one planned trial (each adds a column to one course; the densities are in k dims)
+MAX_ARMS = 8
+#: most people per arm and simulated trials a user may ask for
+MAX_ARM_SIZE = 100_000
+MAX_TRIALS = 50_000
+
+
+def parse_arm(text: str) -> Arm:
+    """``COMPOUND:MG_PER_DAY[:DOSES_PER_DAY]`` (e.g. ``NMN:500``, ``NR:1000:2``) as an Arm; one-line
+    UserError naming ``--arm`` otherwise."""
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.inference.regimen import validate_regimen
+
+    parts = str(text).strip().split(":")
+    if len(parts) not in (2, 3):
+        raise UserError(f"--arm must be COMPOUND:MG_PER_DAY[:DOSES_PER_DAY] (e.g. NMN:500 or NR:1000:2), got {text!r}",
+                        field="arm")
+    k = 1
+    if len(parts) == 3:
+        try:
+            k = int(parts[2])
+        except ValueError:
+            raise UserError(f"--arm {text!r}: doses per day must be a whole number, got {parts[2]!r}",
+                            field="arm") from None
+    try:
+        compound, mg, k, _ = validate_regimen(parts[0], parts[1], k, DAY)
+    except UserError as exc:  # the message names --compound/--dose/--doses-per-day: say it for --arm
+        msg = exc.message
+        for opt, word in (("--doses-per-day", "doses per day"), ("--compound", "compound"), ("--dose", "dose")):
+            msg = msg.replace(opt, word)
+        raise UserError(f"--arm {text!r}: {msg}", field="arm") from None
+    return Arm(compound, mg, k)
+
+
+def check_plan(arms: list[Arm], day, arm_sizes, trials) -> tuple[int, tuple[int, ...], int]:
+    """The options of ``nadfit plan-trial`` (before any run is loaded): (day, arm sizes, trials)."""
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.inference.regimen import MAX_DAYS
+
+    if not 1 <= len(arms) <= MAX_ARMS:
+        raise UserError(f"give 1 to {MAX_ARMS} --arm options (the placebo arm is always added), got {len(arms)}",
+                        field="arm")
+    if len({a.key for a in arms}) != len(arms):
+        raise UserError("two --arm options give the same regimen", field="arm")
+    if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= MAX_DAYS:
+        raise UserError(f"--days must be a whole number in [1, {MAX_DAYS}], got {day!r}", field="days")
+    sizes = tuple(arm_sizes)
+    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_ARM_SIZE for n in sizes):
+        raise UserError(f"--per-arm must be whole numbers in [2, {MAX_ARM_SIZE}], got {list(sizes)!r}", field="per-arm")
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 100 <= trials <= MAX_TRIALS:
+        raise UserError(f"--trials must be a whole number in [100, {MAX_TRIALS}], got {trials!r}", field="trials")
+    return day, sizes, trials
+
+
+def plan_trial(run_dirs, arms: list[Arm], day: int = DAY, arm_sizes=ARM_SIZES, trials: int = N_TRIALS,
+               max_draws: int = MAX_DRAWS, seed: int = 0, allow_failed: bool = False) -> dict:
+    """``nadfit plan-trial``: the analysis of :func:`compare_designs` for one user-given trial
+    (``arms`` besides placebo, read at ``day``) from fitted runs of two or more hypotheses.
+    Returns the ``designs`` dict with one design, key ``planned``."""
+    from nadfit.datasets.errors import UserError
+    from nadfit.fitting.comparison.assemble import load_runs
+
+    day, arm_sizes, trials = check_plan(arms, day, arm_sizes, trials)
+    if len(run_dirs) < 2:
+        raise UserError("give the run folders of at least two hypotheses (e.g. runs/main/fits/*)", field="runs")
+    runs = load_runs([Path(d) for d in run_dirs], allow_failed=allow_failed)
+    design = Design("planned", "planned trial", "the trial given on the command line", tuple(arms))
+    preds = {h: run_predictives(r, (design,), max_draws, day) for h, r in runs.items()}
+    return compare_designs(preds, (design,), arm_sizes, trials, seed, day)

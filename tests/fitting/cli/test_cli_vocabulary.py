@@ -127,7 +127,7 @@ def test_every_listing_and_validation_command_has_json():
                if path.startswith("nadfit datasets ") and path != "nadfit datasets import-digitised"]
     assert len(listing) >= 4
     for path, cmd in [*listing, *((p, c) for p, c in all_commands() if p in ("nadfit predict", "nadfit simulate",
-                                                                           "nadfit bench"))]:
+                                                                           "nadfit bench", "nadfit plan-trial"))]:
         assert any("--json" in p.opts for p in cmd.params), path
 
 
