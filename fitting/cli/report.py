@@ -121,15 +121,17 @@ def plan_trial_cmd(
     arms = [parse_arm(a) for a in arm]
     sizes = tuple(per_arm) if per_arm else ARM_SIZES
     check_plan(arms, days, sizes, trials)  # before loading the runs
-    for a in arms:
-        from nadfit.fitting.inference.regimen import dose_plausibility
+    res = plan_trial(runs, arms, days, sizes, trials, allow_failed=allow_failed)
+    from nadfit.fitting.inference.regimen import dose_plausibility
 
+    for a in arms:  # after the runs were read: a wrong folder is the one line a mistake gives
         note = dose_plausibility(a.compound, a.mg_per_day)
         if note:
             print(f"nadfit: warning: {note}", file=sys.stderr)
-    res = plan_trial(runs, arms, days, sizes, trials, allow_failed=allow_failed)
     if as_json:
-        print(json.dumps(res, indent=2))
+        from nadfit.fitting.comparison.pipeline import clean_json
+
+        print(json.dumps(clean_json(res), indent=2, allow_nan=False))
         return
     from rich.console import Console
     from rich.table import Table
@@ -147,19 +149,21 @@ def plan_trial_cmd(
     console.print(t)
     for blk in d["by_arm_size"]:
         t = Table(title=f"{blk['arm_size']} per arm: expected log Bayes factor (nats) for the true hypothesis "
-                        f"(row) over the other (column), ± MC error; share of trials favouring the true one")
+                        f"(row) over the other (column), ± MC error over the trials; the same from each half of "
+                        f"the draws; share of trials favouring the true one")
         t.add_column("true ↓")
         for h in hyps:
             t.add_column(h, justify="right")
         for tr in hyps:
             row = blk["expected_log_bf"][tr]
             t.add_row(tr, *("–" if h == tr else f"{row[h]['mean']:.2f} ± {row[h]['mcse']:.2f} "
-                            f"({100 * row[h]['p_favours_true']:.0f} %)" for h in hyps))
+                            f"(halves {row[h]['halves'][0]:.2f}, {row[h]['halves'][1]:.2f}; "
+                            f"{100 * row[h]['p_favours_true']:.0f} %)" for h in hyps))
         console.print(t)
         console.print("  " + "; ".join(f"{p['hypotheses'][0]} vs {p['hypotheses'][1]}: {p['verdict']} "
                                        f"({p['weaker_expected_log_bf']:.2f})" for p in blk["pairs"]))
-    console.print(f"(informative from {res['informative_nats']:g} nat, decisive from {res['decisive_nats']:g}, "
-                  "in the weaker direction; within the model: blood NAD+ only)")
+    console.print(f"(positive from {res['positive_nats']:g} nat, strong from {res['strong_nats']:g}, in the "
+                  "weaker direction; within the model: blood NAD+ only)")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,10 @@ from nadfit.datasets.errors import UserError
 COMPOUNDS = ("NMN", "NR")
 #: the longest continuous dosing the production path simulates (days)
 MAX_DAYS = 365
+#: input bounds of a regimen (not evidence: far beyond any human dose, where the simulator still
+#: returns finite numbers; hourly dosing at most)
+MAX_MG_PER_DAY = 100_000.0
+MAX_DOSES_PER_DAY = 24
 
 
 def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "--days") -> tuple[str, float, int, float]:
@@ -28,8 +32,11 @@ def validate_regimen(compound, dose_mg, doses_per_day, day, day_option: str = "-
         raise UserError(f"--dose must be a number, got {dose_mg!r}") from None
     if not math.isfinite(dose) or dose <= 0:
         raise UserError(f"--dose must be a positive finite number, got {dose_mg!r} mg/day")
-    if isinstance(doses_per_day, bool) or not isinstance(doses_per_day, (int, np.integer)) or doses_per_day < 1:
-        raise UserError(f"--doses-per-day must be a whole number >= 1, got {doses_per_day!r}")
+    if dose > MAX_MG_PER_DAY:
+        raise UserError(f"--dose must be at most {MAX_MG_PER_DAY:g} mg/day, got {dose_mg!r}")
+    if (isinstance(doses_per_day, bool) or not isinstance(doses_per_day, (int, np.integer))
+            or not 1 <= doses_per_day <= MAX_DOSES_PER_DAY):
+        raise UserError(f"--doses-per-day must be a whole number in [1, {MAX_DOSES_PER_DAY}], got {doses_per_day!r}")
     try:
         d = float(day)
     except (TypeError, ValueError):

@@ -25,8 +25,8 @@ def test_plan_trial_json(synth_run, synth_failed_run, capsys):
     for blk in d["by_arm_size"]:
         for t, row in blk["expected_log_bf"].items():
             for b, v in row.items():
-                assert v["lower"] <= v["upper"] + 1e-12 and v["mcse"] >= 0 and 0 <= v["p_favours_true"] <= 1
-        assert blk["pairs"][0]["verdict"] in ("not informative", "informative", "decisive")
+                assert v["mcse"] >= 0 and 0 <= v["p_favours_true"] <= 1 and len(v["halves"]) == 2
+        assert blk["pairs"][0]["verdict"] in ("not informative", "positive", "strong")
 
 
 def test_plan_trial_table(synth_run, synth_failed_run, capsys):
@@ -55,6 +55,9 @@ def test_plan_trial_refuses_a_failed_run_and_one_hypothesis(synth_run, synth_fai
     (["--arm", "NMN:300", "--days", "0"], "--days must be a whole number in [1, 365]"),
     (["--arm", "NMN:300", "--per-arm", "1"], "--per-arm must be whole numbers"),
     (["--arm", "NMN:300", "--trials", "5"], "--trials must be a whole number"),
+    (["--arm", "NMN:300", *sum((["--per-arm", str(n)] for n in range(10, 15)), [])], "at most 4 --per-arm"),
+    (["--arm", "NMN:300:99999999999999999999999"], "doses per day must be a whole number in [1, 24]"),
+    (["--arm", "NMN:1e308"], "dose must be at most 100000 mg/day"),
 ])
 def test_plan_trial_bad_options_one_line(argv, msg, tmp_path, capsys):
     """Options are checked before any run folder is read (the folders here do not exist)."""
@@ -68,5 +71,6 @@ def test_plan_trial_bad_options_one_line(argv, msg, tmp_path, capsys):
 def test_parse_arm_and_check_plan():
     assert parse_arm(" nr:1000:2 ") == Arm("NR", 1000.0, 2)
     assert check_plan([Arm("NMN", 300)], 30, [30], 100) == (30, (30,), 100)
+    assert check_plan([Arm("NMN", 300)], 30, [30, 30, 40], 100)[1] == (30, 40)  # a repeated size counts once
     with pytest.raises(UserError, match="1 to 8"):
         check_plan([Arm("NMN", 100 + i) for i in range(9)], 30, [30], 100)
