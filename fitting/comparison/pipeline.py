@@ -191,10 +191,12 @@ def run_compare(run_dirs: list[Path], out: Path, *, smc_runs: int = SMC_RUNS, sm
             v["human_only_hypothesis"] = hrun.hypothesis
             v["human_only_status"] = hrun.summary.get("status")
             v["human_only_gates"] = {k: g.get("value") for k, g in gates.items()}
-    log("which human trials could tell the hypotheses apart")
-    from nadfit.fitting.comparison.designs import human_designs
+    designs = None
+    if len(runs) >= 2:  # a pair of hypotheses to tell apart
+        log("which human trials could tell the hypotheses apart")
+        from nadfit.fitting.comparison.designs import human_designs
 
-    designs = human_designs(runs, seed=next(iter(runs.values())).config.seed)
+        designs = human_designs(runs, seed=next(iter(runs.values())).config.seed)
     refits = None
     if reloo:
         refits = {}

@@ -146,6 +146,18 @@ def test_report_and_predict(capsys, main_job, tmp_path):
     assert res["matrix"] == "serum" and res["fold_change"]["q05"] <= res["fold_change"]["q95"]
     rc, out, err = run(capsys, "predict", run_dir, "--compound", "NR", "--dose", "300", "--days", "7")
     assert rc == 0 and "population mean effect" in out, err
+    fits = main_job / "fits"
+    rc, out, err = run(capsys, "plan-trial", fits / "direct", fits / "via-nr", fits / "mixed", "--arm", "NMN:500",
+                       "--arm", "NR:500:2", "--days", "14", "--per-arm", "20", "--trials", "100",
+                       "--accept-failed-gates", "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    (d,) = res["designs"]
+    assert set(d["by_arm_size"][0]["expected_log_bf"]) == {"direct", "via-nr", "mixed"}
+    # the comparison of the main job carries the trial designs
+    cmp = json.loads((main_job / "comparison" / "comparison.json").read_text())
+    assert [x["key"] for x in cmp["designs"]["designs"]] == ["nmn_dose_ranging", "nmn_vs_nr", "nmn_split_dose",
+                                                              "nr_dose_ranging"]
 
 
 def test_recovery_and_sbc_on_a_scheduler_address(capsys, stubbed, tmp_path):
@@ -190,7 +202,7 @@ def test_every_registered_command_is_in_this_matrix():
     _register()
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     covered = {"run-all", "compare", "compare-calibration", "report-compare", "fit", "report", "predict",
-               "recovery", "sbc", "sweep", "datasets", "simulate"}
+               "plan-trial", "recovery", "sbc", "sweep", "datasets", "simulate"}
     # bench: tests/fitting/benchmark/test_bench.py; calibrate: tests/fitting/calibration/test_calibrate.py
     # (slow suite: real fits end to end; its option errors are checked below)
     slow_only = {"bench", "calibrate"}
