@@ -170,11 +170,6 @@ def arm_log_effects(model, th: dict, arms: list[Arm], day: int = DAY) -> np.ndar
     return np.asarray(jax.jit(jax.vmap(one))({k: jnp.asarray(v) for k, v in th.items()}))
 
 
-def _noise(sigma_arm, sigma_person, n: int) -> tuple[np.ndarray, np.ndarray]:
-    c = np.asarray(sigma_person, dtype=float) ** 2 / n
-    return np.asarray(sigma_arm, dtype=float) ** 2 + c, c
-
-
 def trial_logpdf(y: np.ndarray, mu: np.ndarray, sigma_het: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
     """log p(y_i | draw j) for every trial result y_i (M, k) and draw j, with the study effect
     h = exp(sigma_het z), z ~ N(0, 1), integrated out:
@@ -189,11 +184,17 @@ def trial_logpdf(y: np.ndarray, mu: np.ndarray, sigma_het: np.ndarray, a: np.nda
     (:data:`AGHQ_NEWTON_STEPS` damped Newton steps) and scaled by its curvature there, so a
     narrow integrand (a precise trial) is resolved as well as a wide one. One jitted JAX program
     per shape; the (M, S, k) differences are never formed (matrix products only)."""
-    return np.asarray(_trial_logpdf_jit()(*(np.asarray(x, dtype=float) for x in (y, mu, sigma_het, a, c))))
+    return np.asarray(_programs()[0](*(np.asarray(x, dtype=float) for x in (y, mu, sigma_het, a, c))))
+
+
+def mixture_logpdf(y: np.ndarray, mu: np.ndarray, sigma_het: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """log of the equal-weight mixture over the draws of :func:`trial_logpdf`: (M,)."""
+    return np.asarray(_programs()[1](*(np.asarray(x, dtype=float) for x in (y, mu, sigma_het, a, c))))
 
 
 @functools.cache
-def _trial_logpdf_jit():
+def _programs():
+    """The jitted (trial_logpdf, mixture_logpdf) programs (compiled once per shape)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)  # as the model (models.averaged): log densities in float64
@@ -233,14 +234,11 @@ def _trial_logpdf_jit():
         vals = jnp.stack([log_f(z + scale * ui) + lw for ui, lw in zip(u, log_wu)], axis=-1)
         return const + jnp.log(scale) + jax.scipy.special.logsumexp(vals, axis=-1)
 
-    return f
+    @jax.jit
+    def mixture(y, mu, sig, a, c):
+        return jax.scipy.special.logsumexp(f(y, mu, sig, a, c), axis=1) - jnp.log(mu.shape[0])
 
-
-def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    """log sum exp along ``axis`` (plain numpy: scipy's array-API version costs 2x here)."""
-    mx = np.max(x, axis=axis, keepdims=True)
-    mx = np.where(np.isfinite(mx), mx, 0.0)
-    return np.log(np.sum(np.exp(x - mx), axis=axis)) + np.squeeze(mx, axis=axis)
+    return f, mixture
 
 
 @dataclass
@@ -260,11 +258,12 @@ class Predictive:
 
     def noise(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(a, c) per draw: Sigma = a I + c 11^T of the arms' log ratios to placebo given h."""
-        return _noise(self.sigma_arm, self.sigma_person, n)
+        c = np.asarray(self.sigma_person, dtype=float) ** 2 / n
+        return np.asarray(self.sigma_arm, dtype=float) ** 2 + c, c
 
-    def component_logpdf(self, y: np.ndarray, n: int) -> np.ndarray:
-        """log of draw s's predictive density of each trial result y (M, k): (M, S)."""
-        return trial_logpdf(y, self.log_effect, self.sigma_het, *self.noise(n))
+    def mixture_logpdf(self, y: np.ndarray, n: int) -> np.ndarray:
+        """log of this hypothesis's predictive density of each trial result y (M, k): (M,)."""
+        return mixture_logpdf(y, self.log_effect, self.sigma_het, *self.noise(n))
 
     def simulate(self, n: int, trials: int, rng) -> tuple[np.ndarray, np.ndarray]:
         """``trials`` results y (trials, k) of a new trial with ``n`` people per arm, and the
@@ -281,11 +280,7 @@ class Predictive:
 def _mixture_logpdf(p: Predictive, y: np.ndarray, n: int) -> np.ndarray:
     """log of ``p``'s predictive density (equal-weight mixture over its draws) at each trial
     result y (M, k), in blocks of :data:`TRIAL_BLOCK` trials: (M,)."""
-    out = np.empty(len(y))
-    S = p.log_effect.shape[0]
-    for i in range(0, len(y), TRIAL_BLOCK):
-        out[i:i + TRIAL_BLOCK] = logsumexp(p.component_logpdf(y[i:i + TRIAL_BLOCK], n), axis=1) - math.log(S)
-    return out
+    return np.concatenate([p.mixture_logpdf(y[i:i + TRIAL_BLOCK], n) for i in range(0, len(y), TRIAL_BLOCK)])
 
 
 def _log_bfs(true: str, predictives: dict[str, Predictive], n: int, trials: int, rng) -> dict[str, np.ndarray]:
@@ -301,8 +296,8 @@ def expected_log_bf(true: str, predictives: dict[str, Predictive], n: int = ARM_
     hypothesis of ``predictives`` when ``true`` holds (one set of simulated trials, scored under
     every hypothesis): ``mean``, its Monte Carlo SE over the trials (``mcse``), the share of
     trials that favour ``true`` and ``halves``, the same estimate from the even and from the odd
-    half of every hypothesis's draws (how well the draws resolve it; half as many trials each). ``seed``: an int or a
-    sequence of ints (``numpy.random.SeedSequence`` entropy)."""
+    half of every hypothesis's draws (how well the draws resolve it; half as many trials each).
+    ``seed``: an int or a sequence of ints (``numpy.random.SeedSequence`` entropy)."""
     ss = np.random.SeedSequence(seed)
     rng, *half_rngs = (np.random.default_rng(x) for x in ss.spawn(3))
     full = _log_bfs(true, predictives, n, trials, rng)
