@@ -35,6 +35,7 @@ from nadfit.fitting.cli.options import (
     dose_mg_per_day,
 )
 from nadfit.fitting.cli.progress import check_verbosity
+from nadfit.fitting.comparison.designs import ARM_SIZES, N_TRIALS
 
 
 def report_cmd(
@@ -110,18 +111,19 @@ def plan_trial_cmd(
                                                      "(e.g. NMN:500, NR:1000:2); repeat for each arm"),
     days: int = typer.Option(30, "--days", help=f"{DAYS_HELP}; whole-blood NAD+ is read at the end of this day"),
     per_arm: Optional[list[int]] = typer.Option(None, "--per-arm", help="people per arm (repeat to compare sizes; "
-                                                                         "default 30 and 300)"),
-    trials: int = typer.Option(2000, "--trials", help="simulated trials per hypothesis"),
+                                                                         "default " + " and ".join(map(str, ARM_SIZES))
+                                                                         + ", as in the comparison)"),
+    trials: int = typer.Option(N_TRIALS, "--trials", help="simulated trials per hypothesis (default as in the "
+                                                          "comparison)"),
     allow_failed: bool = typer.Option(False, "--accept-failed-gates", help="accept runs whose diagnostics gates failed"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Could a planned trial tell the uptake hypotheses apart? Expected log Bayes factors per pair."""
-    from nadfit.fitting.comparison.designs import ARM_SIZES, check_plan, parse_arm, plan_trial
+    from nadfit.fitting.comparison.designs import parse_arm, plan_trial
 
     arms = [parse_arm(a) for a in arm]
-    sizes = tuple(per_arm) if per_arm else ARM_SIZES
-    check_plan(arms, days, sizes, trials)  # before loading the runs
-    res = plan_trial(runs, arms, days, sizes, trials, allow_failed=allow_failed)
+    # plan_trial checks every option before it reads a run folder
+    res = plan_trial(runs, arms, days, tuple(per_arm) if per_arm else ARM_SIZES, trials, allow_failed=allow_failed)
     from nadfit.fitting.inference.regimen import dose_plausibility
 
     for a in arms:  # after the runs were read: a wrong folder is the one line a mistake gives

@@ -372,14 +372,14 @@ def told_apart(lbf: dict) -> list[dict]:
 
 
 def human_designs(runs: dict, designs=DESIGNS, arm_sizes=ARM_SIZES, trials: int = N_TRIALS,
-                  max_draws: int = MAX_DRAWS, seed: int = 0, log=None) -> dict:
+                  max_draws: int = MAX_DRAWS, seed: int = 0, day: int = DAY, log=None) -> dict:
     """The ``designs`` section of comparison.json for loaded runs ({hypothesis: run})."""
     preds = {}
     for h, r in runs.items():
         if log is not None:
             log(f"trial designs: predictions of {h}")
-        preds[h] = run_predictives(r, designs, max_draws)
-    return compare_designs(preds, designs, arm_sizes, trials, seed)
+        preds[h] = run_predictives(r, designs, max_draws, day)
+    return compare_designs(preds, designs, arm_sizes, trials, seed, day)
 
 
 #: most arms of one planned trial (each adds a column to one course; the densities are in k dims)
@@ -453,5 +453,4 @@ def plan_trial(run_dirs, arms: list[Arm], day: int = DAY, arm_sizes=ARM_SIZES, t
         raise UserError("give the run folders of at least two hypotheses (e.g. runs/main/fits/*)", field="runs")
     runs = load_runs([Path(d) for d in run_dirs], allow_failed=allow_failed)
     design = Design("planned", "planned trial", "the trial given on the command line", tuple(arms))
-    preds = {h: run_predictives(r, (design,), max_draws, day) for h, r in runs.items()}
-    return compare_designs(preds, (design,), arm_sizes, trials, seed, day)
+    return human_designs(runs, (design,), arm_sizes, trials, max_draws, seed, day)

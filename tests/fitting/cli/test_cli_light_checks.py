@@ -33,6 +33,8 @@ print(json.dumps({{"rc": rc, "heavy": heavy}}))
     ["run-all", "--out", "{tmp}/stranger"],
     ["run-all", "--chains", "0", "--out", "{tmp}/b"],
     ["report", "{tmp}/missing1"],
+    ["plan-trial", "{tmp}/m1", "{tmp}/m2", "--arm", "NMN:300", "--per-arm", "1"],
+    ["plan-trial", "{tmp}/m1", "--arm", "NMN:300"],
 ], ids=lambda a: " ".join(a[:3]))
 def test_bad_input_is_refused_before_any_heavy_import(tmp_path, args):
     (tmp_path / "stranger").mkdir()
