@@ -42,6 +42,10 @@ from nadfit.models.core import (  # noqa: E402
     absorption_profile,
     consumption_rate,
     filtered_cells,
+    first_pass_flux,
+    nam_level,
+    nam_params,
+    nampt_at_nam,
     nampt_rate,
     oral_precursor_flux,
     two_point_rule,
@@ -133,9 +137,25 @@ def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None, implicit=
     return _newton(u0, j, e, beta, kappa, ell, c, steps)
 
 
+#: upper cap of the NAMPT loop gain de*/de in ``blood_course``'s linearised step. Below 1 wherever
+#: the NAMPT-NAD+ loop is monostable (core.monostability_bound); the cap keeps the step defined
+#: where the smooth bound is approached
+MAX_LOOP_GAIN = 0.95
+
+
+def _log_n_elasticity(u, j, e, beta, kappa, ell, c=1.0):
+    """d log n / d log e at the quasi-steady state u = log n (implicit function theorem:
+    -dF/d log e / dF/du, with dF/d log e = S / (S + j) for the balance F)."""
+    n = jnp.exp(u)
+    s = nampt_rate(n, e, beta)
+    f_u = jax.jvp(lambda uu: _balance(uu, j, e, beta, kappa, ell, c), (u,), (jnp.ones_like(u),))[1]
+    return -(s / (s + j)) / f_u
+
+
 def flux_cells(p, nmn_rate, nr_rate, doses_per_day, cells: int = CELLS_PER_DOSE):
-    """Precursor flux in every cell of the dosing interval: (..., cells) for rates of shape (...)
-    (e.g. steps x scenarios), and the cell width (days) as a numpy array of the rates' shape.
+    """Intact precursor flux and first-pass NAM flux (``core.first_pass_flux``) in every cell of
+    the dosing interval: two (..., cells) arrays for rates of shape (...) (e.g. steps x
+    scenarios), and the cell width (days) as a numpy array of the rates' shape.
 
     ``doses_per_day`` is a numpy integer array like the rates (1 where nothing is taken;
     0 for a constant exposure, e.g. a culture medium, whose cells are all equal)."""
@@ -145,9 +165,18 @@ def flux_cells(p, nmn_rate, nr_rate, doses_per_day, cells: int = CELLS_PER_DOSE)
                         else jnp.ones(cells) for k in values])
     onehot = (doses[..., None] == np.asarray(values)).astype(float)
     shape = jnp.einsum("...v,vc->...c", onehot, shapes)  # (..., cells); no gather
-    j = (oral_precursor_flux(nmn_rate[..., None] * shape, p["pi_nmn"], p["phi"], p["k_a"], jnp)
-         + p["pi_nr"] * nr_rate[..., None] * shape)
-    return j, 1.0 / (np.maximum(doses, 1) * cells)
+    nmn, nr = nmn_rate[..., None] * shape, nr_rate[..., None] * shape
+    j = oral_precursor_flux(nmn, p["pi_nmn"], p["phi"], p["k_a"], jnp) + p["pi_nr"] * nr
+    f = first_pass_flux(nmn, nr, p["pi_nmn"], p["pi_nr"], nam_params(p)[2])
+    return j, f, 1.0 / (np.maximum(doses, 1) * cells)
+
+
+def nam_daily_mean(p, nmn_rate, nr_rate, doses_per_day):
+    """Daily-mean NAM level (relative to baseline) under constant regimens (rates of shape (...)):
+    exact for first-order clearance, since a periodic NAM course's mean balance is the mean inflow
+    (``core.nam_level`` of the mean extra flux; 1 without a NAM pool)."""
+    j, f, _ = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
+    return nam_level(jnp.mean(j + f, axis=-1), nam_params(p)[1])
 
 
 def input_classes(*arrays) -> np.ndarray:
@@ -168,13 +197,27 @@ def _concrete(x):
 
 
 def within_day_nodes(p, nmn_rate, nr_rate, doses_per_day, e_base=1.0):
-    """Two-point rule (nodes, weights: last axis 2) of the filtered flux cells of each input:
-    the within-day profile of a step, for 1-d arrays of intake rates and doses per day."""
-    j_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
+    """The within-day profile of a step, for 1-d arrays of intake rates and doses per day: the
+    two-point rule (nodes, weights: last axis 2) of the filtered flux cells, and at each node
+    NAMPT's capacity factor and feedback strength at the node's NAM level (``core.nampt_at_nam``:
+    e' / e and beta'). The NAM level of a node is the cells' NAM level regressed on their flux
+    (least squares over the cells): exact when first pass and intact flux are proportional (NR,
+    the via-NR route, or no NAM pool), a linear approximation for the saturable direct route."""
+    j_all, f_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
     j_mean = jnp.mean(j_all, axis=-1)
     u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
     lam = within_day_rate(p, jnp.exp(u_eq), e_base)
-    return two_point_rule(filtered_cells(j_all, lam, jnp.asarray(h_all), jnp), jnp)
+    h = jnp.asarray(h_all)
+    y, yf = filtered_cells(j_all, lam, h, jnp), filtered_cells(f_all, lam, h, jnp)
+    nodes, weights = two_point_rule(y, jnp)
+    dy = y - jnp.mean(y, axis=-1, keepdims=True)
+    var = jnp.mean(dy * dy, axis=-1, keepdims=True)
+    cov = jnp.mean(dy * yf, axis=-1, keepdims=True)
+    slope = jnp.where(var > 1e-30, cov / jnp.where(var > 1e-30, var, 1.0), 0.0)
+    f_nodes = jnp.mean(yf, axis=-1, keepdims=True) + slope * (nodes - jnp.mean(y, axis=-1, keepdims=True))
+    sigma, d_nam, _ = nam_params(p)
+    scale, beta = nampt_at_nam(1.0, p["beta"], nam_level(nodes + f_nodes, d_nam), sigma)
+    return nodes, weights, scale, beta
 
 
 def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, classes=None):
@@ -200,30 +243,41 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         classes = (np.arange(np.prod(shape)).reshape(shape) if nmn_c is None or nr_c is None
                    else input_classes(nmn_c, nr_c, doses))
     _, first, inverse = np.unique(np.asarray(classes).ravel(), return_index=True, return_inverse=True)
-    nodes_u, weights_u = within_day_nodes(p, jnp.ravel(nmn_rate)[first], jnp.ravel(nr_rate)[first],
-                                          doses.ravel()[first], e_base)
+    per_class = within_day_nodes(p, jnp.ravel(nmn_rate)[first], jnp.ravel(nr_rate)[first],
+                                 doses.ravel()[first], e_base)
     inverse = inverse.reshape(shape)
-    nodes, weights = nodes_u[inverse], weights_u[inverse]
+    nodes, weights, scales, betas = (x[inverse] for x in per_class)
     n_scen = shape[1]
     dts = jnp.asarray(np.broadcast_to(np.asarray(dt, dtype=float), shape[:1]))
-    decays = (jnp.exp(-p["k_e"] * dts / 2.0), jnp.exp(-p["k_e"] * dts), jnp.exp(-p["k_b"] * dts))
-    args = (p["beta"], p["kappa"], p["ell"])
+    args = (p["kappa"], p["ell"])
+
+    def target(u, e, y, w, scale, beta):
+        """NAMPT's target e* = e_base mean n^gamma at NAMPT level e, and its slope de*/de (the
+        loop gain: gamma times the within-day mean elasticity d log n / d log e, weighted by
+        n^gamma), from the quasi-steady states u at e."""
+        u = steady_state_newton(u, y, e[:, None] * scale, beta, *args, steps=DAILY_MIN_STEPS, implicit=True)
+        ng = e_base * w * jnp.exp(p["gamma"] * u)
+        slope = p["gamma"] * jnp.sum(ng * _log_n_elasticity(u, y, e[:, None] * scale, beta, *args), axis=-1) / e
+        return u, jnp.sum(ng, axis=-1), jnp.minimum(slope, MAX_LOOP_GAIN)
+
+    def relax(e0, e_lin, e_star, slope, t):
+        """e at time t of de/dt = k_e (e* + slope (e - e_lin) - e) from e0 (exact)."""
+        fixed = e_lin + (e_star - e_lin) / (1.0 - slope)
+        return fixed + (e0 - fixed) * jnp.exp(-p["k_e"] * (1.0 - slope) * t)
 
     def step(carry, inputs):
         u, e, b = carry
-        y, w, (decay_e_half, decay_e, decay_b) = inputs
-        u = steady_state_newton(u, y, e[:, None], *args, steps=DAILY_MIN_STEPS, implicit=True)
-        e_star = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u), axis=-1)
-        e_half = e_star + (e - e_star) * decay_e_half
-        u_mid = steady_state_newton(u, y, e_half[:, None], *args, steps=DAILY_MIN_STEPS, implicit=True)
+        y, w, scale, beta, dt_k = inputs
+        u, e_star, slope = target(u, e, y, w, scale, beta)
+        e_half = relax(e, e, e_star, slope, dt_k / 2.0)
+        u_mid, e_star_mid, slope_mid = target(u, e_half, y, w, scale, beta)
         n_mid = jnp.sum(w * jnp.exp(u_mid), axis=-1)
-        e_star_mid = e_base * jnp.sum(w * jnp.exp(p["gamma"] * u_mid), axis=-1)
-        e_new = e_star_mid + (e - e_star_mid) * decay_e
-        b_new = n_mid + (b - n_mid) * decay_b
+        e_new = relax(e, e_half, e_star_mid, slope_mid, dt_k)
+        b_new = n_mid + (b - n_mid) * jnp.exp(-p["k_b"] * dt_k)
         return (u_mid, e_new, b_new), (e_new, b_new)
 
     init = (jnp.zeros((n_scen, 2)), jnp.ones(n_scen) * e_base, jnp.ones(n_scen))
-    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights, decays))
+    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights, scales, betas, dts))
     b = jnp.concatenate([jnp.ones((1, n_scen)), bs], axis=0)
     e = jnp.concatenate([jnp.full((1, n_scen), e_base), es], axis=0)
     return b, e

@@ -9,9 +9,17 @@ Everything is dimensionless relative to the unperturbed steady state of a cell/t
 
 Rates (in units of the baseline flux)::
 
-    NAMPT salvage      S(n, e) = e * (1 + beta) / (1 + beta * n)
-                       (NAM-saturated: Km_NAM is nanomolar; competitive feedback by NAD+ with
-                        beta = free NAD+ / Ki_NAD, so S(1, 1) = 1)
+    NAMPT salvage      S(n, e, m) = e m (1 + beta) / (1 - sigma + beta n + sigma m)
+                       (competitive inhibition of NAMPT by NAD+ against its substrate NAM, with
+                        m = NAM relative to baseline, sigma = [NAM]0 / (Km_NAM + [NAM]0) the
+                        baseline substrate saturation and beta = free NAD+ / Ki_NAD at baseline
+                        NAM, so S(1, 1, 1) = 1; at m = 1 it is e (1 + beta) / (1 + beta n) for
+                        every sigma)
+    NAM pool           Cl(m)   = d_nam * m      (NNMT methylation and renal loss; first order:
+                        Km_NNMT 400 uM, KP093, lies far above NAM levels)
+                       at the fast steady state of (n, m) every NAD+ consumed returns as NAM,
+                       so Cl(m) = d_nam + first-pass NAM + intact precursor flux:
+                       m = 1 + (f + j) / d_nam, independent of NAMPT, NAD+ and the consumers
     consumption        C(n)    = c * [(1 - ell) * n (1 + kappa) / (n + kappa) + ell * n]
                        (sirtuins/PARPs/CD38 lumped as Michaelis-Menten with Km = kappa * NAD0,
                         plus a non-saturable fraction ell; C(1) = c)
@@ -21,14 +29,21 @@ Rates (in units of the baseline flux)::
 
 Dynamic form (time in days)::
 
-    dn/dt = k_t * (S(n, e) + j - C(n))
+    dn/dt = k_t * (S(n, e, m) + j - C(n))
+    dm/dt = k_m * (C(n) + d_nam + f - S(n, e, m) - d_nam * m)   # NAM (human in vivo only)
     de/dt = k_e * (e_base * n ** gamma - e)
     db/dt = k_b * (n - b)                 # slow blood (whole-blood) NAD+ pool
+
+with ``f`` the first-pass NAM flux of an oral precursor (converted in gut and liver before
+it reaches tissues) and ``j`` its intact share's flux into NAD+ synthesis. Systems without a NAM
+pool (rodent tissues, cell cultures) keep m = 1.
 
 The full "brute-force" system adds oral absorption: a gut amount A (g) per compound absorbed at
 k_abs, an extracellular exposure X eliminated at k_x; the delivered precursor flux is
 ``pi * k_x * X`` (so its daily average equals ``pi * dose_g_per_day`` by mass balance), split into
-the direct (SLC12A8, saturable with constant K_A) and the via-NR routes by the share ``phi``.
+the direct (SLC12A8, saturable with constant K_A) and the via-NR routes by the share ``phi``;
+the first-pass NAM flux is ``fp_odds * pi * k_x * X`` per compound (``fp_odds`` = f_fp / (1 - f_fp),
+f_fp the share of the absorbed precursor converted to NAM before use).
 """
 
 from __future__ import annotations
@@ -43,9 +58,38 @@ import numpy as np
 # --------------------------------------------------------------------------------------------
 
 
-def nampt_rate(n, e, beta):
-    """NAMPT salvage flux relative to baseline: e (1 + beta) / (1 + beta n)."""
-    return e * (1.0 + beta) / (1.0 + beta * n)
+def nampt_rate(n, e, beta, m=1.0, sigma=0.0):
+    """NAMPT salvage flux relative to baseline: e m (1 + beta) / (1 - sigma + beta n + sigma m)
+    (at baseline NAM, m = 1: e (1 + beta) / (1 + beta n))."""
+    return e * m * (1.0 + beta) / (1.0 - sigma + beta * n + sigma * m)
+
+
+def nampt_at_nam(e, beta, m, sigma):
+    """(e', beta') with nampt_rate(n, e', beta') == nampt_rate(n, e, beta, m, sigma) for every n:
+    a NAM level m acts on NAMPT as a weaker NAD+ feedback, beta' = beta / (1 - sigma + sigma m),
+    and a scaled capacity e' = e m (1 + beta) / (1 - sigma + sigma m + beta). The NAD+ solvers
+    keep the two-parameter law."""
+    s = 1.0 - sigma + sigma * m
+    return e * m * (1.0 + beta) / (s + beta), beta / s
+
+
+def first_pass_flux(nmn_rate, nr_rate, pi_nmn, pi_nr, fp_odds):
+    """NAM flux (units of baseline salvage flux) from oral NMN/NR converted in gut and liver:
+    ``fp_odds`` = f_fp / (1 - f_fp) times the intact share's low-dose flux pi * rate (linear:
+    no saturable step before first-pass hydrolysis)."""
+    return fp_odds * (pi_nmn * nmn_rate + pi_nr * nr_rate)
+
+
+def nam_level(extra_flux, d_nam):
+    """NAM relative to baseline at the fast steady state of (NAD+, NAM): first-order clearance
+    d_nam * m balances the baseline inflow d_nam plus every extra NAM flux (first pass and the
+    intact precursor, which returns as NAM once its NAD+ is consumed)."""
+    return 1.0 + extra_flux / d_nam
+
+
+#: NAM pool relaxation in the full (pulsed) reference system only (the production path holds NAM
+#: at its fast steady state): plasma NAM terminal half-life 4.3 h (KP107, Menon 2007)
+T_NAM_HOURS = 4.3
 
 
 def consumption_rate(n, kappa, ell, c=1.0):
@@ -290,28 +334,43 @@ def daily_regimen(compound: str, mg_per_day: float, days: float, doses_per_day: 
 # full (brute-force) right-hand side and the time-scale-separated production path
 # --------------------------------------------------------------------------------------------
 
-FULL_STATES = ("gut_nmn_g", "ext_nmn", "gut_nr_g", "ext_nr", "nad_tissue", "nampt", "nad_blood")
+FULL_STATES = ("gut_nmn_g", "ext_nmn", "gut_nr_g", "ext_nr", "nad_tissue", "nampt", "nad_blood", "nam")
+
+
+def nam_params(p) -> tuple:
+    """(sigma_nam, d_nam, fp_odds) of a parameter mapping; without them, no NAM pool (m = 1)."""
+    return p.get("sigma_nam", 0.0), p.get("d_nam", math.inf), p.get("fp_odds", 0.0)
 
 
 def full_rhs(t, y, p, xp=np):
     """Right-hand side of the full pulsed-dosing system (doses enter as jumps of the gut states).
 
     ``p`` is a mapping with beta, kappa, ell, gamma, e_base, c, k_t, k_e, k_b, k_abs, k_x,
-    pi_nmn, pi_nr, phi, k_a (g/day). Time in days.
+    pi_nmn, pi_nr, phi, k_a (g/day), and optionally the NAM pool's sigma_nam, d_nam, fp_odds
+    (``nam_params``) and k_m (default: half-life ``T_NAM_HOURS``). Time in days.
     """
-    a_nmn, x_nmn, a_nr, x_nr, n, e, b = (y[i] for i in range(7))
+    a_nmn, x_nmn, a_nr, x_nr, n, e, b, m = (y[i] for i in range(8))
     flux_nmn = p["k_x"] * x_nmn  # g/day of NMN leaving the extracellular pool into cells/NAM
     flux_nr = p["k_x"] * x_nr
     j = oral_precursor_flux(flux_nmn, p["pi_nmn"], p["phi"], p["k_a"], xp) + p["pi_nr"] * flux_nr
-    dn = p["k_t"] * (nampt_rate(n, e, p["beta"]) + j - consumption_rate(n, p["kappa"], p["ell"], p["c"]))
+    sigma, d_nam, fp_odds = nam_params(p)
+    salvage = nampt_rate(n, e, p["beta"], m, sigma)
+    consumed = consumption_rate(n, p["kappa"], p["ell"], p["c"])
+    dn = p["k_t"] * (salvage + j - consumed)
     de = p["k_e"] * (p["e_base"] * xp.maximum(n, 1e-12) ** p["gamma"] - e)
     db = p["k_b"] * (n - b)
+    if math.isinf(d_nam):
+        dm = 0.0 * m
+    else:
+        k_m = p.get("k_m", 24.0 * math.log(2.0) / T_NAM_HOURS / (1.0 + d_nam))
+        f = first_pass_flux(flux_nmn, flux_nr, p["pi_nmn"], p["pi_nr"], fp_odds)
+        dm = k_m * (consumed + d_nam + f - salvage - d_nam * m)
     return xp.stack([
         -p["k_abs"] * a_nmn,
         p["k_abs"] * a_nmn - p["k_x"] * x_nmn,
         -p["k_abs"] * a_nr,
         p["k_abs"] * a_nr - p["k_x"] * x_nr,
-        dn, de, db,
+        dn, de, db, dm,
     ])
 
 
@@ -319,7 +378,7 @@ def baseline_state(p) -> np.ndarray:
     """Unperturbed steady state of the full system (pre-equilibration), computed, not hand-set."""
     n0 = steady_state_numpy(0.0, p["e_base"], p["beta"], p["kappa"], p["ell"], p["gamma"], p["c"])
     e0 = p["e_base"] * n0 ** p["gamma"]
-    return np.array([0.0, 0.0, 0.0, 0.0, n0, e0, n0])
+    return np.array([0.0, 0.0, 0.0, 0.0, n0, e0, n0, 1.0])
 
 
 def simulate_full(p, regimen: Regimen, t_end: float, t_eval, method="LSODA", rtol=1e-9, atol=1e-12):
@@ -365,6 +424,14 @@ def oral_flux_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1,
     return 0.0 * rate
 
 
+def first_pass_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1, xp=np):
+    """First-pass NAM flux in each cell of a dosing interval (numpy reference)."""
+    shape = absorption_profile(p["k_abs"], p["k_x"], doses_per_day, CELLS_PER_DOSE, xp)
+    rate = mg_per_day / 1000.0 * shape
+    nmn, nr = (rate, 0.0 * rate) if compound == "NMN" else (0.0 * rate, rate if compound == "NR" else 0.0 * rate)
+    return first_pass_flux(nmn, nr, p["pi_nmn"], p["pi_nr"], nam_params(p)[2])
+
+
 def within_day_rate(p, n_eq, e=1.0):
     """Filter rate lam of ``filtered_cells`` for a dosing interval: k_t times the relaxation rate
     at ``n_eq``, the NAD+ steady state for the interval's mean flux at NAMPT e (the regimen's
@@ -374,21 +441,28 @@ def within_day_rate(p, n_eq, e=1.0):
     return p["k_t"] * tissue_relaxation_rate(n_eq, e, p["beta"], p["kappa"], p["ell"], p.get("c", 1.0))
 
 
-def within_day_mean(p, j_cells, h, e):
+def within_day_mean(p, j_cells, h, e, f_cells=None):
     """(mean NAD+, mean NAD+^gamma) over a dosing interval at NAMPT level e (numpy reference,
-    one brentq solve per cell): tissue NAD+ at quasi-steady state for the low-passed flux cells."""
+    one brentq solve per cell): tissue NAD+ at quasi-steady state for the low-passed flux cells
+    ``j_cells`` and, with a NAM pool, the NAM level of each cell from the low-passed first-pass
+    cells ``f_cells`` (``nam_level``)."""
     j_cells = np.asarray(j_cells, dtype=float)
+    f_cells = np.zeros_like(j_cells) if f_cells is None else np.asarray(f_cells, dtype=float)
+    sigma, d_nam, _ = nam_params(p)
     e0 = p["e_base"]
     n_eq = steady_state_numpy(float(j_cells.mean()), e0, p["beta"], p["kappa"], p["ell"], 0.0, p["c"])
-    y = filtered_cells(j_cells, within_day_rate(p, n_eq, e0), h)
-    ns = np.array([steady_state_numpy(float(v), e, p["beta"], p["kappa"], p["ell"], 0.0, p["c"]) for v in y])
+    lam = within_day_rate(p, n_eq, e0)
+    y, yf = filtered_cells(j_cells, lam, h), filtered_cells(f_cells, lam, h)
+    m = nam_level(y + yf, d_nam)
+    ns = np.array([steady_state_numpy(float(v), *nampt_at_nam(e, p["beta"], float(mi), sigma), p["kappa"],
+                                      p["ell"], 0.0, p["c"]) for v, mi in zip(y, m)])
     return float(ns.mean()), float(np.mean(ns ** p["gamma"]))
 
 
-def slow_rhs(t, y, p, j_cells, h):
+def slow_rhs(t, y, p, j_cells, h, f_cells=None):
     """Time-scale-separated system (reference for the production integrator): y = (NAMPT e,
     blood pool b); tissue NAD+ enters through its within-day mean (``within_day_mean``) for the
-    flux cells ``j_cells`` of width ``h`` days."""
+    flux cells ``j_cells`` (first-pass NAM cells ``f_cells``) of width ``h`` days."""
     e, b = y[0], y[1]
-    nbar, ng = within_day_mean(p, j_cells, h, e)
+    nbar, ng = within_day_mean(p, j_cells, h, e, f_cells)
     return np.array([p["k_e"] * (p["e_base"] * ng - e), p["k_b"] * (nbar - b)])

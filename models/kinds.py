@@ -222,7 +222,8 @@ KINDS: dict[str, ObservationKind] = {k.name: k for k in (
 #: observable -> kind, for rows whose kind follows from what they measure
 _BY_OBSERVABLE = {"human_t_vs_placebo": "t_vs_placebo_bound", "human_t_paired": "t_paired_exact_p",
                   "human_cv_extreme": "cv_extreme", "human_t90": "approximate_time",
-                  "human_t_half": "approximate_time", "human_ratio_vs_placebo": "log_ratio_vs_placebo"}
+                  "human_t_half": "approximate_time", "human_ratio_vs_placebo": "log_ratio_vs_placebo",
+                  "human_nam_ratio_vs_placebo": "log_ratio_vs_placebo"}
 _BY_STATISTIC = {"pct_change_median": "approximate_change", "pct_change_from_baseline": "arm_mean_change"}
 
 

@@ -26,7 +26,7 @@ from nadfit.models.hypotheses import CD73_SYSTEMS, PHI_SYSTEMS, Hypothesis, get_
 from nadfit.models.kinds import KINDS, kind_of
 from nadfit.models.observation import KNOWN_DIRECTIONS, ObservationSettings, direction_keyword, smooth_extreme
 from nadfit.models.priors import Prior, registry
-from nadfit.models.scenarios import DT_DAYS, airhart_regimen, fixed_scenarios, likelihood_nodes
+from nadfit.models.scenarios import DT_DAYS, airhart_regimen, fixed_scenarios, likelihood_nodes, steady_scenarios
 from nadfit.models.systems import is_human_observable, system_class_of
 
 #: where no exposure is reported, in-vitro/in-vivo NMN exposure is set to give a precursor flux
@@ -70,7 +70,7 @@ MATRIX_ELASTICITY = {"whole_blood": None, "serum": "lambda_serum",
 COMMON_PARAMETERS = (
     "beta", "kappa", "ell", "gamma", "r_kd", "r_ko", "q_nrk", "omega_gut",
     "h_age", "c_age", "t_blood_days", "t_nampt_days", "t_nad_tissue_hours", "t_absorption_hours",
-    "t_exposure_hours", "pi_nmn", "pi_nr", "lambda_serum",
+    "t_exposure_hours", "pi_nmn", "pi_nr", "nu_nam", "d_nam", "f_fp", "lambda_serum",
     "lambda_blood_unspecified", "sigma_arm", "sigma_drift", "sigma_het", "sigma_person",
     "titration",
 )
@@ -323,6 +323,8 @@ class EvidenceModel:
             "k_x": 24.0 * math.log(2.0) / th["t_exposure_hours"],
             "pi_nmn": th["pi_nmn"], "pi_nr": th["pi_nr"],
             "phi": self._phi(th, "human"), "k_a": th.get("k_a", jnp.inf),
+            "sigma_nam": th["nu_nam"] / (1.0 + th["nu_nam"]), "d_nam": th["d_nam"],
+            "fp_odds": th["f_fp"] / (1.0 - th["f_fp"]),
         }
 
     def _read_days(self) -> list[float]:
@@ -337,6 +339,15 @@ class EvidenceModel:
         b, _ = averaged.blood_course(p, self._nmn_rate, nr, self._grid_steps, doses_per_day=self._doses,
                                      classes=self._classes)
         return {name: b[:, i] for name, i in self._column.items()}
+
+    def log_nam(self, th, regimens) -> jnp.ndarray:
+        """log NAM (relative to baseline, daily mean at steady state) under each constant regimen
+        (``averaged.nam_daily_mean``): NAM settles within hours, so it is read at steady state."""
+        nmn = np.array([r.segments[0].mg_per_day / 1000.0 if r.compound == "NMN" else 0.0 for r in regimens])
+        nr = np.array([r.segments[0].mg_per_day / 1000.0 if r.compound == "NR" else 0.0 for r in regimens])
+        doses = np.array([max(int(r.segments[0].doses_per_day), 1) for r in regimens])
+        m = averaged.nam_daily_mean(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), doses)
+        return jnp.log(m)
 
     def _log_b(self, blood, scenario: str, day: float):
         """log b of a scenario on ``day``: at a node, or linear in log b between the two nodes
@@ -410,6 +421,8 @@ class EvidenceModel:
             ref = spec.get("placebo") or spec["reference"]
             return self._scale(th, spec) * (self._log_b(cache["blood"], spec["scenario"], spec["day"])
                                             - self._log_b(cache["blood"], ref, spec["day"]))
+        if obs == "human_nam_ratio_vs_placebo":
+            return self.log_nam(th, [steady_scenarios()[spec["scenario"]]])[0]
         if obs == "human_t_paired":
             return self._scale(th, spec) * self._log_b(cache["blood"], spec["scenario"], spec["day"]) + self._drift(th, spec)
         if obs == "human_cv_extreme":

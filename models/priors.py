@@ -149,6 +149,11 @@ CONSUMER_KM_ROWS = ("KP074", "KP077", "KP078", "KP079", "KP080", "KP084", "KP090
 # NAD+ turnover half-lives: mouse tissues 15 min - 15 h (Liu 2018), human cell lines 4.9-8.2 h
 # (Hoyland 2024: HEK293, HeLa, U2OS)
 NAD_HALF_LIFE_ROWS = ("KP133", "KP134", "KP135", "KP139", "KP141")
+# NAMPT Km for NAM: 855 nM without ATP and 5 nM ATP-coupled (Burgos 2008), 0.92 uM mouse (SABIO-RK);
+# the model-input copies of the 5 nM value (KP007, KP013) are not counted again
+NAMPT_KM_NAM_ROWS = ("KP001", "KP002", "KP009")
+# intracellular NAM of the NAD isotope-labelling model of a human cell line (Hoyland 2024): 30 uM
+NAM_LEVEL_ROWS = ("KP102",)
 
 
 def _registry() -> dict[str, Prior]:
@@ -160,6 +165,8 @@ def _registry() -> dict[str, Prior]:
     beta_sd = math.sqrt(ki_sd ** 2 + km_sd ** 2 + free_over_km_sd ** 2)
 
     tnad_mu, tnad_sd = lognormal_from_values(_values_hours(NAD_HALF_LIFE_ROWS), math.log(2.0))
+    (nam0,) = _values_uM(NAM_LEVEL_ROWS)
+    nu_mu, nu_sd = lognormal_from_values([nam0 / km for km in _values_uM(NAMPT_KM_NAM_ROWS)], math.log(4.0))
 
     P = Prior
     reg = [
@@ -271,6 +278,27 @@ def _registry() -> dict[str, Prior]:
           "between-person SD of the log change of blood NAD+ within an arm",
           "weakly informative; Yang 2022's ~17 % between-person spread of levels (KP120/KP121) "
           "sets the order of magnitude", ("KP120", "KP121"), weak=True, group="observation"),
+        # ---- NAM pool and oral first pass (human in vivo) ---------------------------------------
+        P("nu_nam", "lognormal", {"mu": nu_mu, "sigma": nu_sd}, "1",
+          "baseline NAM / Km_NAM of NAMPT (substrate saturation sigma = nu / (1 + nu))",
+          "intracellular NAM of a human cell-line model (KP102, 30 uM, a model input) over each NAMPT "
+          "Km_NAM row (855 nM, 5 nM, 0.92 uM); geometric mean widened to cover every ratio. No human "
+          "tissue NAM level read; with NAD+ feedback as strong as beta, sigma barely changes the rate "
+          "(models/core.py)", NAM_LEVEL_ROWS + NAMPT_KM_NAM_ROWS, weak=True, group="human"),
+        P("d_nam", "lognormal", {"mu": 0.0, "sigma": math.log(3.0)}, "1",
+          "NAM clearance (methylation by NNMT, renal loss) at baseline, in units of the baseline "
+          "NAMPT salvage flux (equal to the dietary and de novo NAM inflow)",
+          "no value read (human NAD+ and NAM fluxes are gaps K5, K6): median 1, x/÷3, chosen by a "
+          "prior predictive check that does not use the scored serum NAM (EV242): 200 prior draws "
+          "of via-nr give serum NAM x1.01-5.7 (90 %) at 250 mg/day NMN and blood NAD+ inside x1-20 "
+          "at 900 mg/day in 89.5 % (median 0.2 x/÷5 gave NAM up to x42 and 81 %; "
+          "models/VERIFICATION.md, Session 22). First-order because the NNMT Km for NAM (400 uM, "
+          "KP093) lies far above NAM levels", ("KP093",), weak=True, group="human"),
+        P("f_fp", "beta", {"alpha": 2.0, "beta": 2.0}, "1",
+          "share of absorbed oral NMN/NR converted to NAM in gut and liver before it reaches "
+          "tissues (first pass); the rest reaches them intact by the hypothesis's route",
+          "no value read: isotope tracing finds much oral NR/NMN as NAM (Liu 2018, qualitative), "
+          "so symmetric Beta(2, 2)", (), weak=True, group="human"),
         P("titration", "uniform", {"lower": 0.0, "upper": 1.0}, "1",
           "position of Airhart 2017's unreported days 3-6 dose between 250 and 2000 mg/day",
           "the regimen text gives days 1-2 and 7-9 only", (), weak=True, group="observation"),

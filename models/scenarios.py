@@ -63,6 +63,14 @@ def fixed_scenarios() -> dict[str, Regimen]:
     }
 
 
+def steady_scenarios() -> dict[str, Regimen]:
+    """Regimens of rows read at steady state only (serum NAM: hours), not on the blood course."""
+    return {
+        # Katayoshi 2023: one 125 mg capsule twice daily for 12 weeks (EV046)
+        "katayoshi_nmn250": daily_regimen("NMN", 250.0, 84, doses_per_day=2),
+    }
+
+
 def airhart_regimen(titration: float) -> Regimen:
     """Airhart 2017: 250 mg on days 1-2, up-titrated to 1000 mg twice daily on days 7-8,
     1000 mg at t = 0 on day 9. Days 3-6 are not stated: 250 + titration * 1750 mg/day."""
@@ -75,7 +83,7 @@ def airhart_regimen(titration: float) -> Regimen:
     ))
 
 
-SCENARIO_NAMES = tuple(fixed_scenarios()) + ("airhart_nr",)
+SCENARIO_NAMES = tuple(fixed_scenarios()) + ("airhart_nr",) + tuple(steady_scenarios())
 
 
 # --------------------------------------------------------------------------------------------

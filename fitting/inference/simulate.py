@@ -105,10 +105,14 @@ def production_simulator(model, compound: str, mg_per_day: float, days: int, dos
     def run(th):
         b, e = model.blood_curve(th, compound, mg_per_day, days, doses_per_day)
         p = model._blood_params(th)
-        nodes, weights = averaged.within_day_nodes(p, jnp.asarray(nmn_day), jnp.asarray(nr_day), doses_day)
-        nodes = jnp.where(jnp.arange(len(e))[:, None] == 0, 0.0, nodes)  # day 0: before the first dose
-        u = averaged.steady_state_newton(jnp.zeros_like(nodes), nodes, e[:, None], p["beta"], p["kappa"], p["ell"],
-                                         steps=30)
+        nodes, weights, scale, beta = averaged.within_day_nodes(p, jnp.asarray(nmn_day), jnp.asarray(nr_day),
+                                                                doses_day)
+        day0 = jnp.arange(len(e))[:, None] == 0  # day 0: before the first dose (no flux, baseline NAM)
+        nodes = jnp.where(day0, 0.0, nodes)
+        scale = jnp.where(day0, 1.0, scale)
+        beta = jnp.where(day0, p["beta"], beta)
+        u = averaged.steady_state_newton(jnp.zeros_like(nodes), nodes, e[:, None] * scale, beta, p["kappa"],
+                                         p["ell"], steps=30)
         return b, e, jnp.sum(weights * jnp.exp(u), axis=-1)
 
     return run

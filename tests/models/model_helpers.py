@@ -12,6 +12,8 @@ from nadfit.models import averaged
 HYPOTHESES = ("direct", "via-nr", "mixed")
 SLOW_KEYS = ("beta", "kappa", "ell", "gamma", "k_e", "k_b", "k_t", "k_abs", "k_x", "pi_nmn", "pi_nr", "phi",
              "k_a")
+#: the NAM pool's parameters (models/core.py nam_params): absent means no NAM pool
+NAM_KEYS = ("sigma_nam", "d_nam", "fp_odds")
 
 
 def draw_theta(model, rng: np.random.Generator) -> dict:
@@ -43,8 +45,8 @@ def averaged_b(p: dict, compound: str, mg_per_day: float, days: float, doses_per
     reg = daily_regimen(compound, mg_per_day, days, doses_per_day)
     nmn, nr = averaged.rate_grid([reg], 1.0, days)
     doses = averaged.doses_grid([reg], 1.0, days)
-    b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in SLOW_KEYS}, jnp.asarray(nmn), jnp.asarray(nr),
-                            doses)
+    keys = SLOW_KEYS + tuple(k for k in NAM_KEYS if k in p)
+    b, e = blood_course_jit({k: jnp.asarray(float(p[k])) for k in keys}, jnp.asarray(nmn), jnp.asarray(nr), doses)
     return np.asarray(b[:, 0]), np.asarray(e[:, 0])
 
 

@@ -24,6 +24,10 @@ from nadfit.models.core import (
     absorption_profile,
     daily_regimen,
     filtered_cells,
+    first_pass_cells,
+    nam_level,
+    nampt_at_nam,
+    nampt_rate,
     oral_flux_cells,
     simulate_full,
     slow_rhs,
@@ -35,14 +39,19 @@ PARAM_SETS = [
     {"gamma": -0.5, "beta": 5.0, "kappa": 0.3, "k_b": math.log(2.0) / 10.0},
     {"gamma": 0.7, "beta": 300.0, "kappa": 4.0, "ell": 0.4, "k_e": 2.0, "k_b": 0.5, "phi": 0.0},
     {"gamma": -0.3, "pi_nmn": 2.0, "pi_nr": 3.0, "k_a": 0.4, "phi": 0.5},
+    {"gamma": 0.3, "sigma_nam": 0.9, "d_nam": 0.5, "fp_odds": 1.5, "k_a": 0.4, "phi": 0.5},
 ]
+#: NAM pools (models/core.py): near-saturated NAMPT with the d_nam prior's median, and a strong pool
+#: (small clearance, most of the dose converted in first pass, half-saturated NAMPT)
+NAM_SETS = [{}, {"sigma_nam": 0.99, "d_nam": 1.0, "fp_odds": 1.0}, {"sigma_nam": 0.5, "d_nam": 0.2, "fp_odds": 3.0}]
 REGIMENS = [("NMN", 300.0, 1), ("NMN", 900.0, 2), ("NR", 1000.0, 1)]
 
 
 def _slow_reference(p, compound, mg, doses_per_day, days=60):
     j = oral_flux_cells(p, compound, mg, doses_per_day)
+    f = first_pass_cells(p, compound, mg, doses_per_day)
     h = 1.0 / (doses_per_day * CELLS_PER_DOSE)
-    sol = solve_ivp(lambda t, y: slow_rhs(t, y, p, j, h), (0.0, days), [1.0, 1.0], method="LSODA",
+    sol = solve_ivp(lambda t, y: slow_rhs(t, y, p, j, h, f), (0.0, days), [1.0, 1.0], method="LSODA",
                     rtol=1e-10, atol=1e-13, t_eval=[30.0, 60.0])
     assert sol.success
     return sol.y[1]
@@ -63,7 +72,8 @@ def test_absorption_profile_mass_balance_and_shape():
     assert flat.max() / flat.min() < 1.1
 
 
-@pytest.mark.parametrize("pset", [0, 1] + [pytest.param(i, marks=pytest.mark.slow) for i in range(2, len(PARAM_SETS))])
+@pytest.mark.parametrize("pset", [0, 1, len(PARAM_SETS) - 1]
+                         + [pytest.param(i, marks=pytest.mark.slow) for i in range(2, len(PARAM_SETS) - 1)])
 def test_blood_course_matches_lsoda(pset):
     p = human_params(**PARAM_SETS[pset])
     for compound, mg, k in REGIMENS:
@@ -97,26 +107,60 @@ EFFECT_BOUND = 0.05
 ROUTES = [("NMN", 1.0), ("NMN", 0.0), ("NMN", 0.5), ("NR", 1.0)]
 
 
+@pytest.mark.parametrize("nam", [0, 2])
 @pytest.mark.parametrize("compound,phi,mg,k", [("NMN", 1.0, 2000.0, 1), ("NMN", 0.0, 2000.0, 1),
                                                ("NMN", 0.5, 500.0, 2), ("NR", 1.0, 100.0, 1)])
-def test_within_day_effect_human_like(compound, phi, mg, k):
+def test_within_day_effect_human_like(compound, phi, mg, k, nam):
     """k_t = ln2 / 6 h, k_abs = 24/day, k_x = 7/day (VERIFICATION.md): the effect (b - 1) at day
-    30 agrees with the pulsed brute-force system within 5 %."""
-    assert abs(effect_gap(human_params(phi=phi), compound, mg, k)) < EFFECT_BOUND
+    30 agrees with the pulsed brute-force system within 5 %, without and with a NAM pool (the full
+    system's NAM relaxes with a 4.3-h half-life; the production path holds it at steady state)."""
+    assert abs(effect_gap(human_params(phi=phi, **NAM_SETS[nam]), compound, mg, k)) < EFFECT_BOUND
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("nam", range(len(NAM_SETS)))
 @pytest.mark.parametrize("compound,phi", ROUTES)
 @pytest.mark.parametrize("k", [1, 2])
-def test_within_day_effect_grid(compound, phi, k):
+def test_within_day_effect_grid(compound, phi, k, nam):
     """Every route, 100-2000 mg/day, once and twice daily, at the human-like rates and with steep
     saturation plus NAMPT feedback. (Fast tissue with almost no non-saturable removal, k_t 24/day
     and ell 0.05, is outside: -12 % at 2000 mg once daily, VERIFICATION.md.)"""
     for extra in ({}, {"k_a": 0.2, "gamma": 0.4, "kappa": 0.3}):
-        p = human_params(phi=phi, **extra)
+        p = human_params(phi=phi, **extra, **NAM_SETS[nam])
         for mg in (100.0, 300.0, 1000.0, 2000.0):
             gap = effect_gap(p, compound, mg, k)
             assert abs(gap) < EFFECT_BOUND, (extra, mg, gap)
+
+
+def test_nampt_law_at_nam_and_nesting():
+    """The two-parameter form of NAMPT at a NAM level (core.nampt_at_nam) is the full competitive
+    law for every n; at baseline NAM (m = 1) the law is the NAM-free one for every sigma."""
+    n = np.linspace(0.1, 5.0, 40)
+    for beta, m, sigma in ((3.0, 2.5, 0.9), (70.0, 1.3, 0.1), (0.2, 8.0, 0.999)):
+        e_eff, beta_eff = nampt_at_nam(1.7, beta, m, sigma)
+        np.testing.assert_allclose(nampt_rate(n, e_eff, beta_eff), nampt_rate(n, 1.7, beta, m, sigma), rtol=1e-13)
+        np.testing.assert_allclose(nampt_rate(n, 1.7, beta, 1.0, sigma), nampt_rate(n, 1.7, beta), rtol=1e-13)
+    assert nampt_rate(1.0, 1.0, 5.0, 1.0, 0.7) == 1.0
+
+
+@pytest.mark.parametrize("e_base", [1.0, 4.0, 0.3])
+def test_nam_daily_mean_is_the_inflow_balance(e_base):
+    """Pulsed full system with a NAM pool: over a periodic day the mean NAM level is
+    nam_level(mean first-pass + intact flux), whatever NAMPT's level (e_base) or feedback, and it
+    is the production path's ``nam_daily_mean``."""
+    p = human_params(gamma=0.3, e_base=e_base, k_e=5.0, **NAM_SETS[1])
+    days = 30
+    t = np.linspace(days - 1.0, days, 801)
+    for compound, mg, k in (("NMN", 1000.0, 1), ("NR", 300.0, 2)):
+        y = simulate_full(p, daily_regimen(compound, mg, days, k), days, t)
+        assert abs(y[4, -1] / y[4, 0] - 1.0) < 1e-3  # periodic: NAD+ has settled
+        mean_m = float(np.trapezoid(y[7], t))
+        extra = float(np.mean(oral_flux_cells(p, compound, mg, k) + first_pass_cells(p, compound, mg, k)))
+        assert abs(mean_m / nam_level(extra, p["d_nam"]) - 1.0) < 2e-3, (compound, mean_m)
+        rates = (jnp.asarray([mg / 1000.0]), jnp.asarray([0.0]))
+        nmn, nr = rates if compound == "NMN" else rates[::-1]
+        prod = averaged.nam_daily_mean({k_: jnp.asarray(float(v)) for k_, v in p.items()}, nmn, nr, np.array([k]))
+        assert abs(float(prod[0]) / mean_m - 1.0) < 2e-3
 
 
 @pytest.mark.parametrize("phi", [1.0, 0.0])
