@@ -87,9 +87,41 @@ def nam_level(extra_flux, d_nam):
     return 1.0 + extra_flux / d_nam
 
 
-#: NAM pool relaxation in the full (pulsed) reference system only (the production path holds NAM
-#: at its fast steady state): plasma NAM terminal half-life 4.3 h (KP107, Menon 2007)
+#: NAM in the full (pulsed) reference system only (the production path holds NAD+ and NAM at their
+#: fast joint steady state): plasma NAM terminal half-life 4.3 h (KP107, Menon 2007), read as the
+#: slowest relaxation of the (NAD+, NAM) pair, the decay a plasma NAM time course shows
 T_NAM_HOURS = 4.3
+#: fastest NAM exchange rate (per day) the reference uses where no rate gives that half-life
+MAX_K_M = 500.0
+
+
+def _slow_nam_mode(k_m, p) -> float:
+    """Slowest relaxation rate (per day) of (NAD+, NAM) at the baseline steady state, NAMPT held."""
+    sigma, d_nam, _ = nam_params(p)
+    n0 = steady_state_numpy(0.0, p["e_base"], p["beta"], p["kappa"], p["ell"], p["gamma"], p["c"])
+    e0 = p["e_base"] * n0 ** p["gamma"]
+    h = 1e-6
+    s_n = (nampt_rate(n0 + h, e0, p["beta"], 1.0, sigma) - nampt_rate(n0 - h, e0, p["beta"], 1.0, sigma)) / (2 * h)
+    s_m = (nampt_rate(n0, e0, p["beta"], 1.0 + h, sigma) - nampt_rate(n0, e0, p["beta"], 1.0 - h, sigma)) / (2 * h)
+    c_n = (consumption_rate(n0 + h, p["kappa"], p["ell"], p["c"])
+           - consumption_rate(n0 - h, p["kappa"], p["ell"], p["c"])) / (2 * h)
+    jac = np.array([[p["k_t"] * (s_n - c_n), p["k_t"] * s_m],
+                    [k_m * (c_n - s_n), -k_m * (s_m + d_nam)]])
+    return float(np.min(-np.linalg.eigvals(jac).real))
+
+
+def reference_nam_rate(p) -> float:
+    """NAM exchange rate k_m of the pulsed reference: the one whose slowest (NAD+, NAM) relaxation
+    has the half-life ``T_NAM_HOURS``; ``MAX_K_M`` where none reaches it (slow tissue NAD+ turnover
+    or small NAM clearance bound the joint pool's relaxation: the reference then relaxes more
+    slowly than the production path assumes, and the tests show by how much)."""
+    from scipy.optimize import brentq
+
+    target = 24.0 * math.log(2.0) / T_NAM_HOURS
+    if _slow_nam_mode(MAX_K_M, p) <= target:
+        return MAX_K_M
+    return math.exp(brentq(lambda x: _slow_nam_mode(math.exp(x), p) - target, math.log(1e-3),
+                           math.log(MAX_K_M), xtol=1e-10))
 
 
 def consumption_rate(n, kappa, ell, c=1.0):
@@ -347,7 +379,8 @@ def full_rhs(t, y, p, xp=np):
 
     ``p`` is a mapping with beta, kappa, ell, gamma, e_base, c, k_t, k_e, k_b, k_abs, k_x,
     pi_nmn, pi_nr, phi, k_a (g/day), and optionally the NAM pool's sigma_nam, d_nam, fp_odds
-    (``nam_params``) and k_m (default: half-life ``T_NAM_HOURS``). Time in days.
+    (``nam_params``) with its exchange rate k_m (``simulate_full`` sets it:
+    ``reference_nam_rate``). Time in days.
     """
     a_nmn, x_nmn, a_nr, x_nr, n, e, b, m = (y[i] for i in range(8))
     flux_nmn = p["k_x"] * x_nmn  # g/day of NMN leaving the extracellular pool into cells/NAM
@@ -362,7 +395,7 @@ def full_rhs(t, y, p, xp=np):
     if math.isinf(d_nam):
         dm = 0.0 * m
     else:
-        k_m = p.get("k_m", 24.0 * math.log(2.0) / T_NAM_HOURS / (1.0 + d_nam))
+        k_m = p["k_m"]
         f = first_pass_flux(flux_nmn, flux_nr, p["pi_nmn"], p["pi_nr"], fp_odds)
         dm = k_m * (consumed + d_nam + f - salvage - d_nam * m)
     return xp.stack([
@@ -389,6 +422,8 @@ def simulate_full(p, regimen: Regimen, t_end: float, t_eval, method="LSODA", rto
     from scipy.integrate import solve_ivp
 
     y = baseline_state(p)
+    if not math.isinf(nam_params(p)[1]) and "k_m" not in p:
+        p = {**p, "k_m": reference_nam_rate(p)}
     gut = 0 if regimen.compound == "NMN" else 2
     events = [ev for ev in regimen.dose_events() if ev[0] < t_end]
     t_eval = np.asarray(t_eval, dtype=float)

@@ -54,7 +54,7 @@ def test_scored_secondary_rows_carry_the_widened_likelihood(ev):
 
     scored = set(load_evidence_map()["likelihood"])
     secondary = set(ev.loc[ev.grade == "secondary", "evidence_id"])
-    assert secondary & scored == {"EV227", "EV248", "EV250"}
+    assert secondary & scored == {"EV227", "EV242", "EV248", "EV250"}
     m = EvidenceModel("mixed", ev)
     factor = ObservationSettings().secondary_sd_factor
     for it in m.items:

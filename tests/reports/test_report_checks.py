@@ -182,5 +182,5 @@ def test_units_column_and_dose_extrapolation(rendered_run):
     par = _section(html, "parameters")
     assert "<th>unit</th>" in par and "per g/day" in par and "dimensionless" in par
     dose = _text(_section(html, "dose-response"))
-    assert "Doses with quantitative human evidence in this run" in dose and "300–1,000 mg/day" in dose
-    assert "extrapolation (outside 300–1,000 mg/day)" in dose and "inside the studied range" in dose
+    assert "Doses with quantitative human evidence in this run" in dose and "250–1,000 mg/day" in dose
+    assert "extrapolation (outside 250–1,000 mg/day)" in dose and "inside the studied range" in dose
