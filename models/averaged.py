@@ -8,6 +8,8 @@ are not replaced by daily means: the dosing interval is cut into ``CELLS_PER_DOS
     j_i    = precursor flux of r_i (saturable steps act on each cell, so they see dose peaks)
     y_i    = cells of j low-pass filtered at lam = k_t (C'(n) - dS/dn)  (tissue NAD+ response
              time, at the steady state of the step's regimen: ``within_day_rate``)
+    m_i    = NAM level of the cell (human NAM pool: core.nam_level of its low-passed inflow;
+             1 without a pool), acting on NAMPT as (e', beta') (core.nampt_at_nam)
     n_i    = NAD+ quasi-steady state at y_i and NAMPT e                   (Newton, warm start)
     nbar   = mean_i n_i,  e* = e_base mean_i n_i^gamma
 
@@ -16,13 +18,15 @@ swings; measured against the pulsed system in tests/models and models/VERIFICATI
 mean over cells is taken with the two-point Gauss rule of the cells' y values (exact for cubics
 in y; two Newton solves per scenario instead of one per cell). Then
 
-    e_half = e* + (e_k - e*) exp(-k_e dt/2)
-    nbar_mid, e*_mid at e_half
+    g      = de*/de, the NAMPT-NAD+ loop gain (implicit derivative at the Newton root, <= 0.95)
+    e_half = e_lin + (e_k - e_lin) exp(-k_e (1 - g) dt/2),  e_lin = e_k + (e* - e_k)/(1 - g)
+             (NAMPT relaxes toward its target linearised in e: a stiff loop does not overshoot)
+    nbar_mid, e*_mid, g_mid at e_half
 
 (NAD+ at the nodes: Newton warm-started from the previous solve, iterated until a step is below
 ``NEWTON_TOL`` (at least ``DAILY_MIN_STEPS``, at most ``NEWTON_MAX_STEPS``), differentiated by
 the implicit-function theorem at the root: ``steady_state_newton``.)
-    e_k+1  = e*_mid + (e_k - e*_mid) exp(-k_e dt)
+    e_k+1  = the same linear relaxation from e_k over dt, about e_half with e*_mid and g_mid
     b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
 """
 
