@@ -98,15 +98,13 @@ MAX_K_M = 500.0
 def _slow_nam_mode(k_m, p) -> float:
     """Slowest relaxation rate (per day) of (NAD+, NAM) at the baseline steady state, NAMPT held."""
     sigma, d_nam, _ = nam_params(p)
-    n0 = steady_state_numpy(0.0, p["e_base"], p["beta"], p["kappa"], p["ell"], p["gamma"], p["c"])
+    beta = p["beta"]
+    n0 = steady_state_numpy(0.0, p["e_base"], beta, p["kappa"], p["ell"], p["gamma"], p["c"])
     e0 = p["e_base"] * n0 ** p["gamma"]
-    h = 1e-6
-    s_n = (nampt_rate(n0 + h, e0, p["beta"], 1.0, sigma) - nampt_rate(n0 - h, e0, p["beta"], 1.0, sigma)) / (2 * h)
-    s_m = (nampt_rate(n0, e0, p["beta"], 1.0 + h, sigma) - nampt_rate(n0, e0, p["beta"], 1.0 - h, sigma)) / (2 * h)
-    c_n = (consumption_rate(n0 + h, p["kappa"], p["ell"], p["c"])
-           - consumption_rate(n0 - h, p["kappa"], p["ell"], p["c"])) / (2 * h)
-    jac = np.array([[p["k_t"] * (s_n - c_n), p["k_t"] * s_m],
-                    [k_m * (c_n - s_n), -k_m * (s_m + d_nam)]])
+    relax = tissue_relaxation_rate(n0, e0, beta, p["kappa"], p["ell"], p["c"])  # dC/dn - dS/dn at m = 1
+    s_m = e0 * (1.0 + beta) * (1.0 - sigma + beta * n0) / (1.0 + beta * n0) ** 2  # dS/dm at m = 1
+    jac = np.array([[-p["k_t"] * relax, p["k_t"] * s_m],
+                    [k_m * relax, -k_m * (s_m + d_nam)]])
     return float(np.min(-np.linalg.eigvals(jac).real))
 
 
@@ -448,22 +446,21 @@ def simulate_full(p, regimen: Regimen, t_end: float, t_eval, method="LSODA", rto
     return out
 
 
+def _intake_cells(p, compound: str, mg_per_day: float, doses_per_day: int, xp=np):
+    """(NMN, NR) intake rate (g/day) in each cell of a dosing interval."""
+    rate = mg_per_day / 1000.0 * absorption_profile(p["k_abs"], p["k_x"], doses_per_day, CELLS_PER_DOSE, xp)
+    return (rate if compound == "NMN" else 0.0 * rate), (rate if compound == "NR" else 0.0 * rate)
+
+
 def oral_flux_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1, xp=np):
     """Precursor flux in each cell of a dosing interval (numpy reference of the production path)."""
-    shape = absorption_profile(p["k_abs"], p["k_x"], doses_per_day, CELLS_PER_DOSE, xp)
-    rate = mg_per_day / 1000.0 * shape
-    if compound == "NMN":
-        return oral_precursor_flux(rate, p["pi_nmn"], p["phi"], p["k_a"], xp)
-    if compound == "NR":
-        return p["pi_nr"] * rate
-    return 0.0 * rate
+    nmn, nr = _intake_cells(p, compound, mg_per_day, doses_per_day, xp)
+    return oral_precursor_flux(nmn, p["pi_nmn"], p["phi"], p["k_a"], xp) + p["pi_nr"] * nr
 
 
 def first_pass_cells(p, compound: str, mg_per_day: float, doses_per_day: int = 1, xp=np):
     """First-pass NAM flux in each cell of a dosing interval (numpy reference)."""
-    shape = absorption_profile(p["k_abs"], p["k_x"], doses_per_day, CELLS_PER_DOSE, xp)
-    rate = mg_per_day / 1000.0 * shape
-    nmn, nr = (rate, 0.0 * rate) if compound == "NMN" else (0.0 * rate, rate if compound == "NR" else 0.0 * rate)
+    nmn, nr = _intake_cells(p, compound, mg_per_day, doses_per_day, xp)
     return first_pass_flux(nmn, nr, p["pi_nmn"], p["pi_nr"], nam_params(p)[2])
 
 
