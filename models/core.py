@@ -95,12 +95,11 @@ T_NAM_HOURS = 4.3
 MAX_K_M = 500.0
 
 
-def _slow_nam_mode(k_m, p) -> float:
-    """Slowest relaxation rate (per day) of (NAD+, NAM) at the baseline steady state, NAMPT held."""
+def _slow_nam_mode(k_m, p, n0, e0) -> float:
+    """Slowest relaxation rate (per day) of (NAD+, NAM) at the baseline steady state (n0, e0),
+    NAMPT held."""
     sigma, d_nam, _ = nam_params(p)
     beta = p["beta"]
-    n0 = steady_state_numpy(0.0, p["e_base"], beta, p["kappa"], p["ell"], p["gamma"], p["c"])
-    e0 = p["e_base"] * n0 ** p["gamma"]
     relax = tissue_relaxation_rate(n0, e0, beta, p["kappa"], p["ell"], p["c"])  # dC/dn - dS/dn at m = 1
     s_m = e0 * (1.0 + beta) * (1.0 - sigma + beta * n0) / (1.0 + beta * n0) ** 2  # dS/dm at m = 1
     jac = np.array([[-p["k_t"] * relax, p["k_t"] * s_m],
@@ -116,9 +115,10 @@ def reference_nam_rate(p) -> float:
     from scipy.optimize import brentq
 
     target = 24.0 * math.log(2.0) / T_NAM_HOURS
-    if _slow_nam_mode(MAX_K_M, p) <= target:
+    n0, e0 = baseline_state(p)[[4, 5]]  # solved once, not per root-finding step
+    if _slow_nam_mode(MAX_K_M, p, n0, e0) <= target:
         return MAX_K_M
-    return math.exp(brentq(lambda x: _slow_nam_mode(math.exp(x), p) - target, math.log(1e-3),
+    return math.exp(brentq(lambda x: _slow_nam_mode(math.exp(x), p, n0, e0) - target, math.log(1e-3),
                            math.log(MAX_K_M), xtol=1e-10))
 
 

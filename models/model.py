@@ -342,11 +342,11 @@ class EvidenceModel:
 
     def log_nam(self, th, regimens) -> jnp.ndarray:
         """log NAM (relative to baseline, daily mean at steady state) under each constant regimen
-        (``averaged.nam_daily_mean``): NAM settles within hours, so it is read at steady state."""
-        nmn = np.array([r.segments[0].mg_per_day / 1000.0 if r.compound == "NMN" else 0.0 for r in regimens])
-        nr = np.array([r.segments[0].mg_per_day / 1000.0 if r.compound == "NR" else 0.0 for r in regimens])
-        doses = np.array([max(int(r.segments[0].doses_per_day), 1) for r in regimens])
-        m = averaged.nam_daily_mean(self._blood_params(th), jnp.asarray(nmn), jnp.asarray(nr), doses)
+        (``averaged.nam_daily_mean``). The production path holds NAD+ and NAM at their joint steady
+        state (models/VERIFICATION.md, "Session 22": exact after the first days)."""
+        nmn, nr = averaged.rate_grid(regimens, DT_DAYS, DT_DAYS)
+        doses = averaged.doses_grid(regimens, DT_DAYS, DT_DAYS)
+        m = averaged.nam_daily_mean(self._blood_params(th), jnp.asarray(nmn[0]), jnp.asarray(nr[0]), doses[0])
         return jnp.log(m)
 
     def _log_b(self, blood, scenario: str, day: float):
