@@ -145,6 +145,17 @@ def steady_state_newton(u0, j, e, beta, kappa, ell, c=1.0, steps=None, implicit=
 #: the NAMPT-NAD+ loop is monostable (core.monostability_bound); the cap keeps the step defined
 #: where the smooth bound is approached
 MAX_LOOP_GAIN = 0.95
+#: the cap is smooth: gain -> MAX_LOOP_GAIN - softplus(k (MAX_LOOP_GAIN - gain)) / k with this k
+#: (``capped_gain``). A hard minimum put a kink in the log density's gradient wherever the gain
+#: reached the cap (2 of 40 posterior draws of `direct` in session 23); below the cap by 0.15
+#: the smooth cap moves the gain by < 1e-4
+LOOP_GAIN_SHARPNESS = 40.0
+
+
+def capped_gain(gain):
+    """The loop gain, smoothly capped below :data:`MAX_LOOP_GAIN` (a soft minimum)."""
+    k = LOOP_GAIN_SHARPNESS
+    return MAX_LOOP_GAIN - jax.nn.softplus(k * (MAX_LOOP_GAIN - gain)) / k
 
 
 def _log_n_elasticity(u, j, e, beta, kappa, ell, c=1.0):
@@ -200,13 +211,36 @@ def _concrete(x):
         return None
 
 
+#: sharpness of ``soft_clamp`` in units of the clamp's range: inside the range by a tenth of
+#: it, a value moves by at most log(1 + e^-5) / 50 = 1.34e-4 of the range
+CLAMP_SHARPNESS = 50.0
+
+
+def soft_clamp(x, lo, hi):
+    """x kept inside [lo, hi] by two soft (softplus) bounds scaled to the range: smooth, and
+    equal to x to 1.34e-4 of the range wherever x is inside it by a tenth of the range. An empty
+    range (every cell equal, e.g. no intake) returns lo."""
+    span = hi - lo
+    wide = span > 1e-30
+    span = jnp.where(wide, span, 1.0)  # no 0/0 in the unused branch's derivative
+    k = CLAMP_SHARPNESS
+    t = jax.nn.softplus(k * (x - lo) / span) / k
+    t = 1.0 - jax.nn.softplus(k * (1.0 - t)) / k
+    return jnp.where(wide, lo + span * t, lo)
+
+
 def within_day_nodes(p, nmn_rate, nr_rate, doses_per_day, e_base=1.0):
     """The within-day profile of a step, for 1-d arrays of intake rates and doses per day: the
     two-point rule (nodes, weights: last axis 2) of the filtered flux cells, and at each node
     NAMPT's capacity factor and feedback strength at the node's NAM level (``core.nampt_at_nam``:
     e' / e and beta'). The NAM level of a node is the cells' NAM level regressed on their flux
     (least squares over the cells): exact when first pass and intact flux are proportional (NR,
-    the via-NR route, or no NAM pool), a linear approximation for the saturable direct route."""
+    the via-NR route, or no NAM pool), a linear approximation for the saturable direct route.
+    The regressed first-pass inflow is kept inside the cells' own range (``soft_clamp``): where
+    the direct route saturates (small k_a) the intact flux hardly varies while the first pass
+    follows the dose, the slope is steep, and the line reached a negative NAM level at the lower
+    node (a non-finite log density: every divergent transition of `direct` with the pool that
+    was replayed in session 23 ended there)."""
     j_all, f_all, h_all = flux_cells(p, nmn_rate, nr_rate, doses_per_day)
     j_mean = jnp.mean(j_all, axis=-1)
     u_eq = steady_state_newton(jnp.log1p(j_mean), j_mean, e_base, p["beta"], p["kappa"], p["ell"], steps=2)
@@ -219,6 +253,7 @@ def within_day_nodes(p, nmn_rate, nr_rate, doses_per_day, e_base=1.0):
     cov = jnp.mean(dy * yf, axis=-1, keepdims=True)
     slope = jnp.where(var > 1e-30, cov / jnp.where(var > 1e-30, var, 1.0), 0.0)
     f_nodes = jnp.mean(yf, axis=-1, keepdims=True) + slope * (nodes - jnp.mean(y, axis=-1, keepdims=True))
+    f_nodes = soft_clamp(f_nodes, jnp.min(yf, axis=-1, keepdims=True), jnp.max(yf, axis=-1, keepdims=True))
     sigma, d_nam, _ = nam_params(p)
     scale, beta = nampt_at_nam(1.0, p["beta"], nam_level(nodes + f_nodes, d_nam), sigma)
     return nodes, weights, scale, beta
@@ -262,7 +297,7 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         u = steady_state_newton(u, y, e[:, None] * scale, beta, *args, steps=DAILY_MIN_STEPS, implicit=True)
         ng = e_base * w * jnp.exp(p["gamma"] * u)
         slope = p["gamma"] * jnp.sum(ng * _log_n_elasticity(u, y, e[:, None] * scale, beta, *args), axis=-1) / e
-        return u, jnp.sum(ng, axis=-1), jnp.minimum(slope, MAX_LOOP_GAIN)
+        return u, jnp.sum(ng, axis=-1), capped_gain(slope)
 
     def relax(e0, e_lin, e_star, slope, t):
         """e at time t of de/dt = k_e (e* + slope (e - e_lin) - e) from e0 (exact)."""
