@@ -52,6 +52,7 @@ from nadfit.models.core import (  # noqa: E402
     nampt_at_nam,
     nampt_rate,
     oral_precursor_flux,
+    soft_min,
     two_point_rule,
     within_day_rate,
 )
@@ -154,8 +155,7 @@ LOOP_GAIN_SHARPNESS = 40.0
 
 def capped_gain(gain):
     """The loop gain, smoothly capped below :data:`MAX_LOOP_GAIN` (a soft minimum)."""
-    k = LOOP_GAIN_SHARPNESS
-    return MAX_LOOP_GAIN - jax.nn.softplus(k * (MAX_LOOP_GAIN - gain)) / k
+    return soft_min(gain, MAX_LOOP_GAIN, 1.0 / LOOP_GAIN_SHARPNESS, jnp)
 
 
 def _log_n_elasticity(u, j, e, beta, kappa, ell, c=1.0):
@@ -223,9 +223,9 @@ def soft_clamp(x, lo, hi):
     span = hi - lo
     wide = span > 1e-30
     span = jnp.where(wide, span, 1.0)  # no 0/0 in the unused branch's derivative
-    k = CLAMP_SHARPNESS
-    t = jax.nn.softplus(k * (x - lo) / span) / k
-    t = 1.0 - jax.nn.softplus(k * (1.0 - t)) / k
+    s = 1.0 / CLAMP_SHARPNESS
+    t = -soft_min(-(x - lo) / span, 0.0, s, jnp)  # soft max(t, 0)
+    t = soft_min(t, 1.0, s, jnp)
     return jnp.where(wide, lo + span * t, lo)
 
 

@@ -168,11 +168,16 @@ def monostability_bound(beta, kappa, ell, xp=np):
     return (m - t * xp.log(xp.sum(xp.exp(-(g - m) / t), axis=-1, keepdims=True)))[..., 0]
 
 
+def soft_min(x, cap, softness, xp=np):
+    """Smooth min(x, cap): cap - softness log(1 + exp((cap - x) / softness)); below the cap by
+    d it differs from x by softness log(1 + exp(-d / softness))."""
+    return cap - softness * xp.logaddexp(0.0, (cap - x) / softness)
+
+
 def monostable_gamma(gamma, beta, kappa, ell, xp=np):
     """The NAMPT response exponent the model uses: smooth min(gamma, bound - margin)."""
     cap = monostability_bound(beta, kappa, ell, xp) - MONOSTABLE_MARGIN
-    s = MONOSTABLE_SOFTNESS
-    return cap - s * xp.logaddexp(0.0, (cap - gamma) / s)
+    return soft_min(gamma, cap, MONOSTABLE_SOFTNESS, xp)
 
 
 def tissue_relaxation_rate(n, e, beta, kappa, ell, c=1.0):
