@@ -19,14 +19,19 @@ mean over cells is taken with the two-point Gauss rule of the cells' y values (e
 in y; two Newton solves per scenario instead of one per cell). Then
 
     g      = de*/de, the NAMPT-NAD+ loop gain (implicit derivative at the Newton root, <= 0.95)
-    e_half = e_lin + (e_k - e_lin) exp(-k_e (1 - g) dt/2),  e_lin = e_k + (e* - e_k)/(1 - g)
-             (NAMPT relaxes toward its target linearised in e: a stiff loop does not overshoot)
+    e_half = NAMPT after dt/2 of de/dt = k_e (e*(e_lin) + g (e - e_lin) - e) from e_k
+             (NAMPT relaxes toward its target linearised in e: a stiff loop does not overshoot),
+             linearised at e_lin = e_k where the step's inputs differ from the step before's (and
+             at step 0), else at the previous step's midpoint (the same target function: one
+             Newton solve per step instead of two; ``relinearisation_steps``)
     nbar_mid, e*_mid, g_mid at e_half
 
 (NAD+ at the nodes: Newton warm-started from the previous solve, iterated until a step is below
 ``NEWTON_TOL`` (at least ``DAILY_MIN_STEPS``, at most ``NEWTON_MAX_STEPS``), differentiated by
 the implicit-function theorem at the root: ``steady_state_newton``.)
     e_k+1  = the same linear relaxation from e_k over dt, about e_half with e*_mid and g_mid
+    e_c    = that relaxation at dt/2 (the corrected midpoint); nbar_mid is taken there to first
+             order, n_i exp(elasticity_i log(e_c / e_half)) (no further solve)
     b_k+1  = nbar_mid + (b_k - nbar_mid) exp(-k_b dt)
 """
 
@@ -261,7 +266,17 @@ def within_day_nodes(p, nmn_rate, nr_rate, doses_per_day, e_base=1.0):
     return nodes, weights, scale, beta
 
 
-def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, classes=None):
+def relinearisation_steps(classes) -> np.ndarray:
+    """The steps of ``blood_course`` at which NAMPT's start-of-step linearisation is computed
+    anew: step 0 and every step at which some scenario's inputs (class) differ from the step
+    before. Elsewhere the previous step's midpoint linearisation is used (same inputs)."""
+    c = np.asarray(classes)
+    out = np.ones(c.shape[0], dtype=bool)
+    out[1:] = np.any(c[1:] != c[:-1], axis=tuple(range(1, c.ndim)))
+    return out
+
+
+def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, classes=None, relinearise=None):
     """Integrate (e, b) over the grid for several scenarios at once.
 
     nmn_rate, nr_rate: arrays (steps, scenarios) of oral intake in g/day held over each step;
@@ -273,6 +288,9 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
     state), so its cost scales with the number of distinct regimens, not with steps x scenarios.
     dt: the step length (days), one number or a numpy array of one length per step (a grid of
     unequal steps, ``step_lengths``).
+    relinearise: optional numpy bools (steps,), True where NAMPT's start-of-step linearisation is
+    computed anew (must be True at step 0); default ``relinearisation_steps(classes)``. All True
+    is the scheme before session 24 (two Newton solves per step).
     Returns b of shape (steps + 1, scenarios) (b[0] = 1, the baseline) and e likewise.
     """
     shape = np.shape(nmn_rate)
@@ -283,6 +301,11 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         nmn_c, nr_c = _concrete(nmn_rate), _concrete(nr_rate)
         classes = (np.arange(np.prod(shape)).reshape(shape) if nmn_c is None or nr_c is None
                    else input_classes(nmn_c, nr_c, doses))
+    if relinearise is None:
+        relinearise = relinearisation_steps(classes)
+    relinearise = np.asarray(relinearise, dtype=bool)
+    if relinearise.shape != shape[:1] or not relinearise[0]:
+        raise ValueError("relinearise: one bool per step, True at step 0")
     _, first, inverse = np.unique(np.asarray(classes).ravel(), return_index=True, return_inverse=True)
     per_class = within_day_nodes(p, jnp.ravel(nmn_rate)[first], jnp.ravel(nr_rate)[first],
                                  doses.ravel()[first], e_base)
@@ -298,8 +321,9 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         n^gamma), from the quasi-steady states u at e."""
         u = steady_state_newton(u, y, e[:, None] * scale, beta, *args, steps=DAILY_MIN_STEPS, implicit=True)
         ng = e_base * w * jnp.exp(p["gamma"] * u)
-        slope = p["gamma"] * jnp.sum(ng * _log_n_elasticity(u, y, e[:, None] * scale, beta, *args), axis=-1) / e
-        return u, jnp.sum(ng, axis=-1), capped_gain(slope)
+        el = _log_n_elasticity(u, y, e[:, None] * scale, beta, *args)
+        slope = p["gamma"] * jnp.sum(ng * el, axis=-1) / e
+        return u, jnp.sum(ng, axis=-1), capped_gain(slope), el
 
     def relax(e0, e_lin, e_star, slope, t):
         """e at time t of de/dt = k_e (e* + slope (e - e_lin) - e) from e0 (exact)."""
@@ -307,18 +331,30 @@ def blood_course(p, nmn_rate, nr_rate, dt, e_base=1.0, doses_per_day=None, class
         return fixed + (e0 - fixed) * jnp.exp(-p["k_e"] * (1.0 - slope) * t)
 
     def step(carry, inputs):
-        u, e, b = carry
-        y, w, scale, beta, dt_k = inputs
-        u, e_star, slope = target(u, e, y, w, scale, beta)
-        e_half = relax(e, e, e_star, slope, dt_k / 2.0)
-        u_mid, e_star_mid, slope_mid = target(u, e_half, y, w, scale, beta)
-        n_mid = jnp.sum(w * jnp.exp(u_mid), axis=-1)
-        e_new = relax(e, e_half, e_star_mid, slope_mid, dt_k)
-        b_new = n_mid + (b - n_mid) * jnp.exp(-p["k_b"] * dt_k)
-        return (u_mid, e_new, b_new), (e_new, b_new)
+        u, e, b, lin = carry
+        y, w, scale, beta, dt_k, fresh = inputs
 
-    init = (jnp.zeros((n_scen, 2)), jnp.ones(n_scen) * e_base, jnp.ones(n_scen))
-    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights, scales, betas, dts))
+        def linearise_here(_):  # NAMPT's target linearised at e_k (a new regimen, or step 0)
+            u_k, e_star, slope, _ = target(u, e, y, w, scale, beta)
+            return u_k, (e, e_star, slope)
+
+        def keep_previous(_):  # the previous step's midpoint linearisation, same inputs
+            return u, lin
+
+        u, (e_lin, e_star, slope) = jax.lax.cond(fresh, linearise_here, keep_previous, None)
+        e_half = relax(e, e_lin, e_star, slope, dt_k / 2.0)
+        u_mid, e_star_mid, slope_mid, el_mid = target(u, e_half, y, w, scale, beta)
+        e_new = relax(e, e_half, e_star_mid, slope_mid, dt_k)
+        # NAD+ at the midpoint of the corrected NAMPT course (first order in the elasticity; the
+        # predicted e_half can be off by O(dt) where NAMPT relaxes within the step)
+        e_hc = relax(e, e_half, e_star_mid, slope_mid, dt_k / 2.0)
+        n_mid = jnp.sum(w * jnp.exp(u_mid + el_mid * jnp.log(e_hc / e_half)[:, None]), axis=-1)
+        b_new = n_mid + (b - n_mid) * jnp.exp(-p["k_b"] * dt_k)
+        return (u_mid, e_new, b_new, (e_half, e_star_mid, slope_mid)), (e_new, b_new)
+
+    ones = jnp.ones(n_scen)
+    init = (jnp.zeros((n_scen, 2)), ones * e_base, ones, (ones * e_base, ones * e_base, ones * 0.0))
+    _, (es, bs) = jax.lax.scan(step, init, (nodes, weights, scales, betas, dts, jnp.asarray(relinearise)))
     b = jnp.concatenate([jnp.ones((1, n_scen)), bs], axis=0)
     e = jnp.concatenate([jnp.full((1, n_scen), e_base), es], axis=0)
     return b, e
