@@ -259,7 +259,8 @@ def _flat_jax_parts(pm_model):
 
 
 def smc_log_ml(pm_model, runs: int = 3, draws: int = 1000, seed: int = 0, *, target_ess: float = SMC_TARGET_ESS,
-               mcmc_steps: int = SMC_MCMC_STEPS, leapfrog: int = SMC_LEAPFROG, max_stages: int = 500) -> dict:
+               mcmc_steps: int = SMC_MCMC_STEPS, leapfrog: int = SMC_LEAPFROG, max_stages: int = 500,
+               devices: int | None = None) -> dict:
     """Independent runs of adaptive tempered SMC (blackjax ``adaptive_tempered_smc``) with an HMC
     mutation kernel; estimate = mean of per-run log marginal likelihoods (sum over stages of the log mean
     incremental weight), Monte Carlo error = spread of the runs / sqrt(runs).
@@ -269,6 +270,13 @@ def smc_log_ml(pm_model, runs: int = 3, draws: int = 1000, seed: int = 0, *, tar
     matrix is the particles' variance per coordinate and each particle's step size follows its acceptance
     rate towards ``SMC_TARGET_ACCEPT`` (blackjax's ``update_scale_from_acceptance_rate``). One jitted
     stage serves every stage and run of a model (compiled once per particle count).
+
+    The runs are independent, so they run side by side, one per host CPU device (``jax.pmap`` over
+    runs; ``devices``: how many, default every local device up to ``runs``; 1 = one after another on
+    one device, as before session 25). Each run keeps its own seed, key sequence and adaptation, so
+    its estimate is the one it gives alone (to floating-point rounding of the two compiled programs;
+    ``tests/fitting/comparison/test_marginal.py``). A run that has reached temperature 1 while
+    others of its group go on takes further stages that are not counted (their increment is 0).
     """
     import time
 
@@ -289,7 +297,6 @@ def smc_log_ml(pm_model, runs: int = 3, draws: int = 1000, seed: int = 0, *, tar
 
     kernel = tempered_kernel(logprior, loglik, mcmc_step, blackjax.hmc.init, resampling.systematic, target_ess)
 
-    @jax.jit
     def stage(key, state, step_size, inv_mass):
         params = {"step_size": step_size, "inverse_mass_matrix": inv_mass[None, :]}
         new_state, info = kernel(key, state, mcmc_steps, params)
@@ -299,30 +306,47 @@ def smc_log_ml(pm_model, runs: int = 3, draws: int = 1000, seed: int = 0, *, tar
         new_inv_mass = inverse_mass_matrix_from_particles(new_state.particles).diagonal()
         return new_state, info.log_likelihood_increment, new_step, new_inv_mass, jnp.mean(acc)
 
+    width = max(1, min(int(runs), len(jax.local_devices()) if devices is None else int(devices)))
+    staged = jax.jit(stage) if width == 1 else jax.pmap(stage, devices=jax.local_devices()[:width])
+    split = jax.vmap(jax.random.split) if width > 1 else jax.random.split
+
+    def stacked(xs):
+        return xs[0] if width == 1 else jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs)
+
     vals, stages, accs = [], [], []
-    for i in range(runs):
-        x0 = draw_prior(draws, seed + 1000 * i)
-        state = blackjax.smc.tempered.init(jnp.asarray(x0))
-        step_size = jnp.full(draws, 0.5 / dim ** 0.25)
-        inv_mass = jnp.var(jnp.asarray(x0), axis=0)
-        key = jax.random.key(seed + 1000 * i)
-        log_z, n_stage, acc_run = 0.0, 0, []
-        while float(state.tempering_param) < 1.0 and n_stage < max_stages:
-            key, sub = jax.random.split(key)
-            state, inc, step_size, inv_mass, acc = stage(sub, state, step_size, inv_mass)
-            log_z += float(inc)
-            n_stage += 1
-            acc_run.append(float(acc))
-        vals.append(log_z if float(state.tempering_param) >= 1.0 else float("nan"))
-        stages.append(n_stage)
-        accs.append(float(np.mean(acc_run)) if acc_run else float("nan"))
+    for first in range(0, runs, width):  # groups of `width` runs side by side (the last one padded)
+        group = range(first, first + width)
+        x0s = [jnp.asarray(draw_prior(draws, seed + 1000 * i)) for i in group]
+        state = stacked([blackjax.smc.tempered.init(x) for x in x0s])
+        step_size = stacked([jnp.full(draws, 0.5 / dim ** 0.25)] * width)
+        inv_mass = stacked([jnp.var(x, axis=0) for x in x0s])
+        key = stacked([jax.random.key(seed + 1000 * i) for i in group])
+        log_z, n_stage, acc_run = np.zeros(width), np.zeros(width, dtype=int), [[] for _ in group]
+        while True:
+            active = (np.atleast_1d(np.asarray(state.tempering_param)) < 1.0) & (n_stage < max_stages)
+            if not active.any():
+                break
+            keys = split(key)
+            key, sub = (keys[:, 0], keys[:, 1]) if width > 1 else (keys[0], keys[1])
+            state, inc, step_size, inv_mass, acc = staged(sub, state, step_size, inv_mass)
+            log_z += np.where(active, np.atleast_1d(np.asarray(inc)), 0.0)
+            n_stage += active
+            for j, a in enumerate(np.atleast_1d(np.asarray(acc))):
+                if active[j]:
+                    acc_run[j].append(float(a))
+        done = np.atleast_1d(np.asarray(state.tempering_param)) >= 1.0
+        for j, i in enumerate(group):
+            if i < runs:
+                vals.append(float(log_z[j]) if done[j] else float("nan"))
+                stages.append(int(n_stage[j]))
+                accs.append(float(np.mean(acc_run[j])) if acc_run[j] else float("nan"))
     arr = np.array(vals)
     ok = np.isfinite(arr)
     return {"log_ml_runs": [float(v) for v in arr], "log_ml_mean": float(np.nanmean(arr)) if ok.any() else float("nan"),
             "log_ml_mc_se": float(np.nanstd(arr, ddof=1) / math.sqrt(ok.sum())) if ok.sum() > 1 else float("nan"),
             "draws": draws, "stages": stages, "mean_acceptance": accs,
             "wall_time_s": round(time.time() - t_start, 2), "cpu_time_s": round(time.process_time() - c_start, 2),
-            "mcmc_steps": mcmc_steps, "leapfrog": leapfrog,
+            "mcmc_steps": mcmc_steps, "leapfrog": leapfrog, "runs_side_by_side": width,
             "method": (f"adaptive tempered SMC (blackjax), HMC mutation ({mcmc_steps} steps x {leapfrog} leapfrog, "
                        f"mass matrix and step size tuned from the particles), target ESS {target_ess}, "
                        "independent runs")}

@@ -153,3 +153,39 @@ def test_smc_prior_draws_raise_no_third_party_warning():
         warnings.simplefilter("error")
         rows = draw_prior(5, 1)
     assert rows.shape == (5, dim) and np.all(np.isfinite(rows))
+
+
+SIDE_BY_SIDE = """
+import json
+from nadfit.fitting.comparison import validation
+from nadfit.fitting.comparison.marginal import smc_log_ml
+model = validation.pymc_model()
+kw = dict(runs=3, draws=100, seed=4, mcmc_steps=2, leapfrog=4)
+out = {str(d): smc_log_ml(model, devices=d, **kw) for d in (1, 2, 3)}
+print(json.dumps({d: [r["log_ml_runs"], r["stages"], r["runs_side_by_side"]] for d, r in out.items()}))
+"""
+
+
+def test_smc_runs_side_by_side_give_each_run_its_own_estimate(tmp_path):
+    """The independent SMC runs on separate host devices (3 side by side, or 2 and a padded group
+    of 1) give each run the estimate and the stage count it gets alone on one device; only the
+    compiled program differs, so the estimates agree to rounding, not bit for bit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3", JAX_ENABLE_X64="1")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    out = subprocess.run([sys.executable, "-c", SIDE_BY_SIDE], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    alone, runs_alone, width = res["1"]
+    assert width == 1 and len(alone) == 3 and np.all(np.isfinite(alone))
+    assert len(set(alone)) == 3  # three different runs, not one repeated
+    for d in ("2", "3"):
+        vals, stages, width = res[d]
+        assert width == int(d)
+        assert stages == runs_alone
+        np.testing.assert_allclose(vals, alone, rtol=0, atol=1e-8)
